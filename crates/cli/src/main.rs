@@ -1,0 +1,42 @@
+//! The `ferroserve` command.
+//!
+//! - `ferroserve serve`: serve a model repository over the KServe V2 HTTP protocol.
+//! - `ferroserve predict`: run one V2 request body through a model, with no server.
+
+mod predict;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A model server: ONNX models from a versioned repository over the KServe V2 protocol.
+#[derive(Debug, Parser)]
+#[command(name = "ferroserve", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a model repository over HTTP (KServe V2 / Triton-compatible).
+    Serve(serve::ServeArgs),
+    /// Run one V2 inference request body (JSON) through a model and print the response.
+    Predict(predict::PredictArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Predict(args) => predict::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

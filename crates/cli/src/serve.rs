@@ -1,0 +1,111 @@
+//! `ferroserve serve`: flags (each also read from a `FERROSERVE_*` variable), logging, the
+//! listener, and shutdown on SIGTERM or Ctrl-C after the requests in flight finish.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use ferroserve_server::{ServerConfig, serve};
+use tokio::net::TcpListener;
+
+/// Who may load and unload models at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ModelControl {
+    /// Models are loaded at start-up; the repository load/unload endpoints answer 403.
+    None,
+    /// As `none`, and `POST /v2/repository/models/{m}/load|unload` are enabled.
+    Explicit,
+}
+
+/// Flags of `ferroserve serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The model repository: one directory per model, holding numbered version directories
+    /// (`<model>/1/model.onnx`) and an optional `<model>/model.toml`.
+    #[arg(long, env = "FERROSERVE_MODEL_REPOSITORY", default_value = "examples/models")]
+    model_repository: PathBuf,
+
+    /// Port of the HTTP (KServe V2) endpoint; 0 picks a free port (logged at start-up).
+    #[arg(long, env = "FERROSERVE_HTTP_PORT", default_value_t = 8000)]
+    http_port: u16,
+
+    /// Address to listen on; 127.0.0.1 keeps the server local to this machine.
+    #[arg(long, env = "FERROSERVE_HOST", default_value = "0.0.0.0")]
+    host: IpAddr,
+
+    /// Whether models may be loaded and unloaded through the repository API.
+    #[arg(long, env = "FERROSERVE_MODEL_CONTROL", value_enum, default_value_t = ModelControl::None)]
+    model_control: ModelControl,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, env = "FERROSERVE_MAX_REQUEST_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_request_bytes: usize,
+
+    /// Most elements one input tensor may have; larger ones get 400 before any allocation.
+    #[arg(long, env = "FERROSERVE_MAX_TENSOR_ELEMENTS", default_value_t = 16 * 1024 * 1024)]
+    max_tensor_elements: usize,
+
+    /// Report ready (`/v2/health/ready`) only when every model in the repository loaded,
+    /// rather than once the start-up load has finished.
+    #[arg(long, env = "FERROSERVE_STRICT_READINESS")]
+    strict_readiness: bool,
+
+    /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
+    #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
+    log: String,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+    anyhow::ensure!(
+        args.model_repository.is_dir(),
+        "--model-repository {}: not a directory",
+        args.model_repository.display()
+    );
+    let config = ServerConfig {
+        model_repository: args.model_repository.clone(),
+        max_request_bytes: args.max_request_bytes,
+        max_tensor_elements: args.max_tensor_elements,
+        model_control_explicit: args.model_control == ModelControl::Explicit,
+        strict_readiness: args.strict_readiness,
+    };
+    tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind((args.host, args.http_port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{}", args.host, args.http_port))?;
+        tracing::info!("listening on http://{}", listener.local_addr()?);
+        serve(config, listener, shutdown_signal()).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

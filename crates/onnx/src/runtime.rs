@@ -1,0 +1,140 @@
+//! [`OnnxRuntime`]: loads `model.onnx` with tract and prepares one optimised plan for every batch
+//! size.
+//!
+//! Converter-declared output shapes and `value_info` are ignored: real exports (LightGBM, BERT)
+//! declare shapes that conflict with a symbolic batch, and ignoring them loses nothing
+//! (`shared/research/engines.md` §1). Every input's first dimension that is not a fixed size is
+//! bound to the one symbol `N`, so inputs agree on the batch and the plan is optimised once.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Arc;
+
+use ferroserve_core::model::LoadOptions;
+use ferroserve_core::{LoadError, Model, Runtime, Signature, TensorSpec};
+use tract_onnx::tract_hir::internal::*;
+use tract_onnx::tract_hir::infer::{DimFact, GenericFactoid, ShapeFactoid};
+
+use crate::convert::datatype_of;
+use crate::model::OnnxModel;
+
+/// The default model file name.
+const MODEL_FILE: &str = "model.onnx";
+
+/// The ONNX runtime, on tract.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OnnxRuntime;
+
+impl Runtime for OnnxRuntime {
+    fn name(&self) -> &'static str {
+        "onnx"
+    }
+
+    fn platform(&self) -> &'static str {
+        "onnx_onnxv1"
+    }
+
+    fn model_files(&self) -> &'static [&'static str] {
+        &[MODEL_FILE]
+    }
+
+    fn load(&self, dir: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, LoadError> {
+        let path = dir.join(options.model_file.as_deref().unwrap_or(MODEL_FILE));
+        if !path.is_file() {
+            return Err(LoadError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        // tract can panic on some malformed graphs; a bad file must only fail its own load.
+        let prepared = catch_unwind(AssertUnwindSafe(|| prepare(&path)));
+        let model = match prepared {
+            Ok(result) => result.map_err(|e| LoadError::Engine {
+                path: path.clone(),
+                message: format!("{e:#}"),
+            })?,
+            Err(panic) => {
+                return Err(LoadError::Engine {
+                    path,
+                    message: format!("tract panicked: {}", panic_message(panic.as_ref())),
+                });
+            }
+        };
+        Ok(Arc::new(model))
+    }
+}
+
+/// Parses, binds the batch symbol, optimises and plans the model at `path`.
+fn prepare(path: &Path) -> TractResult<OnnxModel> {
+    let mut model = tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .model_for_path(path)?;
+    let batch = model.sym("N");
+    let input_count = model.input_outlets()?.len();
+    let mut input_names = Vec::with_capacity(input_count);
+    for ix in 0..input_count {
+        let outlet = model.input_outlets()?[ix];
+        let name = model.node(outlet.node).name.clone();
+        let fact = model.input_fact(ix)?.clone();
+        let dt = fact
+            .datum_type
+            .concretize()
+            .with_context(|| format!("input '{name}' has no declared element type"))?;
+        if fact.shape.is_open() {
+            bail!("input '{name}' has no declared rank");
+        }
+        let dims: TVec<DimFact> = fact
+            .shape
+            .dims()
+            .enumerate()
+            .map(|(axis, d)| match d.concretize() {
+                Some(TDim::Val(v)) => GenericFactoid::Only(TDim::Val(v)),
+                _ if axis == 0 => GenericFactoid::Only(TDim::Sym(batch.clone())),
+                Some(sym) => GenericFactoid::Only(sym),
+                None => GenericFactoid::Only(TDim::Sym(
+                    model.new_sym_with_prefix(&format!("{name}_{axis}_")),
+                )),
+            })
+            .collect();
+        model.set_input_fact(ix, InferenceFact::dt_shape(dt, ShapeFactoid::closed(dims)))?;
+        input_names.push(name);
+    }
+    let output_names = model
+        .output_outlets()?
+        .iter()
+        .map(|o| {
+            model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone())
+        })
+        .collect::<Vec<_>>();
+    let typed = model.into_optimized()?;
+    let spec = |name: &str, fact: &TypedFact| -> TractResult<TensorSpec> {
+        let datatype = datatype_of(fact.datum_type)
+            .with_context(|| format!("tensor '{name}' has type {:?}, which V2 cannot carry", fact.datum_type))?;
+        let shape = fact.shape.iter().map(|d| d.to_i64().unwrap_or(-1)).collect();
+        Ok(TensorSpec::new(name, datatype, shape))
+    };
+    let signature = Signature {
+        inputs: input_names
+            .iter()
+            .enumerate()
+            .map(|(ix, name)| spec(name, typed.input_fact(ix)?))
+            .collect::<TractResult<_>>()?,
+        outputs: output_names
+            .iter()
+            .enumerate()
+            .map(|(ix, name)| spec(name, typed.output_fact(ix)?))
+            .collect::<TractResult<_>>()?,
+    };
+    let plan = typed.into_runnable()?;
+    Ok(OnnxModel::new(plan, signature))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

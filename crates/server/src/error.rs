@@ -1,0 +1,78 @@
+//! The errors of the server layer. Protocol adapters map them to status codes in one place
+//! (`protocol::status`); nothing else decides a status.
+
+use ferroserve_core::{ModelError, ValidationError};
+
+/// Why an inference request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    /// No model of that name is in the repository.
+    #[error("unknown model '{model}'")]
+    ModelNotFound {
+        /// The name asked for.
+        model: String,
+    },
+    /// The model exists but not that version or label.
+    #[error("model '{model}' has no version or label '{version}' (loaded versions: {available:?})")]
+    VersionNotFound {
+        /// The model.
+        model: String,
+        /// The version or label asked for.
+        version: String,
+        /// The versions that are loaded.
+        available: Vec<u64>,
+    },
+    /// The model (or version) exists but is not loaded.
+    #[error("model '{model}' is not ready: {reason}")]
+    ModelNotReady {
+        /// The model.
+        model: String,
+        /// Why: its load error, or that it was unloaded.
+        reason: String,
+    },
+    /// The request does not fit the model's signature or a server limit.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// The model failed while computing.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The version's queue is full.
+    #[error("model '{model}' is overloaded: {capacity} requests are already queued")]
+    Overloaded {
+        /// The model.
+        model: String,
+        /// The queue's capacity.
+        capacity: usize,
+    },
+    /// The version is shutting down.
+    #[error("model '{model}' is being unloaded")]
+    Unavailable {
+        /// The model.
+        model: String,
+    },
+}
+
+/// Why a repository operation (index, load, unload) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepositoryError {
+    /// Load and unload need `--model-control explicit`.
+    #[error("explicit model load and unload are disabled: start the server with --model-control explicit")]
+    ControlDisabled,
+    /// The repository has no directory for that model.
+    #[error("model '{model}' is not in the model repository")]
+    NotInRepository {
+        /// The name asked for.
+        model: String,
+    },
+    /// The model was found but none of its versions loaded.
+    #[error("failed to load model '{model}': {reason}")]
+    LoadFailed {
+        /// The model.
+        model: String,
+        /// The load errors.
+        reason: String,
+    },
+    /// Reading the repository failed.
+    #[error("cannot read the model repository: {0}")]
+    Io(#[from] std::io::Error),
+}

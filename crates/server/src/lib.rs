@@ -1,0 +1,98 @@
+//! ferroserve-server: the model repository, the scheduler in front of each model version, and
+//! the protocol front-ends.
+//!
+//! # Layout
+//! - [`repository`]: what is loaded: `<root>/<model>/<version>/`, `model.toml`, version policy,
+//!   labels, load/unload with the new version built beside the old one.
+//! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
+//! - [`stats`]: per-version counters (Triton's statistics extension).
+//! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
+//! - [`error`]: the errors of this layer.
+//! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
+
+pub mod error;
+pub mod protocol;
+pub mod repository;
+pub mod scheduler;
+pub mod stats;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use ferroserve_core::RuntimeRegistry;
+use tokio::net::TcpListener;
+
+use crate::protocol::v2::codec::RequestLimits;
+use crate::protocol::v2::http::{AppState, HttpSettings, router};
+use crate::repository::Repository;
+
+/// How the server runs: plain data, filled from flags, environment or tests.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The model repository's directory.
+    pub model_repository: PathBuf,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Most elements one tensor may have.
+    pub max_tensor_elements: usize,
+    /// Whether the repository load/unload endpoints are enabled.
+    pub model_control_explicit: bool,
+    /// Whether readiness also needs every model to be ready.
+    pub strict_readiness: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for serving `model_repository`.
+    pub fn new(model_repository: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            model_repository: model_repository.into(),
+            max_request_bytes: 64 * 1024 * 1024,
+            max_tensor_elements: 16 * 1024 * 1024,
+            model_control_explicit: false,
+            strict_readiness: false,
+        }
+    }
+}
+
+/// The runtimes this build has, in the order they are tried.
+pub fn runtime_registry() -> RuntimeRegistry {
+    let mut registry = RuntimeRegistry::new();
+    ferroserve_onnx::register(&mut registry);
+    registry
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then finishes the requests in
+/// flight and returns. The listener is bound by the caller (tests bind `127.0.0.1:0`).
+/// Models load in the background; `/v2/health/ready` turns 200 once that is done.
+pub async fn serve(
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let repository = Arc::new(Repository::new(&config.model_repository, runtime_registry()));
+    let loading = Arc::clone(&repository);
+    tokio::task::spawn_blocking(move || {
+        if let Err(error) = loading.load_all() {
+            tracing::error!(%error, "cannot read the model repository");
+        }
+        tracing::info!("model repository loaded");
+    });
+    let state = AppState {
+        repository,
+        settings: Arc::new(HttpSettings {
+            limits: RequestLimits { max_tensor_elements: config.max_tensor_elements },
+            max_request_bytes: config.max_request_bytes,
+            model_control_explicit: config.model_control_explicit,
+            strict_readiness: config.strict_readiness,
+        }),
+    };
+    // Small responses must not wait on Nagle's algorithm behind the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::warn!(%error, "cannot set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

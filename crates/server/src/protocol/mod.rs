@@ -1,0 +1,5 @@
+//! The protocol front-ends: each decodes its wire form into core tensors, calls the repository
+//! and scheduler, and encodes the answer. Status codes are decided in [`status`] alone.
+
+pub mod status;
+pub mod v2;

@@ -1,0 +1,136 @@
+//! The one place where errors become status codes, and the `{"error": "..."}` body every V2
+//! client reads (tritonclient takes the message from that key).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferroserve_core::ModelError;
+
+use crate::error::{InferError, RepositoryError};
+use crate::protocol::v2::codec::ProtocolError;
+
+/// Any error a request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request's bytes are malformed.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// Inference failed.
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    /// A repository operation failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+    /// No endpoint at this path.
+    #[error("no endpoint {method} {path}")]
+    NoRoute {
+        /// The method used.
+        method: String,
+        /// The path asked for.
+        path: String,
+    },
+}
+
+/// The HTTP status of an error.
+pub fn http_status(error: &ApiError) -> StatusCode {
+    match error {
+        ApiError::Protocol(ProtocolError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
+        ApiError::Infer(e) => match e {
+            InferError::ModelNotFound { .. } | InferError::VersionNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            InferError::Validation(_) => StatusCode::BAD_REQUEST,
+            InferError::Model(ModelError::UnsupportedDatatype { .. }) => StatusCode::BAD_REQUEST,
+            InferError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            InferError::ModelNotReady { .. }
+            | InferError::Overloaded { .. }
+            | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        },
+        ApiError::Repository(e) => match e {
+            RepositoryError::ControlDisabled => StatusCode::FORBIDDEN,
+            RepositoryError::NotInRepository { .. } => StatusCode::NOT_FOUND,
+            RepositoryError::LoadFailed { .. } => StatusCode::BAD_REQUEST,
+            RepositoryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = http_status(&self);
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed");
+        }
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroserve_core::{DataType, ValidationError};
+
+    /// Every variant, so that a new one cannot ship without a deliberate status.
+    #[test]
+    fn every_error_has_its_status() {
+        let cases: Vec<(ApiError, StatusCode)> = vec![
+            (ProtocolError::Json { message: "x".into() }.into(), StatusCode::BAD_REQUEST),
+            (ProtocolError::BodyTooLarge { limit: 1 }.into(), StatusCode::PAYLOAD_TOO_LARGE),
+            (
+                ProtocolError::Header { header: "h", message: "x".into() }.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (InferError::ModelNotFound { model: "m".into() }.into(), StatusCode::NOT_FOUND),
+            (
+                InferError::VersionNotFound { model: "m".into(), version: "9".into(), available: vec![] }
+                    .into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                InferError::ModelNotReady { model: "m".into(), reason: "r".into() }.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                InferError::Validation(ValidationError::DuplicateInput { tensor: "x".into() }).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                InferError::Model(ModelError::Execution { message: "x".into() }).into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                InferError::Model(ModelError::UnsupportedDatatype {
+                    tensor: "x".into(),
+                    datatype: DataType::Bf16,
+                    runtime: "onnx",
+                })
+                .into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                InferError::Overloaded { model: "m".into(), capacity: 1 }.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (InferError::Unavailable { model: "m".into() }.into(), StatusCode::SERVICE_UNAVAILABLE),
+            (RepositoryError::ControlDisabled.into(), StatusCode::FORBIDDEN),
+            (RepositoryError::NotInRepository { model: "m".into() }.into(), StatusCode::NOT_FOUND),
+            (
+                RepositoryError::LoadFailed { model: "m".into(), reason: "r".into() }.into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                RepositoryError::Io(std::io::Error::other("x")).into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                ApiError::NoRoute { method: "GET".into(), path: "/x".into() },
+                StatusCode::NOT_FOUND,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(http_status(&error), status, "{error:?}");
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! JSON `data` of a V2 tensor: typed parsing of flat or nested arrays straight into a typed
+//! buffer (no intermediate `serde_json::Value`), and serialisation back.
+//!
+//! Written by hand because the element type is only known from the sibling `datatype` field, so
+//! the `data` array is kept as raw JSON and parsed once the datatype is read.
+
+use std::fmt;
+
+use ferroserve_core::{DataType, TensorData};
+use half::{bf16, f16};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+
+use super::ProtocolError;
+
+/// Parses `data` of an input called `tensor` as elements of `datatype`, flattening nesting.
+/// `capacity` is the element count the shape implies (a hint; the count is checked later).
+pub fn parse_data(
+    tensor: &str,
+    datatype: DataType,
+    raw: &RawValue,
+    capacity: usize,
+) -> Result<TensorData, ProtocolError> {
+    fn run<T: Element>(raw: &RawValue, capacity: usize) -> Result<Vec<T>, serde_json::Error> {
+        let mut out = Vec::with_capacity(capacity);
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        Flatten { out: &mut out }.deserialize(&mut de)?;
+        Ok(out)
+    }
+    let wrap = |e: serde_json::Error| {
+        // The message is ours; the position is relative to the `data` snippet, so drop it.
+        let text = e.to_string();
+        let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+        ProtocolError::tensor(tensor, format!("data: {text}"))
+    };
+    Ok(match datatype {
+        DataType::Bool => TensorData::Bool(run(raw, capacity).map_err(wrap)?),
+        DataType::Uint8 => TensorData::U8(run(raw, capacity).map_err(wrap)?),
+        DataType::Uint16 => TensorData::U16(run(raw, capacity).map_err(wrap)?),
+        DataType::Uint32 => TensorData::U32(run(raw, capacity).map_err(wrap)?),
+        DataType::Uint64 => TensorData::U64(run(raw, capacity).map_err(wrap)?),
+        DataType::Int8 => TensorData::I8(run(raw, capacity).map_err(wrap)?),
+        DataType::Int16 => TensorData::I16(run(raw, capacity).map_err(wrap)?),
+        DataType::Int32 => TensorData::I32(run(raw, capacity).map_err(wrap)?),
+        DataType::Int64 => TensorData::I64(run(raw, capacity).map_err(wrap)?),
+        DataType::Fp16 => TensorData::F16(run(raw, capacity).map_err(wrap)?),
+        DataType::Bf16 => TensorData::Bf16(run(raw, capacity).map_err(wrap)?),
+        DataType::Fp32 => TensorData::F32(run(raw, capacity).map_err(wrap)?),
+        DataType::Fp64 => TensorData::F64(run(raw, capacity).map_err(wrap)?),
+        DataType::Bytes => TensorData::Bytes(run(raw, capacity).map_err(wrap)?),
+    })
+}
+
+/// An element type that JSON scalars convert into; `None` = that scalar is not accepted.
+trait Element: Sized {
+    /// The V2 name, for messages.
+    const NAME: &'static str;
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_i64(_: i64) -> Option<Self> {
+        None
+    }
+    fn from_u64(_: u64) -> Option<Self> {
+        None
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+}
+
+macro_rules! integer_element {
+    ($t:ty, $name:literal) => {
+        impl Element for $t {
+            const NAME: &'static str = $name;
+            fn from_i64(v: i64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_u64(v: u64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                // Accept integral floats (`3.0`), which some JSON writers produce for integers.
+                if v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64 {
+                    Some(v as $t)
+                } else {
+                    None
+                }
+            }
+        }
+    };
+}
+integer_element!(u8, "UINT8");
+integer_element!(u16, "UINT16");
+integer_element!(u32, "UINT32");
+integer_element!(u64, "UINT64");
+integer_element!(i8, "INT8");
+integer_element!(i16, "INT16");
+integer_element!(i32, "INT32");
+integer_element!(i64, "INT64");
+
+/// Non-finite floats have no JSON number form; accept the tokens TF Serving and numpy write.
+fn non_finite(s: &str) -> Option<f64> {
+    match s {
+        "NaN" | "nan" => Some(f64::NAN),
+        "Infinity" | "inf" | "+inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
+macro_rules! float_element {
+    ($t:ty, $name:literal, $from:expr) => {
+        impl Element for $t {
+            const NAME: &'static str = $name;
+            fn from_i64(v: i64) -> Option<Self> {
+                Some($from(v as f64))
+            }
+            fn from_u64(v: u64) -> Option<Self> {
+                Some($from(v as f64))
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                Some($from(v))
+            }
+            fn from_str(s: &str) -> Option<Self> {
+                non_finite(s).map($from)
+            }
+        }
+    };
+}
+float_element!(f32, "FP32", |v: f64| v as f32);
+float_element!(f64, "FP64", |v: f64| v);
+float_element!(f16, "FP16", f16::from_f64);
+float_element!(bf16, "BF16", bf16::from_f64);
+
+impl Element for bool {
+    const NAME: &'static str = "BOOL";
+    fn from_bool(v: bool) -> Option<Self> {
+        Some(v)
+    }
+}
+
+impl Element for Vec<u8> {
+    const NAME: &'static str = "BYTES";
+    fn from_str(s: &str) -> Option<Self> {
+        Some(s.as_bytes().to_vec())
+    }
+}
+
+/// Appends every scalar of a (possibly nested) JSON array to `out`.
+struct Flatten<'a, T> {
+    out: &'a mut Vec<T>,
+}
+
+impl<'de, T: Element> DeserializeSeed<'de> for Flatten<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<T: Element> Flatten<'_, T> {
+    fn push<E: de::Error>(self, v: Option<T>, got: fmt::Arguments<'_>) -> Result<(), E> {
+        match v {
+            Some(v) => {
+                self.out.push(v);
+                Ok(())
+            }
+            None => Err(E::custom(format_args!(
+                "element {} is {got}, which is not a valid {} value",
+                self.out.len(),
+                T::NAME
+            ))),
+        }
+    }
+}
+
+impl<'de, T: Element> Visitor<'de> for Flatten<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an array of {} values", T::NAME)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        while seq.next_element_seed(Flatten { out: &mut *out })?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.push(T::from_bool(v), format_args!("{v}"))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.push(T::from_i64(v), format_args!("{v}"))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.push(T::from_u64(v), format_args!("{v}"))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.push(T::from_f64(v), format_args!("{v}"))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.push(T::from_str(v), format_args!("the string {v:?}"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.push(None, format_args!("null"))
+    }
+}
+
+/// Serialises a buffer as a flat JSON array (FP16/BF16 as numbers, BYTES as strings).
+#[derive(Debug)]
+pub struct DataJson<'a>(pub &'a TensorData);
+
+impl Serialize for DataJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn seq<S: Serializer, T, U: Serialize>(
+            s: S,
+            v: &[T],
+            f: impl Fn(&T) -> U,
+        ) -> Result<S::Ok, S::Error> {
+            let mut out = s.serialize_seq(Some(v.len()))?;
+            for x in v {
+                out.serialize_element(&f(x))?;
+            }
+            out.end()
+        }
+        match self.0 {
+            TensorData::F16(v) => seq(s, v, |x| x.to_f32()),
+            TensorData::Bf16(v) => seq(s, v, |x| x.to_f32()),
+            TensorData::Bytes(v) => seq(s, v, |x| String::from_utf8_lossy(x).into_owned()),
+            TensorData::Bool(v) => v.serialize(s),
+            TensorData::U8(v) => v.serialize(s),
+            TensorData::U16(v) => v.serialize(s),
+            TensorData::U32(v) => v.serialize(s),
+            TensorData::U64(v) => v.serialize(s),
+            TensorData::I8(v) => v.serialize(s),
+            TensorData::I16(v) => v.serialize(s),
+            TensorData::I32(v) => v.serialize(s),
+            TensorData::I64(v) => v.serialize(s),
+            TensorData::F32(v) => v.serialize(s),
+            TensorData::F64(v) => v.serialize(s),
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(dt: DataType, text: &str) -> Result<TensorData, ProtocolError> {
+        let raw: Box<RawValue> = serde_json::from_str(text).unwrap();
+        parse_data("x", dt, &raw, 0)
+    }
+
+    #[test]
+    fn flattens_nested_arrays() {
+        assert_eq!(
+            parse(DataType::Fp32, "[[1, 2.5], [3, 4]]").unwrap(),
+            TensorData::F32(vec![1.0, 2.5, 3.0, 4.0])
+        );
+        assert_eq!(parse(DataType::Int64, "[1, [2, [3]]]").unwrap(), TensorData::I64(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn parses_every_datatype() {
+        assert_eq!(parse(DataType::Bool, "[true,false]").unwrap(), TensorData::Bool(vec![true, false]));
+        assert_eq!(parse(DataType::Uint8, "[255]").unwrap(), TensorData::U8(vec![255]));
+        assert_eq!(parse(DataType::Int8, "[-128]").unwrap(), TensorData::I8(vec![-128]));
+        assert_eq!(parse(DataType::Uint64, "[18446744073709551615]").unwrap(), TensorData::U64(vec![u64::MAX]));
+        assert_eq!(parse(DataType::Fp64, "[0.1]").unwrap(), TensorData::F64(vec![0.1]));
+        assert_eq!(parse(DataType::Fp16, "[0.5]").unwrap(), TensorData::F16(vec![f16::from_f32(0.5)]));
+        assert_eq!(
+            parse(DataType::Bytes, r#"["ab", "c"]"#).unwrap(),
+            TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()])
+        );
+        let TensorData::F32(v) = parse(DataType::Fp32, r#"["NaN", "-inf"]"#).unwrap() else { panic!() };
+        assert!(v[0].is_nan() && v[1] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn rejects_values_outside_the_type_naming_the_element() {
+        let err = parse(DataType::Uint8, "[1, 256]").unwrap_err().to_string();
+        assert!(err.contains("input 'x'") && err.contains("element 1") && err.contains("UINT8"), "{err}");
+        assert!(parse(DataType::Int32, "[1.5]").is_err());
+        assert!(parse(DataType::Bool, "[1]").is_err());
+        assert!(parse(DataType::Fp32, r#"["one"]"#).is_err());
+        assert!(parse(DataType::Fp32, "[null]").is_err());
+        assert!(parse(DataType::Fp32, "{\"a\": 1}").is_err());
+    }
+
+    #[test]
+    fn serialises_flat() {
+        let text = serde_json::to_string(&DataJson(&TensorData::F32(vec![0.5, 1.0]))).unwrap();
+        assert_eq!(text, "[0.5,1.0]");
+        let bytes = serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()]))).unwrap();
+        assert_eq!(bytes, "[\"hi\"]");
+    }
+}

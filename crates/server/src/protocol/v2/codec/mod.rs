@@ -1,0 +1,108 @@
+//! V2 inference bodies: JSON and the binary tensor data extension, both ways.
+//!
+//! - [`request`]: a body (JSON header + optional binary part) into a [`V2Request`].
+//! - [`response`]: output tensors into a body.
+//! - [`json`]: typed element parsing of `data` (flat or nested) and its serialisation.
+//! - [`binary`]: little-endian tensor bytes, BYTES with 4-byte length prefixes.
+
+pub mod binary;
+pub mod json;
+pub mod request;
+pub mod response;
+
+use ferroserve_core::Tensor;
+
+pub use request::{RequestLimits, decode_request};
+pub use response::{EncodedResponse, encode_response};
+
+/// The header carrying the JSON part's length when a binary part follows.
+pub const HEADER_LENGTH: &str = "inference-header-content-length";
+
+/// A decoded V2 inference request.
+#[derive(Debug, Default)]
+pub struct V2Request {
+    /// The client's request id, echoed in the response.
+    pub id: Option<String>,
+    /// The input tensors, in the order given.
+    pub inputs: Vec<Tensor>,
+    /// The outputs asked for, in order; empty = all outputs.
+    pub outputs: Vec<RequestedOutput>,
+    /// Whether outputs not asked for individually come back binary (`binary_data_output`).
+    pub binary_output: bool,
+}
+
+/// One entry of the request's `outputs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedOutput {
+    /// The output's name.
+    pub name: String,
+    /// Its `binary_data` parameter, when given.
+    pub binary: Option<bool>,
+}
+
+/// A request body that cannot be decoded, naming the field, tensor or header at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The JSON is malformed or has a field of the wrong form.
+    #[error("malformed request: {message}")]
+    Json {
+        /// serde's message, with the path of the field (`inputs[0].shape[1]`).
+        message: String,
+    },
+    /// A tensor's description or data is wrong.
+    #[error("input '{tensor}': {message}")]
+    Tensor {
+        /// The tensor at fault.
+        tensor: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A header is malformed or inconsistent with the body.
+    #[error("header {header}: {message}")]
+    Header {
+        /// The header's name.
+        header: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The binary part is shorter than the tensors it should hold.
+    #[error("input '{tensor}': binary data is truncated: {needed} bytes declared but only {available} remain in the body")]
+    BinaryTruncated {
+        /// The tensor at fault.
+        tensor: String,
+        /// Bytes its `binary_data_size` declares.
+        needed: usize,
+        /// Bytes left in the body.
+        available: usize,
+    },
+    /// Bytes follow the last binary tensor.
+    #[error("the body has {extra} bytes after the last binary tensor")]
+    BinaryTrailing {
+        /// How many.
+        extra: usize,
+    },
+    /// A request parameter the server does not implement.
+    #[error("parameter '{parameter}' is not supported: {message}")]
+    UnsupportedParameter {
+        /// The parameter.
+        parameter: String,
+        /// Why, and what to do instead.
+        message: String,
+    },
+    /// A tensor breaks a limit or does not fit its shape.
+    #[error(transparent)]
+    Validation(#[from] ferroserve_core::ValidationError),
+    /// The body is larger than the configured limit.
+    #[error("request body exceeds the limit of {limit} bytes (--max-request-bytes)")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl ProtocolError {
+    /// A [`ProtocolError::Tensor`].
+    pub fn tensor(tensor: &str, message: impl Into<String>) -> ProtocolError {
+        ProtocolError::Tensor { tensor: tensor.to_owned(), message: message.into() }
+    }
+}

@@ -1,0 +1,305 @@
+//! Decoding a V2 inference request body: the JSON header, then (binary tensor data extension)
+//! the bytes of each input that declares `binary_data_size`, in the order of `inputs`.
+
+use std::collections::HashMap;
+
+use ferroserve_core::tensor::element_count;
+use ferroserve_core::{DataType, Tensor, TensorSpec, ValidationError};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{ProtocolError, RequestedOutput, V2Request, binary, json};
+
+/// Limits checked while decoding, before any large allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestLimits {
+    /// Most elements one tensor may have.
+    pub max_tensor_elements: usize,
+}
+
+/// The JSON header as sent.
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    parameters: HashMap<String, Value>,
+    #[serde(borrow)]
+    inputs: Vec<RawInput<'a>>,
+    #[serde(default)]
+    outputs: Vec<RawOutput>,
+}
+
+#[derive(Deserialize)]
+struct RawInput<'a> {
+    name: String,
+    shape: Vec<u64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: HashMap<String, Value>,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct RawOutput {
+    name: String,
+    #[serde(default)]
+    parameters: HashMap<String, Value>,
+}
+
+/// Decodes a body whose first `header_length` bytes are JSON (all of it when `None`).
+pub fn decode_request(
+    body: &[u8],
+    header_length: Option<usize>,
+    limits: RequestLimits,
+) -> Result<V2Request, ProtocolError> {
+    let split = header_length.unwrap_or(body.len());
+    if split > body.len() {
+        return Err(ProtocolError::Header {
+            header: "Inference-Header-Content-Length",
+            message: format!("{split} is larger than the body ({} bytes)", body.len()),
+        });
+    }
+    let (header, mut binary) = body.split_at(split);
+    let de = &mut serde_json::Deserializer::from_slice(header);
+    let raw: RawRequest<'_> = serde_path_to_error::deserialize(de)
+        .map_err(|e| ProtocolError::Json { message: e.to_string() })?;
+
+    let mut inputs = Vec::with_capacity(raw.inputs.len());
+    for (ix, input) in raw.inputs.into_iter().enumerate() {
+        let name = input.name;
+        let datatype: DataType =
+            input.datatype.parse().map_err(|e| ProtocolError::tensor(&name, format!("{e}")))?;
+        let shape: Vec<usize> = input
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<_, _>>()
+            .map_err(|_| ProtocolError::tensor(&name, format!("shape {:?} is too large", input.shape)))?;
+        let count = element_count(&shape).ok_or_else(|| {
+            ProtocolError::tensor(&name, format!("shape {shape:?} is too large"))
+        })?;
+        if count > limits.max_tensor_elements {
+            return Err(ValidationError::TooManyElements {
+                tensor: name,
+                limit: limits.max_tensor_elements,
+                got: count,
+            }
+            .into());
+        }
+        let binary_size = input
+            .parameters
+            .get("binary_data_size")
+            .map(|v| {
+                v.as_u64().ok_or_else(|| {
+                    ProtocolError::tensor(&name, format!("parameter binary_data_size must be a non-negative integer, got {v}"))
+                })
+            })
+            .transpose()?;
+        let data = match (binary_size, input.data) {
+            (Some(_), Some(_)) => {
+                return Err(ProtocolError::tensor(
+                    &name,
+                    "has both JSON data and binary_data_size; give one",
+                ));
+            }
+            (Some(size), None) => {
+                let size = size as usize;
+                if size > binary.len() {
+                    return Err(ProtocolError::BinaryTruncated {
+                        tensor: name,
+                        needed: size,
+                        available: binary.len(),
+                    });
+                }
+                let (bytes, rest) = binary.split_at(size);
+                binary = rest;
+                binary::decode(&name, datatype, bytes, count)?
+            }
+            (None, Some(raw)) => json::parse_data(&name, datatype, raw, count)?,
+            (None, None) => {
+                return Err(ProtocolError::Json {
+                    message: format!("inputs[{ix}] ('{name}'): no data and no binary_data_size parameter"),
+                });
+            }
+        };
+        inputs.push(Tensor::new(name, shape, data)?);
+    }
+    if !binary.is_empty() {
+        return Err(ProtocolError::BinaryTrailing { extra: binary.len() });
+    }
+
+    let mut outputs = Vec::with_capacity(raw.outputs.len());
+    for output in raw.outputs {
+        if output.parameters.contains_key("classification") {
+            return Err(ProtocolError::UnsupportedParameter {
+                parameter: format!("outputs['{}'].classification", output.name),
+                message: "the classification extension is not implemented; request the raw output".into(),
+            });
+        }
+        let binary = bool_parameter(&output.parameters, "binary_data", &output.name)?;
+        outputs.push(RequestedOutput { name: output.name, binary });
+    }
+    let binary_output =
+        bool_parameter(&raw.parameters, "binary_data_output", "request")?.unwrap_or(false);
+    Ok(V2Request { id: raw.id, inputs, outputs, binary_output })
+}
+
+/// A raw binary request (`Inference-Header-Content-Length: 0`): the body is the bytes of the
+/// model's single input, batch 1, and every output comes back binary.
+pub fn decode_raw_binary(
+    spec: &TensorSpec,
+    batched: bool,
+    body: &[u8],
+    limits: RequestLimits,
+) -> Result<V2Request, ProtocolError> {
+    let mut shape: Vec<i64> = spec.shape.clone();
+    if batched && !shape.is_empty() {
+        shape[0] = 1;
+    }
+    let unknown: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] < 0).collect();
+    let fixed: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    match (unknown.as_slice(), spec.datatype.size()) {
+        ([], _) => {}
+        ([axis], Some(size)) if fixed > 0 && body.len() % (fixed * size) == 0 => {
+            shape[*axis] = (body.len() / (fixed * size)) as i64;
+        }
+        ([_], None) if fixed == 1 => {
+            // One BYTES element holding the whole body.
+            let shape: Vec<usize> = shape.iter().map(|&d| d.max(1) as usize).collect();
+            let data = ferroserve_core::TensorData::Bytes(vec![body.to_vec()]);
+            return Ok(V2Request {
+                inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
+                binary_output: true,
+                ..V2Request::default()
+            });
+        }
+        _ => {
+            return Err(ProtocolError::tensor(
+                &spec.name,
+                format!(
+                    "a raw binary request (Inference-Header-Content-Length: 0) needs an input shape with at most one variable dimension besides the batch; the model's is {:?} and the body has {} bytes",
+                    spec.shape,
+                    body.len()
+                ),
+            ));
+        }
+    }
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    let count = element_count(&shape).unwrap_or(usize::MAX);
+    if count > limits.max_tensor_elements {
+        return Err(ValidationError::TooManyElements {
+            tensor: spec.name.clone(),
+            limit: limits.max_tensor_elements,
+            got: count,
+        }
+        .into());
+    }
+    let data = binary::decode(&spec.name, spec.datatype, body, count)?;
+    Ok(V2Request {
+        inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
+        binary_output: true,
+        ..V2Request::default()
+    })
+}
+
+fn bool_parameter(
+    parameters: &HashMap<String, Value>,
+    key: &str,
+    owner: &str,
+) -> Result<Option<bool>, ProtocolError> {
+    parameters
+        .get(key)
+        .map(|v| {
+            v.as_bool().ok_or_else(|| ProtocolError::Json {
+                message: format!("{owner}: parameter {key} must be true or false, got {v}"),
+            })
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroserve_core::TensorData;
+
+    const LIMITS: RequestLimits = RequestLimits { max_tensor_elements: 1000 };
+
+    fn decode(body: &[u8], header: Option<usize>) -> Result<V2Request, ProtocolError> {
+        decode_request(body, header, LIMITS)
+    }
+
+    #[test]
+    fn decodes_json_request() {
+        let r = decode(
+            br#"{"id":"7","inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[[1,2],[3,4]]}],
+                "outputs":[{"name":"y","parameters":{"binary_data":true}}]}"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.id.as_deref(), Some("7"));
+        assert_eq!(r.inputs[0].data(), &TensorData::F32(vec![1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(r.outputs, vec![RequestedOutput { name: "y".into(), binary: Some(true) }]);
+        assert!(!r.binary_output);
+    }
+
+    #[test]
+    fn decodes_binary_parts_in_input_order() {
+        let header = br#"{"inputs":[{"name":"a","shape":[1],"datatype":"INT32","parameters":{"binary_data_size":4}},{"name":"b","shape":[2],"datatype":"UINT8","parameters":{"binary_data_size":2}}],"parameters":{"binary_data_output":true}}"#;
+        let mut body = header.to_vec();
+        body.extend_from_slice(&5i32.to_le_bytes());
+        body.extend_from_slice(&[9, 8]);
+        let r = decode(&body, Some(header.len())).unwrap();
+        assert_eq!(r.inputs[0].data(), &TensorData::I32(vec![5]));
+        assert_eq!(r.inputs[1].data(), &TensorData::U8(vec![9, 8]));
+        assert!(r.binary_output);
+    }
+
+    #[test]
+    fn header_length_equal_to_body_means_json_only() {
+        let body = br#"{"inputs":[{"name":"x","shape":[1],"datatype":"INT64","data":[1]}]}"#;
+        assert!(decode(body, Some(body.len())).is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_bodies_naming_the_fault() {
+        let err = |body: &[u8], header| decode(body, header).unwrap_err().to_string();
+        assert!(err(b"{not json", None).contains("malformed"));
+        let e = err(br#"{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}"#, None);
+        assert!(e.contains("inputs[0].shape"), "{e}");
+        let e = err(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP31","data":[1]}]}"#, None);
+        assert!(e.contains("'x'") && e.contains("FP31"), "{e}");
+        let e = err(br#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1]}]}"#, None);
+        assert!(e.contains("'x'") && e.contains("3") && e.contains("1"), "{e}");
+        let e = err(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#, None);
+        assert!(e.contains("no data"), "{e}");
+        let e = err(br#"{"inputs":[]}"#, Some(100));
+        assert!(e.contains("Inference-Header-Content-Length"), "{e}");
+        let e = err(br#"{"inputs":[{"name":"x","shape":[2000],"datatype":"FP32","data":[]}]}"#, None);
+        assert!(e.contains("limit of 1000"), "{e}");
+    }
+
+    #[test]
+    fn rejects_truncated_and_trailing_binary() {
+        let header = br#"{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","parameters":{"binary_data_size":8}}]}"#;
+        let mut body = header.to_vec();
+        body.extend_from_slice(&[0; 5]);
+        let e = decode(&body, Some(header.len())).unwrap_err();
+        assert!(matches!(e, ProtocolError::BinaryTruncated { needed: 8, available: 5, .. }), "{e}");
+        body.extend_from_slice(&[0; 4]);
+        let e = decode(&body, Some(header.len())).unwrap_err();
+        assert!(matches!(e, ProtocolError::BinaryTrailing { extra: 1 }), "{e}");
+    }
+
+    #[test]
+    fn raw_binary_fills_the_batch_dimension() {
+        let spec = TensorSpec::new("x", DataType::Fp32, vec![-1, 2]);
+        let body: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let r = decode_raw_binary(&spec, true, &body, LIMITS).unwrap();
+        assert_eq!(r.inputs[0].shape, vec![1, 2]);
+        assert!(r.binary_output);
+        assert!(decode_raw_binary(&spec, true, &body[..4], LIMITS).is_err());
+    }
+}

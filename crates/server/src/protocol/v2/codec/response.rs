@@ -1,0 +1,106 @@
+//! Encoding a V2 inference response: JSON, or a JSON header followed by the bytes of each
+//! binary output in the order the outputs are listed.
+
+use ferroserve_core::Tensor;
+use serde::Serialize;
+
+use super::binary;
+use super::json::DataJson;
+
+/// A response body, and the length of its JSON part when a binary part follows.
+#[derive(Debug)]
+pub struct EncodedResponse {
+    /// The whole body.
+    pub body: Vec<u8>,
+    /// `Some(len)` when binary outputs follow the JSON header.
+    pub header_length: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Response<'a> {
+    model_name: &'a str,
+    model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<Output<'a>>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryParameters>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<DataJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct BinaryParameters {
+    binary_data_size: usize,
+}
+
+/// Encodes `outputs`, each with whether it goes binary.
+pub fn encode_response(
+    model_name: &str,
+    model_version: u64,
+    id: Option<&str>,
+    outputs: &[(Tensor, bool)],
+) -> EncodedResponse {
+    let response = Response {
+        model_name,
+        model_version: model_version.to_string(),
+        id: id.filter(|id| !id.is_empty()),
+        outputs: outputs
+            .iter()
+            .map(|(t, binary)| Output {
+                name: &t.name,
+                datatype: t.datatype().name(),
+                shape: &t.shape,
+                parameters: binary.then(|| BinaryParameters { binary_data_size: t.data().byte_size() }),
+                data: (!binary).then(|| DataJson(t.data())),
+            })
+            .collect(),
+    };
+    let mut body = serde_json::to_vec(&response).expect("a response always serialises");
+    if !outputs.iter().any(|(_, binary)| *binary) {
+        return EncodedResponse { body, header_length: None };
+    }
+    let header_length = body.len();
+    for (t, _) in outputs.iter().filter(|(_, binary)| *binary) {
+        binary::encode(t.data(), &mut body);
+    }
+    EncodedResponse { body, header_length: Some(header_length) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroserve_core::TensorData;
+
+    #[test]
+    fn json_response_echoes_id_and_carries_data() {
+        let t = Tensor::new("y", vec![1, 2], TensorData::F32(vec![0.5, 0.25])).unwrap();
+        let r = encode_response("m", 3, Some("abc"), &[(t, false)]);
+        assert_eq!(r.header_length, None);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            r#"{"model_name":"m","model_version":"3","id":"abc","outputs":[{"name":"y","datatype":"FP32","shape":[1,2],"data":[0.5,0.25]}]}"#
+        );
+    }
+
+    #[test]
+    fn binary_outputs_follow_the_header_in_order() {
+        let a = Tensor::new("a", vec![1], TensorData::I64(vec![7])).unwrap();
+        let b = Tensor::new("b", vec![1], TensorData::U8(vec![9])).unwrap();
+        let c = Tensor::new("c", vec![1], TensorData::I32(vec![1])).unwrap();
+        let r = encode_response("m", 1, None, &[(a, true), (c, false), (b, true)]);
+        let len = r.header_length.unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&r.body[..len]).unwrap();
+        assert_eq!(header["outputs"][0]["parameters"]["binary_data_size"], 8);
+        assert_eq!(header["outputs"][1]["data"][0], 1);
+        assert_eq!(&r.body[len..], &[7, 0, 0, 0, 0, 0, 0, 0, 9]);
+        assert!(header.get("id").is_none());
+    }
+}

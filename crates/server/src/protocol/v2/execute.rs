@@ -1,0 +1,62 @@
+//! Running a decoded V2 request against a model version, shared by every V2 front-end and by
+//! `ferroserve predict`.
+
+use std::time::Instant;
+
+use ferroserve_core::Tensor;
+
+use crate::error::InferError;
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::{EncodedResponse, ProtocolError, V2Request, encode_response};
+use crate::repository::LoadedVersion;
+
+/// Validates `request` against `version`, runs it through the version's queue and encodes the
+/// outputs asked for. `started` is when the request arrived, for the statistics.
+pub async fn execute(
+    version: &LoadedVersion,
+    request: V2Request,
+    started: Instant,
+) -> Result<EncodedResponse, ApiError> {
+    let V2Request { id, inputs, outputs: requested, binary_output } = request;
+    let signature = &version.signature;
+    let selection: Vec<(usize, bool)> = if requested.is_empty() {
+        (0..signature.outputs.len()).map(|i| (i, binary_output)).collect()
+    } else {
+        requested
+            .iter()
+            .map(|o| {
+                let ix = signature.output_index(&o.name).map_err(InferError::from)?;
+                Ok((ix, o.binary.unwrap_or(binary_output)))
+            })
+            .collect::<Result<_, ApiError>>()?
+    };
+    if let Some(dup) = requested.iter().enumerate().find(|(i, o)| {
+        requested[..*i].iter().any(|p| p.name == o.name)
+    }) {
+        return Err(ProtocolError::Json {
+            message: format!("output '{}' is requested more than once", dup.1.name),
+        }
+        .into());
+    }
+    let inputs = signature
+        .validate_inputs(inputs, version.max_batch_size)
+        .map_err(InferError::from)?;
+    let rows = match version.max_batch_size {
+        0 => 1,
+        _ => inputs.first().and_then(Tensor::batch_size).unwrap_or(1),
+    };
+    version.stats.compute_input.record(started.elapsed());
+
+    let outputs = version.scheduler.infer(inputs, rows).await?;
+
+    let encoding = Instant::now();
+    let mut outputs: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();
+    let selected: Vec<(Tensor, bool)> = selection
+        .iter()
+        .map(|&(ix, binary)| (outputs[ix].take().expect("each output is selected once"), binary))
+        .collect();
+    let encoded =
+        encode_response(&version.model_name, version.version, id.as_deref(), &selected);
+    version.stats.compute_output.record(encoding.elapsed());
+    Ok(encoded)
+}

@@ -1,0 +1,94 @@
+//! Triton's model configuration extension: `GET /v2/models/{m}[/versions/{v}]/config`, the
+//! `ModelConfig` protobuf as JSON with proto field names. perf_analyzer needs it (it aborts on
+//! 404) and reads `max_batch_size`, `input[]`, `output[]` and the scheduling fields.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use ferroserve_core::TensorSpec;
+use serde_json::{Value, json};
+
+use super::{AppState, ModelPath};
+use crate::protocol::status::ApiError;
+use crate::repository::{LoadedVersion, VersionPolicy};
+
+/// `GET /v2/models/{m}[/versions/{v}]/config`.
+pub(super) async fn model(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, ApiError> {
+    let version = state.repository.resolve(&path.model, path.version.as_deref())?;
+    Ok(Json(model_config(&version)))
+}
+
+/// A tensor's dims as Triton lists them: without the batch dimension when the model batches.
+fn dims(spec: &TensorSpec, batched: bool) -> &[i64] {
+    if batched && !spec.shape.is_empty() { &spec.shape[1..] } else { &spec.shape }
+}
+
+/// The Triton `ModelConfig` of a loaded version.
+pub(crate) fn model_config(v: &LoadedVersion) -> Value {
+    let batched = v.max_batch_size > 0;
+    let version_policy = match v.config.version_policy() {
+        VersionPolicy::Latest(n) => json!({ "latest": { "num_versions": n } }),
+        VersionPolicy::All => json!({ "all": {} }),
+        VersionPolicy::Specific(versions) => json!({ "specific": { "versions": versions } }),
+    };
+    let inputs: Vec<Value> = v
+        .signature
+        .inputs
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "data_type": s.datatype.triton_config_name(),
+                "format": "FORMAT_NONE",
+                "dims": dims(s, batched),
+                "is_shape_tensor": false,
+                "allow_ragged_batch": false,
+                "optional": false,
+            })
+        })
+        .collect();
+    let outputs: Vec<Value> = v
+        .signature
+        .outputs
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "data_type": s.datatype.triton_config_name(),
+                "dims": dims(s, batched),
+                "label_filename": "",
+                "is_shape_tensor": false,
+            })
+        })
+        .collect();
+    json!({
+        "name": v.model_name,
+        "platform": v.platform,
+        "backend": v.runtime,
+        "runtime": "",
+        "version_policy": version_policy,
+        "max_batch_size": v.max_batch_size,
+        "input": inputs,
+        "output": outputs,
+        "batch_input": [],
+        "batch_output": [],
+        "instance_group": [{
+            "name": format!("{}_0", v.model_name),
+            "kind": "KIND_CPU",
+            "count": v.instances,
+            "gpus": [],
+            "secondary_devices": [],
+            "profile": [],
+            "passive": false,
+            "host_policy": "",
+        }],
+        "default_model_filename": v.config.raw.default_model_filename.clone()
+            .unwrap_or_else(|| "model.onnx".to_owned()),
+        "parameters": {},
+        "model_warmup": [],
+        "model_transaction_policy": { "decoupled": false },
+        "response_cache": { "enable": false },
+    })
+}

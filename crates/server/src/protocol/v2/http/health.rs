@@ -1,0 +1,30 @@
+//! Liveness and readiness: of the server, and of one model (version).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::{AppState, ModelPath};
+use crate::protocol::status::ApiError;
+
+/// `GET /v2/health/live`: the process answers.
+pub(super) async fn live() -> StatusCode {
+    StatusCode::OK
+}
+
+/// `GET /v2/health/ready`: the start-up load finished (and, with `--strict-readiness`, every
+/// model is ready).
+pub(super) async fn ready(State(state): State<AppState>) -> StatusCode {
+    let repository = &state.repository;
+    let ready =
+        repository.started() && (!state.settings.strict_readiness || repository.all_ready());
+    if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/ready`.
+pub(super) async fn model_ready(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<StatusCode, ApiError> {
+    state.repository.resolve(&path.model, path.version.as_deref())?;
+    Ok(StatusCode::OK)
+}

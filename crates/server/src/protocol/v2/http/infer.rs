@@ -1,0 +1,96 @@
+//! `POST /v2/models/{m}[/versions/{v}]/infer`: decode (JSON or binary extension), validate
+//! against the version's signature, queue, encode.
+
+use std::time::Instant;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::{AppState, ModelPath, read_body};
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::request::decode_raw_binary;
+use crate::protocol::v2::codec::{EncodedResponse, HEADER_LENGTH, ProtocolError, decode_request};
+use crate::protocol::v2::execute;
+use crate::repository::LoadedVersion;
+
+/// The handler.
+pub(super) async fn infer(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    let version = state.repository.resolve(&path.model, path.version.as_deref())?;
+    let result = run(&state, &version, &headers, &body, started).await;
+    match &result {
+        Ok(_) => version.stats.success.record(started.elapsed()),
+        Err(_) => version.stats.fail.record(started.elapsed()),
+    }
+    result
+}
+
+async fn run(
+    state: &AppState,
+    version: &LoadedVersion,
+    headers: &HeaderMap,
+    body: &[u8],
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let limits = state.settings.limits;
+    let request = match header_length(headers)? {
+        Some(0) => {
+            let [spec] = version.signature.inputs.as_slice() else {
+                return Err(ProtocolError::Header {
+                    header: "Inference-Header-Content-Length",
+                    message: format!(
+                        "0 (a raw binary request) needs a model with exactly one input; '{}' has {}",
+                        version.model_name,
+                        version.signature.inputs.len()
+                    ),
+                }
+                .into());
+            };
+            decode_raw_binary(spec, version.max_batch_size > 0, body, limits)?
+        }
+        length => decode_request(body, length, limits)?,
+    };
+    let encoded = execute(version, request, started).await?;
+    Ok(into_http(encoded))
+}
+
+/// The `Inference-Header-Content-Length` header, if present.
+fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ProtocolError> {
+    let Some(value) = headers.get(HEADER_LENGTH) else { return Ok(None) };
+    value.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).map(Some).ok_or_else(|| {
+        ProtocolError::Header {
+            header: "Inference-Header-Content-Length",
+            message: format!("{value:?} is not a non-negative integer"),
+        }
+    })
+}
+
+fn into_http(encoded: EncodedResponse) -> Response {
+    match encoded.header_length {
+        None => {
+            ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], encoded.body)
+                .into_response()
+        }
+        Some(length) => (
+            [
+                (CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (
+                    axum::http::HeaderName::from_static(HEADER_LENGTH),
+                    HeaderValue::from(length),
+                ),
+            ],
+            encoded.body,
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,102 @@
+//! The V2 HTTP/REST endpoints, one file per group, and [`router`] that wires them.
+//!
+//! | path | file |
+//! |---|---|
+//! | `GET /v2/health/{live,ready}`, `GET /v2/models/{m}[/versions/{v}]/ready` | `health` |
+//! | `GET /v2`, `GET /v2/models/{m}[/versions/{v}]` | `metadata` |
+//! | `GET /v2/models/{m}[/versions/{v}]/config` (Triton) | `config` |
+//! | `GET /v2/models[/{m}[/versions/{v}]]/stats` (Triton) | `stats` |
+//! | `POST /v2/models/{m}[/versions/{v}]/infer` | `infer` |
+//! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
+
+mod config;
+mod health;
+mod infer;
+mod metadata;
+mod repository;
+mod stats;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::{ProtocolError, RequestLimits};
+use crate::repository::Repository;
+
+/// Settings of the HTTP front-end.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Limits checked while decoding tensors.
+    pub limits: RequestLimits,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Whether `POST /v2/repository/models/{m}/{load,unload}` are enabled.
+    pub model_control_explicit: bool,
+    /// Whether `/v2/health/ready` also needs every model to be ready.
+    pub strict_readiness: bool,
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The loaded models.
+    pub repository: Arc<Repository>,
+    /// Front-end settings.
+    pub settings: Arc<HttpSettings>,
+}
+
+/// `{model}` and the optional `{version}` of a model path.
+#[derive(Debug, Deserialize)]
+struct ModelPath {
+    model: String,
+    version: Option<String>,
+}
+
+/// The V2 HTTP router over `state`.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_request_bytes;
+    Router::new()
+        .route("/v2", get(metadata::server))
+        .route("/v2/health/live", get(health::live))
+        .route("/v2/health/ready", get(health::ready))
+        .route("/v2/models/stats", get(stats::all))
+        .route("/v2/models/{model}", get(metadata::model))
+        .route("/v2/models/{model}/versions/{version}", get(metadata::model))
+        .route("/v2/models/{model}/ready", get(health::model_ready))
+        .route("/v2/models/{model}/versions/{version}/ready", get(health::model_ready))
+        .route("/v2/models/{model}/config", get(config::model))
+        .route("/v2/models/{model}/versions/{version}/config", get(config::model))
+        .route("/v2/models/{model}/stats", get(stats::model))
+        .route("/v2/models/{model}/versions/{version}/stats", get(stats::model))
+        .route("/v2/models/{model}/infer", post(infer::infer))
+        .route("/v2/models/{model}/versions/{version}/infer", post(infer::infer))
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{model}/load", post(repository::load))
+        .route("/v2/repository/models/{model}/unload", post(repository::unload))
+        .fallback(no_route)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Unknown paths answer in the V2 error shape too.
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
+}
+
+/// The body, or the error of reading it (too large, or the connection broke).
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ProtocolError::BodyTooLarge { limit }.into()
+        } else {
+            ProtocolError::Json { message: rejection.body_text() }.into()
+        }
+    })
+}

@@ -1,0 +1,113 @@
+//! Triton's model repository extension: `POST /v2/repository/index` and
+//! `POST /v2/repository/models/{m}/{load,unload}` (the latter two only with
+//! `--model-control explicit`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, read_body};
+use crate::error::RepositoryError;
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::ProtocolError;
+use crate::repository::Repository;
+
+#[derive(Debug, Default, Deserialize)]
+struct IndexRequest {
+    #[serde(default)]
+    ready: bool,
+}
+
+/// `POST /v2/repository/index`, body `{"ready": bool}` optional: a bare array of
+/// `{name, version, state, reason}`.
+pub(super) async fn index(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    let request: IndexRequest = parse_optional(&body)?;
+    let repository = Arc::clone(&state.repository);
+    let rows = tokio::task::spawn_blocking(move || repository.index())
+        .await
+        .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))??;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .filter(|r| !request.ready || r.state == Some("READY"))
+        .map(|r| {
+            let mut row = json!({ "name": r.name });
+            if let Some(v) = r.version {
+                row["version"] = json!(v.to_string());
+            }
+            if let Some(s) = r.state {
+                row["state"] = json!(s);
+                row["reason"] = json!(r.reason);
+            }
+            row
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// `POST /v2/repository/models/{m}/load`: loads or reloads the model from the repository.
+pub(super) async fn load(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    if !state.settings.model_control_explicit {
+        return Err(RepositoryError::ControlDisabled.into());
+    }
+    let request: Value = parse_optional(&body)?;
+    if let Some(parameters) = request.get("parameters").and_then(Value::as_object) {
+        if let Some(key) = parameters.keys().find(|k| *k == "config" || k.starts_with("file:")) {
+            return Err(ProtocolError::UnsupportedParameter {
+                parameter: key.clone(),
+                message: "loading a model from a request body is not supported; place its files in the model repository".into(),
+            }
+            .into());
+        }
+    }
+    run_blocking(&state.repository, move |r| r.load(&model)).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /v2/repository/models/{m}/unload`.
+pub(super) async fn unload(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    if !state.settings.model_control_explicit {
+        return Err(RepositoryError::ControlDisabled.into());
+    }
+    let _: Value = parse_optional(&body)?;
+    run_blocking(&state.repository, move |r| r.unload(&model)).await?;
+    Ok(Json(json!({})))
+}
+
+/// Parses a JSON body that may be empty.
+fn parse_optional<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, ProtocolError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json { message: e.to_string() })
+}
+
+/// Runs a repository operation (file reads, model preparation) off the async threads.
+async fn run_blocking(
+    repository: &Arc<Repository>,
+    op: impl FnOnce(&Repository) -> Result<(), RepositoryError> + Send + 'static,
+) -> Result<(), RepositoryError> {
+    let repository = Arc::clone(repository);
+    tokio::task::spawn_blocking(move || op(&repository))
+        .await
+        .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))?
+}

@@ -1,0 +1,77 @@
+//! Triton's statistics extension: `GET /v2/models[/{m}[/versions/{v}]]/stats`. Every key
+//! perf_analyzer reads is present (it reads them unchecked).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+
+use super::{AppState, ModelPath};
+use crate::protocol::status::ApiError;
+use crate::repository::LoadedVersion;
+use crate::stats::DurationStat;
+
+/// `GET /v2/models/stats`: every ready version.
+pub(super) async fn all(State(state): State<AppState>) -> Json<Value> {
+    let stats: Vec<Value> = state.repository.ready_versions().iter().map(|v| version_stats(v)).collect();
+    Json(json!({ "model_stats": stats }))
+}
+
+/// `GET /v2/models/{m}[/versions/{v}]/stats`: one version, or every ready version of the model.
+pub(super) async fn model(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = match path.version.as_deref() {
+        Some(v) => vec![state.repository.resolve(&path.model, Some(v))?],
+        None => {
+            // Resolve first so an unknown or unready model is an error, not an empty list.
+            state.repository.resolve(&path.model, None)?;
+            state.repository.entry(&path.model).map(|e| e.ready_versions()).unwrap_or_default()
+        }
+    };
+    let stats: Vec<Value> = versions.iter().map(|v| version_stats(v)).collect();
+    Ok(Json(json!({ "model_stats": stats })))
+}
+
+fn duration(d: &DurationStat) -> Value {
+    let (count, ns) = d.get();
+    json!({ "count": count, "ns": ns })
+}
+
+fn version_stats(v: &LoadedVersion) -> Value {
+    let s = &v.stats;
+    let zero = json!({ "count": 0, "ns": 0 });
+    let batches: Vec<Value> = s
+        .batches()
+        .into_iter()
+        .map(|(size, b)| {
+            json!({
+                "batch_size": size,
+                "compute_input": { "count": b.count, "ns": b.compute_input_ns },
+                "compute_infer": { "count": b.count, "ns": b.compute_infer_ns },
+                "compute_output": { "count": b.count, "ns": b.compute_output_ns },
+            })
+        })
+        .collect();
+    json!({
+        "name": v.model_name,
+        "version": v.version.to_string(),
+        "last_inference": s.last_inference_ms.load(Ordering::Relaxed),
+        "inference_count": s.inference_count.load(Ordering::Relaxed),
+        "execution_count": s.execution_count.load(Ordering::Relaxed),
+        "inference_stats": {
+            "success": duration(&s.success),
+            "fail": duration(&s.fail),
+            "queue": duration(&s.queue),
+            "compute_input": duration(&s.compute_input),
+            "compute_infer": duration(&s.compute_infer),
+            "compute_output": duration(&s.compute_output),
+            "cache_hit": zero,
+            "cache_miss": zero,
+        },
+        "response_stats": {},
+        "batch_stats": batches,
+        "memory_usage": [],
+    })
+}

@@ -1,0 +1,299 @@
+//! `model.toml`: parsed as plain data ([`RawModelConfig`], unknown keys rejected), then checked
+//! against the loaded model's signature ([`ModelConfig::resolve_signature`]). Every error names the
+//! file and the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ferroserve_core::{DataType, LoadError, Signature};
+use serde::Deserialize;
+
+/// The file name of a model's configuration, beside its version directories.
+pub const CONFIG_FILE: &str = "model.toml";
+
+/// Which versions of a model are loaded.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionPolicy {
+    /// The N highest version numbers (`version_policy = { latest = 2 }`).
+    Latest(u32),
+    /// Every version found (`version_policy = "all"`).
+    All,
+    /// Exactly these versions (`version_policy = { specific = [1, 3] }`).
+    Specific(Vec<u64>),
+}
+
+impl Default for VersionPolicy {
+    fn default() -> Self {
+        VersionPolicy::Latest(1)
+    }
+}
+
+impl VersionPolicy {
+    /// The versions of `available` (sorted ascending) this policy picks.
+    pub fn select(&self, available: &[u64]) -> Vec<u64> {
+        match self {
+            VersionPolicy::Latest(n) => {
+                let skip = available.len().saturating_sub(*n as usize);
+                available[skip..].to_vec()
+            }
+            VersionPolicy::All => available.to_vec(),
+            VersionPolicy::Specific(wanted) => {
+                available.iter().copied().filter(|v| wanted.contains(v)).collect()
+            }
+        }
+    }
+}
+
+/// A signature override for one tensor: a datatype to check, a shape to narrow to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTensorOverride {
+    /// The tensor's name in the model.
+    pub name: String,
+    /// The datatype the model must have for it (checked, not converted).
+    pub datatype: Option<String>,
+    /// The shape to serve, `-1` for dynamic; must fit the model's own shape.
+    pub shape: Option<Vec<i64>>,
+}
+
+/// `model.toml` as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModelConfig {
+    /// The runtime to load with (`"onnx"`); found from the files when absent.
+    pub runtime: Option<String>,
+    /// The model file inside each version directory, when not the runtime's default.
+    pub default_model_filename: Option<String>,
+    /// Largest batch a request may carry; 0 = the model has no batch dimension.
+    pub max_batch_size: Option<usize>,
+    /// Concurrent executions of one version.
+    pub instances: Option<usize>,
+    /// Requests that may wait for an instance before new ones are turned away.
+    pub max_queue_size: Option<usize>,
+    /// Which versions to load.
+    pub version_policy: Option<VersionPolicy>,
+    /// Names for versions (`stable = 1`), usable wherever a version number is.
+    #[serde(default)]
+    pub labels: BTreeMap<String, u64>,
+    /// Overrides of the inputs the model file declares.
+    #[serde(default)]
+    pub input: Vec<RawTensorOverride>,
+    /// Overrides of the outputs the model file declares.
+    #[serde(default)]
+    pub output: Vec<RawTensorOverride>,
+}
+
+/// The default `max_batch_size` of a model whose tensors all have a dynamic first dimension.
+pub const DEFAULT_MAX_BATCH_SIZE: usize = 1024;
+
+/// The default queue length of one version.
+pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
+
+/// A model's configuration, parsed and with defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Where it was read from (for error messages); `None` when the model has no `model.toml`.
+    pub path: Option<PathBuf>,
+    /// The raw settings.
+    pub raw: RawModelConfig,
+}
+
+impl ModelConfig {
+    /// Reads `<model_dir>/model.toml`, or the defaults when there is none.
+    pub fn read(model_dir: &Path) -> Result<ModelConfig, LoadError> {
+        let path = model_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ModelConfig { path: None, raw: RawModelConfig::default() });
+            }
+            Err(source) => return Err(LoadError::Io { path, source }),
+        };
+        ModelConfig::parse(&text, &path)
+    }
+
+    /// Parses the text of a `model.toml` read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<ModelConfig, LoadError> {
+        let raw: RawModelConfig = toml::from_str(text).map_err(|e| LoadError::Config {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let config = ModelConfig { path: Some(path.to_owned()), raw };
+        if config.raw.instances == Some(0) {
+            return Err(config.error("instances: must be at least 1"));
+        }
+        if config.raw.max_queue_size == Some(0) {
+            return Err(config.error("max_queue_size: must be at least 1"));
+        }
+        if let Some(VersionPolicy::Latest(0)) = config.raw.version_policy {
+            return Err(config.error("version_policy.latest: must be at least 1"));
+        }
+        for (label, version) in &config.raw.labels {
+            if *version == 0 {
+                return Err(config.error(&format!("labels.{label}: versions start at 1")));
+            }
+        }
+        Ok(config)
+    }
+
+    fn error(&self, message: &str) -> LoadError {
+        LoadError::Config {
+            path: self.path.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE)),
+            message: message.to_owned(),
+        }
+    }
+
+    /// The version policy, `latest = 1` by default.
+    pub fn version_policy(&self) -> VersionPolicy {
+        self.raw.version_policy.clone().unwrap_or_default()
+    }
+
+    /// Concurrent executions of one version; one per core by default.
+    pub fn instances(&self) -> usize {
+        self.raw.instances.unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        })
+    }
+
+    /// The queue length of one version.
+    pub fn max_queue_size(&self) -> usize {
+        self.raw.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE)
+    }
+
+    /// The `max_batch_size` to serve `signature` with, checked against it.
+    pub fn max_batch_size(&self, signature: &Signature) -> Result<usize, LoadError> {
+        match self.raw.max_batch_size {
+            None if signature.batchable() => Ok(DEFAULT_MAX_BATCH_SIZE),
+            None | Some(0) => Ok(0),
+            Some(n) if signature.batchable() => Ok(n),
+            Some(_) => Err(self.error(
+                "max_batch_size: the model's tensors do not all have a dynamic first dimension, \
+                 so it cannot batch; set max_batch_size = 0",
+            )),
+        }
+    }
+
+    /// The model's own signature with this configuration's overrides applied.
+    pub fn resolve_signature(&self, mut signature: Signature) -> Result<Signature, LoadError> {
+        for (key, overrides, specs) in [
+            ("input", &self.raw.input, &mut signature.inputs),
+            ("output", &self.raw.output, &mut signature.outputs),
+        ] {
+            for o in overrides {
+                let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+                let Some(spec) = specs.iter_mut().find(|s| s.name == o.name) else {
+                    return Err(self.error(&format!(
+                        "{key}.name: the model has no {key} '{}' (it has {names:?})",
+                        o.name
+                    )));
+                };
+                if let Some(datatype) = &o.datatype {
+                    let dt: DataType = datatype
+                        .parse()
+                        .map_err(|e| self.error(&format!("{key} '{}'.datatype: {e}", o.name)))?;
+                    if dt != spec.datatype {
+                        return Err(self.error(&format!(
+                            "{key} '{}'.datatype: the model's is {}, not {dt}",
+                            o.name, spec.datatype
+                        )));
+                    }
+                }
+                if let Some(shape) = &o.shape {
+                    let fits = shape.len() == spec.shape.len()
+                        && shape.iter().zip(&spec.shape).all(|(&want, &have)| {
+                            want >= -1 && (have < 0 || want == have)
+                        });
+                    if !fits {
+                        return Err(self.error(&format!(
+                            "{key} '{}'.shape: {shape:?} does not fit the model's {:?}",
+                            o.name, spec.shape
+                        )));
+                    }
+                    spec.shape = shape.clone();
+                }
+            }
+        }
+        Ok(signature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroserve_core::TensorSpec;
+
+    fn parse(text: &str) -> Result<ModelConfig, LoadError> {
+        ModelConfig::parse(text, Path::new("m/model.toml"))
+    }
+
+    #[test]
+    fn parses_every_key() {
+        let c = parse(
+            r#"
+            runtime = "onnx"
+            max_batch_size = 8
+            instances = 2
+            version_policy = { specific = [1, 3] }
+            labels = { stable = 1, canary = 3 }
+            [[input]]
+            name = "x"
+            shape = [-1, 4]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.raw.runtime.as_deref(), Some("onnx"));
+        assert_eq!(c.version_policy(), VersionPolicy::Specific(vec![1, 3]));
+        assert_eq!(c.raw.labels["canary"], 3);
+        assert_eq!(c.instances(), 2);
+    }
+
+    #[test]
+    fn version_policies_select() {
+        let v = [1, 2, 5];
+        assert_eq!(VersionPolicy::Latest(2).select(&v), vec![2, 5]);
+        assert_eq!(VersionPolicy::All.select(&v), vec![1, 2, 5]);
+        assert_eq!(VersionPolicy::Specific(vec![5, 9]).select(&v), vec![5]);
+        assert_eq!(parse("version_policy = \"all\"").unwrap().version_policy(), VersionPolicy::All);
+        assert_eq!(
+            parse("version_policy = { latest = 2 }").unwrap().version_policy(),
+            VersionPolicy::Latest(2)
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_key_naming_file_and_key() {
+        let err = parse("max_batch = 3").unwrap_err().to_string();
+        assert!(err.contains("m/model.toml") && err.contains("max_batch"), "{err}");
+    }
+
+    #[test]
+    fn overrides_narrow_shapes_and_check_datatypes() {
+        let sig = Signature {
+            inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![-1, -1])],
+            outputs: vec![TensorSpec::new("y", DataType::Fp32, vec![-1])],
+        };
+        let c = parse("[[input]]\nname = \"x\"\ndatatype = \"FP32\"\nshape = [-1, 4]").unwrap();
+        assert_eq!(c.resolve_signature(sig.clone()).unwrap().inputs[0].shape, vec![-1, 4]);
+        let bad = parse("[[input]]\nname = \"x\"\ndatatype = \"INT64\"").unwrap();
+        assert!(bad.resolve_signature(sig.clone()).unwrap_err().to_string().contains("FP32"));
+        let unknown = parse("[[output]]\nname = \"z\"").unwrap();
+        assert!(unknown.resolve_signature(sig).unwrap_err().to_string().contains("'z'"));
+    }
+
+    #[test]
+    fn max_batch_size_defaults_by_signature() {
+        let batchable = Signature {
+            inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 4])],
+            outputs: vec![TensorSpec::new("y", DataType::Fp32, vec![-1])],
+        };
+        let fixed = Signature {
+            inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![1, 4])],
+            outputs: vec![],
+        };
+        let none = parse("").unwrap();
+        assert_eq!(none.max_batch_size(&batchable).unwrap(), DEFAULT_MAX_BATCH_SIZE);
+        assert_eq!(none.max_batch_size(&fixed).unwrap(), 0);
+        assert!(parse("max_batch_size = 4").unwrap().max_batch_size(&fixed).is_err());
+    }
+}

@@ -1,0 +1,516 @@
+"""Client-conformance suite: ferroserve driven by the real Triton client, `tritonclient.http`.
+
+Owns: the checks that ferroserve's KServe V2 / Triton HTTP front-end answers what
+tritonclient (2.73.0, pinned in scripts/requirements.txt) sends and expects, on the bundled
+example repository (examples/models), with results compared to the oracles in examples/oracles
+(FP32 within rtol 1e-5 + atol 1e-6, INT64 exact).
+
+The suite starts the server binary itself:
+    $FERROSERVE_BIN serve --model-repository DIR --http-port 0 --host 127.0.0.1 [--model-control explicit]
+FERROSERVE_BIN defaults to target/debug/ferroserve (relative to the repo root). The port is read
+from the log line "listening on http://127.0.0.1:PORT" (stderr or stdout), then
+/v2/health/ready is polled until 200. Teardown sends SIGTERM and waits.
+
+Run: .venv/bin/python -m pytest -q tests/conformance/test_tritonclient.py
+(tests/conformance/run.sh sets everything up and runs it.)
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = ROOT / "examples" / "models"
+ORACLES_DIR = ROOT / "examples" / "oracles"
+MODELS = ["digits_mlp", "iris_logreg", "cnn"]
+RTOL, ATOL = 1e-5, 1e-6
+START_TIMEOUT_S = 60.0
+
+LISTEN_RE = re.compile(r"listening on https?://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+NP_DTYPE = {"FP32": np.float32, "INT64": np.int64}
+
+
+# ----------------------------------------------------------------------------- oracles
+class Oracle:
+    """examples/oracles/<model>: the request rows and the expected outputs."""
+
+    def __init__(self, model: str):
+        d = ORACLES_DIR / model
+        req = json.loads((d / "request.json").read_text())
+        (inp,) = req["inputs"]
+        self.model = model
+        self.request_body = req
+        self.input_name = inp["name"]
+        self.input_datatype = inp["datatype"]
+        self.x = np.asarray(inp["data"], dtype=NP_DTYPE[inp["datatype"]]).reshape(inp["shape"])
+        exp = json.loads((d / "expected.json").read_text())
+        self.outputs = {
+            o["name"]: (o["datatype"], np.asarray(o["data"], dtype=NP_DTYPE[o["datatype"]]).reshape(o["shape"]))
+            for o in exp["outputs"]
+        }
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self.outputs)
+
+
+ORACLE = {m: Oracle(m) for m in MODELS}
+
+
+def assert_output(model: str, name: str, got: np.ndarray | None, rows: slice = slice(None)) -> None:
+    datatype, want = ORACLE[model].outputs[name]
+    want = want[rows]
+    assert got is not None, f"{model}: output {name!r} missing from the response"
+    assert tuple(got.shape) == tuple(want.shape), f"{model}/{name}: shape {got.shape} != {want.shape}"
+    if datatype == "FP32":
+        assert got.dtype == np.float32, f"{model}/{name}: dtype {got.dtype}"
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=f"{model}/{name}")
+    else:
+        assert got.dtype == np.int64, f"{model}/{name}: dtype {got.dtype}"
+        np.testing.assert_array_equal(got, want, err_msg=f"{model}/{name}")
+
+
+def make_input(model: str, x: np.ndarray | None = None, binary: bool = True) -> httpclient.InferInput:
+    o = ORACLE[model]
+    x = o.x if x is None else x
+    inp = httpclient.InferInput(o.input_name, list(x.shape), o.input_datatype)
+    inp.set_data_from_numpy(x, binary_data=binary)
+    return inp
+
+
+# ----------------------------------------------------------------------------- server process
+def ferroserve_bin() -> Path:
+    p = Path(os.environ.get("FERROSERVE_BIN", "target/debug/ferroserve"))
+    return p if p.is_absolute() else ROOT / p
+
+
+class Server:
+    """One ferroserve process; its output is drained by a thread (last lines kept for errors)."""
+
+    def __init__(self, repo: Path, explicit: bool = False):
+        exe = ferroserve_bin()
+        if not exe.is_file():
+            pytest.fail(f"ferroserve binary not found at {exe} (build it with `cargo build`, "
+                        f"or set FERROSERVE_BIN)", pytrace=False)
+        cmd = [str(exe), "serve", "--model-repository", str(repo), "--http-port", "0", "--host", "127.0.0.1"]
+        if explicit:
+            cmd += ["--model-control", "explicit"]
+        self.cmd = cmd
+        self.log: collections.deque[str] = collections.deque(maxlen=200)
+        self._port_found = threading.Event()
+        self._eof = threading.Event()
+        self.port: int | None = None
+        env = dict(os.environ, NO_COLOR="1")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        try:
+            self._wait_started()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = ANSI_RE.sub("", raw.decode("utf-8", "replace")).rstrip("\n")
+            self.log.append(line)
+            if self.port is None:
+                m = LISTEN_RE.search(line)
+                if m:
+                    self.port = int(m.group(1))
+                    self._port_found.set()
+        self._eof.set()
+
+    def logs(self) -> str:
+        return "\n".join(self.log)
+
+    def _wait_started(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._port_found.wait(0.05):
+            if self._eof.is_set() or self.proc.poll() is not None:
+                self.proc.wait(timeout=5)
+                pytest.fail(f"{' '.join(self.cmd)} exited with {self.proc.returncode} before "
+                            f"logging 'listening on ...':\n{self.logs()}", pytrace=False)
+            if time.monotonic() > deadline:
+                pytest.fail(f"no 'listening on http://127.0.0.1:PORT' line within {START_TIMEOUT_S:.0f} s "
+                            f"from {' '.join(self.cmd)}:\n{self.logs()}", pytrace=False)
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/v2/health/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+                    last = r.status
+            except urllib.error.HTTPError as e:
+                last = e.code
+            except OSError as e:
+                last = e
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"/v2/health/ready never answered 200 (last: {last}):\n{self.logs()}", pytrace=False)
+
+    @property
+    def url(self) -> str:  # tritonclient wants host:port without a scheme
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, **kw) -> httpclient.InferenceServerClient:
+        return httpclient.InferenceServerClient(url=self.url, **kw)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """Default model control: every model of examples/models loaded at start."""
+    s = Server(MODELS_DIR)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def explicit_server(tmp_path_factory):
+    """--model-control explicit, on a private copy of examples/models."""
+    repo = tmp_path_factory.mktemp("repo") / "models"
+    shutil.copytree(MODELS_DIR, repo)
+    s = Server(repo, explicit=True)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    c = server.client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def explicit_client(explicit_server):
+    c = explicit_server.client()
+    yield c
+    c.close()
+
+
+def raises_server_error(fn, *args, **kwargs) -> InferenceServerException:
+    """Call fn, expect an InferenceServerException carrying a decoded {"error": ...} body."""
+    with pytest.raises(InferenceServerException) as ei:
+        fn(*args, **kwargs)
+    e = ei.value
+    msg = e.message() or ""
+    assert "exception occurred in the client while decoding" not in msg, \
+        f"error body is not JSON {{\"error\": ...}}: {msg}"
+    status = e.status()
+    assert status is None or str(status).startswith(("4", "5")), f"status {status}"
+    return e
+
+
+# ----------------------------------------------------------------------------- health / metadata
+def test_server_live(client):
+    assert client.is_server_live()
+
+
+def test_server_ready(client):
+    assert client.is_server_ready()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_ready(client, model):
+    assert client.is_model_ready(model)
+    assert client.is_model_ready(model, "1")
+
+
+def test_unknown_model_not_ready(client):
+    assert not client.is_model_ready("no_such_model")
+
+
+def test_server_metadata(client):
+    md = client.get_server_metadata()
+    assert isinstance(md.get("name"), str) and md["name"]
+    assert isinstance(md.get("version"), str) and md["version"]
+    ext = md.get("extensions")
+    assert isinstance(ext, list)
+    for e in ("binary_tensor_data", "model_configuration", "model_repository", "statistics"):
+        assert e in ext, f"extension {e!r} missing from {ext}"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_metadata(client, model):
+    o = ORACLE[model]
+    md = client.get_model_metadata(model)
+    assert md["name"] == model
+    if "versions" in md:
+        assert "1" in md["versions"]
+    assert [i["name"] for i in md["inputs"]] == [o.input_name]
+    (inp,) = md["inputs"]
+    assert inp["datatype"] == o.input_datatype
+    assert [int(d) for d in inp["shape"]] == [-1, *o.x.shape[1:]]
+    outs = {t["name"]: t for t in md["outputs"]}
+    assert sorted(outs) == sorted(o.outputs)
+    for name, (datatype, want) in o.outputs.items():
+        assert outs[name]["datatype"] == datatype, name
+        assert [int(d) for d in outs[name]["shape"]] == [-1, *want.shape[1:]], name
+    # the versioned path answers the same
+    assert client.get_model_metadata(model, "1")["name"] == model
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_config(client, model):
+    o = ORACLE[model]
+    cfg = client.get_model_config(model)
+    cfg = cfg.get("config", cfg)  # the gRPC-shaped wrapper is tolerated
+    assert cfg["name"] == model
+    assert int(cfg["max_batch_size"]) > 0
+    (inp,) = cfg["input"]
+    assert inp["name"] == o.input_name
+    assert inp["data_type"] == "TYPE_FP32"
+    assert [int(d) for d in inp["dims"]] == list(o.x.shape[1:])
+    out_types = {t["name"]: t["data_type"] for t in cfg["output"]}
+    assert out_types == {n: "TYPE_" + dt for n, (dt, _) in o.outputs.items()}
+
+
+def test_unknown_model_metadata_errors(client):
+    e = raises_server_error(client.get_model_metadata, "no_such_model")
+    assert "no_such_model" in e.message()
+
+
+# ----------------------------------------------------------------------------- inference
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+@pytest.mark.parametrize("model", MODELS)
+def test_infer_all_outputs(client, model, binary):
+    o = ORACLE[model]
+    outputs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in o.output_names]
+    res = client.infer(model, [make_input(model, binary=binary)], outputs=outputs)
+    resp = res.get_response()
+    assert resp["model_name"] == model
+    assert [t["name"] for t in resp["outputs"]] == o.output_names
+    for t in resp["outputs"]:
+        if binary:
+            assert "data" not in t and int(t["parameters"]["binary_data_size"]) > 0, t
+        else:
+            assert "data" in t, t
+    for n in o.output_names:
+        assert_output(model, n, res.as_numpy(n))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_infer_defaults(client, model):
+    """tritonclient defaults: binary input, no outputs listed (server returns all outputs)."""
+    res = client.infer(model, [make_input(model)])
+    assert res.get_response()["model_name"] == model
+    for n in ORACLE[model].output_names:
+        assert_output(model, n, res.as_numpy(n))
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+@pytest.mark.parametrize("model,output", [
+    ("digits_mlp", "probabilities"), ("digits_mlp", "label"),
+    ("iris_logreg", "label"), ("iris_logreg", "probabilities"),
+])
+def test_infer_one_of_two_outputs(client, model, output, binary):
+    res = client.infer(model, [make_input(model, binary=binary)],
+                       outputs=[httpclient.InferRequestedOutput(output, binary_data=binary)])
+    names = [t["name"] for t in res.get_response()["outputs"]]
+    assert names == [output]
+    assert_output(model, output, res.as_numpy(output))
+    (other,) = [n for n in ORACLE[model].output_names if n != output]
+    assert res.as_numpy(other) is None
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_infer_batch_1_rows(client, binary):
+    """One request per row, as perf_analyzer sends them."""
+    model = "digits_mlp"
+    o = ORACLE[model]
+    for i in range(o.x.shape[0]):
+        res = client.infer(model, [make_input(model, o.x[i:i + 1], binary=binary)],
+                           outputs=[httpclient.InferRequestedOutput(n, binary_data=binary) for n in o.output_names])
+        for n in o.output_names:
+            assert_output(model, n, res.as_numpy(n), rows=slice(i, i + 1))
+
+
+def test_infer_versioned_and_request_id(client):
+    model = "iris_logreg"
+    res = client.infer(model, [make_input(model)], model_version="1", request_id="req-42")
+    resp = res.get_response()
+    assert resp["model_name"] == model
+    assert resp.get("id") == "req-42"
+    assert str(resp.get("model_version", "1")) == "1"
+    for n in ORACLE[model].output_names:
+        assert_output(model, n, res.as_numpy(n))
+
+
+def test_async_infer_concurrent(server):
+    """8 connections, 32 in-flight batch-1 requests (tritonclient's async_infer)."""
+    model = "digits_mlp"
+    o = ORACLE[model]
+    with server.client(concurrency=8) as c:
+        reqs = []
+        for k in range(32):
+            i = k % o.x.shape[0]
+            reqs.append((i, c.async_infer(model, [make_input(model, o.x[i:i + 1])])))
+        for i, r in reqs:
+            res = r.get_result(timeout=30)
+            for n in o.output_names:
+                assert_output(model, n, res.as_numpy(n), rows=slice(i, i + 1))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_raw_request_json_matches_expected(server, model):
+    """POST examples/oracles/<model>/request.json as is; compare with expected.json."""
+    o = ORACLE[model]
+    body = json.dumps(o.request_body).encode()
+    req = urllib.request.Request(f"{server.base_url}/v2/models/{model}/infer", data=body,
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200
+        resp = json.loads(r.read())
+    assert resp["model_name"] == model
+    got = {t["name"]: t for t in resp["outputs"]}
+    assert list(got) == o.output_names
+    for name, (datatype, want) in o.outputs.items():
+        t = got[name]
+        assert t["datatype"] == datatype
+        assert [int(d) for d in t["shape"]] == list(want.shape)
+        arr = np.asarray(t["data"], dtype=NP_DTYPE[datatype]).reshape(want.shape)
+        assert_output(model, name, arr)
+
+
+# ----------------------------------------------------------------------------- statistics / repository
+def _model_stats(c, model) -> dict:
+    stats = c.get_inference_statistics(model)
+    entries = [s for s in stats["model_stats"] if s["name"] == model]
+    assert entries, f"no stats entry for {model}: {stats}"
+    return entries[0]
+
+
+def test_inference_statistics(client):
+    model = "iris_logreg"
+    before = _model_stats(client, model)
+    for _ in range(3):
+        client.infer(model, [make_input(model)])
+    after = _model_stats(client, model)
+    assert str(after["version"]) == "1"
+    # perf_analyzer reads these with unchecked accessors: all must be present
+    for key in ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
+                "cache_hit", "cache_miss"):
+        assert {"count", "ns"} <= set(after["inference_stats"][key]), key
+    assert int(after["inference_count"]) >= int(before["inference_count"]) + 3
+    assert int(after["execution_count"]) > int(before["execution_count"])
+    ok_before = int(before["inference_stats"]["success"]["count"])
+    assert int(after["inference_stats"]["success"]["count"]) >= ok_before + 3
+    assert int(after["inference_stats"]["compute_infer"]["ns"]) > 0
+    # the all-models form lists every model
+    names = {s["name"] for s in client.get_inference_statistics()["model_stats"]}
+    assert set(MODELS) <= names
+
+
+def test_model_repository_index(client):
+    index = client.get_model_repository_index()
+    assert isinstance(index, list), index
+    by_name = {e["name"]: e for e in index}
+    for model in MODELS:
+        assert model in by_name, f"{model} missing from {index}"
+        e = by_name[model]
+        assert str(e["version"]) == "1", e
+        assert e["state"] == "READY", e
+
+
+def test_load_model_rejected_without_explicit_control(client):
+    raises_server_error(client.load_model, "iris_logreg")
+    assert client.is_model_ready("iris_logreg")
+
+
+# ----------------------------------------------------------------------------- explicit model control
+def test_explicit_unload_load(explicit_client):
+    c = explicit_client
+    model = "iris_logreg"
+    assert c.is_server_live()
+    c.load_model(model)  # loads it, or reloads it if the server loaded it at start
+    assert c.is_model_ready(model)
+    assert_output(model, "label", c.infer(model, [make_input(model)]).as_numpy("label"))
+
+    c.unload_model(model)
+    assert not c.is_model_ready(model)
+    e = raises_server_error(c.infer, model, [make_input(model)])
+    assert model in e.message()
+    states = {x["name"]: x.get("state") for x in c.get_model_repository_index()}
+    assert model in states and states[model] != "READY", states
+
+    c.load_model(model)
+    assert c.is_model_ready(model)
+    res = c.infer(model, [make_input(model)])
+    for n in ORACLE[model].output_names:
+        assert_output(model, n, res.as_numpy(n))
+    states = {x["name"]: x.get("state") for x in c.get_model_repository_index()}
+    assert states[model] == "READY", states
+
+
+def test_explicit_load_unknown_model_errors(explicit_client):
+    e = raises_server_error(explicit_client.load_model, "no_such_model")
+    assert "no_such_model" in e.message()
+
+
+# ----------------------------------------------------------------------------- errors
+def test_infer_unknown_model(client):
+    e = raises_server_error(client.infer, "no_such_model", [make_input("digits_mlp")])
+    assert "no_such_model" in e.message()
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_infer_wrong_shape(client, binary):
+    x = np.zeros((1, 63), dtype=np.float32)
+    e = raises_server_error(client.infer, "digits_mlp", [make_input("digits_mlp", x, binary=binary)])
+    assert "input" in e.message().lower()
+
+
+def test_infer_wrong_datatype(client):
+    x = ORACLE["digits_mlp"].x.astype(np.float64)
+    inp = httpclient.InferInput("input", list(x.shape), "FP64")
+    inp.set_data_from_numpy(x)
+    e = raises_server_error(client.infer, "digits_mlp", [inp])
+    assert "input" in e.message().lower()
+
+
+def test_infer_unknown_output(client):
+    e = raises_server_error(client.infer, "digits_mlp", [make_input("digits_mlp")],
+                            outputs=[httpclient.InferRequestedOutput("no_such_output")])
+    assert "no_such_output" in e.message()
+
+
+def test_server_survives_errors(client):
+    assert client.is_server_live() and client.is_server_ready()
+    res = client.infer("cnn", [make_input("cnn")])
+    assert_output("cnn", "logits", res.as_numpy("logits"))
