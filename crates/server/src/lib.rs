@@ -71,7 +71,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let repository = Arc::new(Repository::new(&config.model_repository, runtime_registry()));
+    serve_with_runtimes(config, runtime_registry(), listener, shutdown).await
+}
+
+/// [`serve`] with a chosen set of runtimes (embedders adding their own, tests).
+pub async fn serve_with_runtimes(
+    config: ServerConfig,
+    runtimes: RuntimeRegistry,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
     tokio::task::spawn_blocking(move || {
         if let Err(error) = loading.load_all() {

@@ -17,8 +17,19 @@ use tracing::Span;
 use crate::error::InferError;
 use crate::stats::VersionStats;
 
-/// What a worker sends back: the outputs, or the model's error.
-type Reply = Result<Vec<Tensor>, ModelError>;
+/// What a worker sends back: the outputs and where the time went, or the model's error.
+type Reply = Result<Executed, ModelError>;
+
+/// A request's outputs, with its queue and engine time.
+#[derive(Debug)]
+pub struct Executed {
+    /// The outputs, in signature order.
+    pub outputs: Vec<Tensor>,
+    /// Time waiting for an instance.
+    pub queue: Duration,
+    /// Time in the engine.
+    pub infer: Duration,
+}
 
 /// One queued request.
 struct Entry {
@@ -69,7 +80,7 @@ impl Scheduler {
     }
 
     /// Runs `inputs` (validated, in signature order, `rows` rows) through the model.
-    pub async fn infer(&self, inputs: Vec<Tensor>, rows: usize) -> Result<Vec<Tensor>, InferError> {
+    pub async fn infer(&self, inputs: Vec<Tensor>, rows: usize) -> Result<Executed, InferError> {
         let (reply, result) = oneshot::channel();
         let entry =
             Entry { inputs, rows, enqueued_at: Instant::now(), reply, span: Span::current() };
@@ -101,19 +112,24 @@ fn worker(receiver: &Mutex<mpsc::Receiver<Entry>>, model: &dyn Model, stats: &Ve
             continue;
         }
         let _guard = entry.span.enter();
-        stats.queue.record(entry.enqueued_at.elapsed());
+        let queue = entry.enqueued_at.elapsed();
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| model.predict(&entry.inputs)))
             .unwrap_or_else(|panic| {
                 Err(ModelError::Panicked { message: panic_message(panic.as_ref()) })
             });
-        let took: Duration = started.elapsed();
-        if result.is_ok() {
-            stats.record_execution(entry.rows, took);
-        } else {
-            tracing::warn!(error = %result.as_ref().unwrap_err(), "model execution failed");
-        }
-        let _ = entry.reply.send(result);
+        let infer = started.elapsed();
+        let reply = match result {
+            Ok(outputs) => {
+                stats.record_execution(entry.rows, infer);
+                Ok(Executed { outputs, queue, infer })
+            }
+            Err(error) => {
+                tracing::warn!(%error, "model execution failed");
+                Err(error)
+            }
+        };
+        let _ = entry.reply.send(reply);
     }
 }
 
@@ -164,8 +180,8 @@ mod tests {
     async fn runs_and_counts() {
         let (s, stats) = start(Duration::ZERO, 4);
         let out = s.infer(vec![tensor(3)], 3).await.unwrap();
-        assert_eq!(out[0], tensor(3));
-        assert_eq!(stats.execution_count.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(out.outputs[0], tensor(3));
+        assert_eq!(stats.snapshot().execution_count, 1);
     }
 
     #[tokio::test]

@@ -9,9 +9,11 @@ use crate::error::InferError;
 use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{EncodedResponse, ProtocolError, V2Request, encode_response};
 use crate::repository::LoadedVersion;
+use crate::stats::RequestTimes;
 
 /// Validates `request` against `version`, runs it through the version's queue and encodes the
-/// outputs asked for. `started` is when the request arrived, for the statistics.
+/// outputs asked for. `started` is when the request arrived; a success is recorded in the
+/// version's statistics here, a failure by the caller.
 pub async fn execute(
     version: &LoadedVersion,
     request: V2Request,
@@ -45,18 +47,24 @@ pub async fn execute(
         0 => 1,
         _ => inputs.first().and_then(Tensor::batch_size).unwrap_or(1),
     };
-    version.stats.compute_input.record(started.elapsed());
+    let compute_input = started.elapsed();
 
-    let outputs = version.scheduler.infer(inputs, rows).await?;
+    let executed = version.scheduler.infer(inputs, rows).await?;
 
     let encoding = Instant::now();
-    let mut outputs: Vec<Option<Tensor>> = outputs.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<Tensor>> = executed.outputs.into_iter().map(Some).collect();
     let selected: Vec<(Tensor, bool)> = selection
         .iter()
         .map(|&(ix, binary)| (outputs[ix].take().expect("each output is selected once"), binary))
         .collect();
     let encoded =
         encode_response(&version.model_name, version.version, id.as_deref(), &selected);
-    version.stats.compute_output.record(encoding.elapsed());
+    version.stats.record_success(RequestTimes {
+        total: started.elapsed(),
+        queue: executed.queue,
+        compute_input,
+        compute_infer: executed.infer,
+        compute_output: encoding.elapsed(),
+    });
     Ok(encoded)
 }

@@ -197,6 +197,19 @@ pub fn decode_raw_binary(
         }
         .into());
     }
+    if let Some(size) = spec.datatype.size() {
+        if body.len() != count * size {
+            return Err(ProtocolError::tensor(
+                &spec.name,
+                format!(
+                    "a raw binary request (Inference-Header-Content-Length: 0) has {} bytes but shape {shape:?} of {} needs {}",
+                    body.len(),
+                    spec.datatype,
+                    count * size
+                ),
+            ));
+        }
+    }
     let data = binary::decode(&spec.name, spec.datatype, body, count)?;
     Ok(V2Request {
         inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],

@@ -28,9 +28,8 @@ pub(super) async fn infer(
     let body = read_body(body, state.settings.max_request_bytes)?;
     let version = state.repository.resolve(&path.model, path.version.as_deref())?;
     let result = run(&state, &version, &headers, &body, started).await;
-    match &result {
-        Ok(_) => version.stats.success.record(started.elapsed()),
-        Err(_) => version.stats.fail.record(started.elapsed()),
+    if result.is_err() {
+        version.stats.record_failure(started.elapsed());
     }
     result
 }

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
-use std::sync::atomic::Ordering;
 
 use super::{AppState, ModelPath};
 use crate::protocol::status::ApiError;
@@ -35,31 +34,30 @@ pub(super) async fn model(
 }
 
 fn duration(d: &DurationStat) -> Value {
-    let (count, ns) = d.get();
-    json!({ "count": count, "ns": ns })
+    json!({ "count": d.count, "ns": d.ns })
 }
 
 fn version_stats(v: &LoadedVersion) -> Value {
-    let s = &v.stats;
+    let s = v.stats.snapshot();
     let zero = json!({ "count": 0, "ns": 0 });
     let batches: Vec<Value> = s
-        .batches()
-        .into_iter()
+        .batches
+        .iter()
         .map(|(size, b)| {
             json!({
                 "batch_size": size,
-                "compute_input": { "count": b.count, "ns": b.compute_input_ns },
+                "compute_input": zero,
                 "compute_infer": { "count": b.count, "ns": b.compute_infer_ns },
-                "compute_output": { "count": b.count, "ns": b.compute_output_ns },
+                "compute_output": zero,
             })
         })
         .collect();
     json!({
         "name": v.model_name,
         "version": v.version.to_string(),
-        "last_inference": s.last_inference_ms.load(Ordering::Relaxed),
-        "inference_count": s.inference_count.load(Ordering::Relaxed),
-        "execution_count": s.execution_count.load(Ordering::Relaxed),
+        "last_inference": s.last_inference_ms,
+        "inference_count": s.inference_count,
+        "execution_count": s.execution_count,
         "inference_stats": {
             "success": duration(&s.success),
             "fail": duration(&s.fail),

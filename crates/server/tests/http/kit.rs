@@ -1,0 +1,228 @@
+//! The test kit: a server on a free local port over a chosen repository, oracle files, and a
+//! small `test` runtime whose models can be made slow or to panic.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferroserve_core::model::LoadOptions;
+use ferroserve_core::{
+    DataType, LoadError, Model, ModelError, Runtime, RuntimeRegistry, Signature, Tensor,
+    TensorData, TensorSpec,
+};
+use ferroserve_server::{ServerConfig, runtime_registry, serve_with_runtimes};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// The bundled example repository.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/models")
+}
+
+/// The oracle directory of an example model.
+pub fn oracle_dir(model: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/oracles").join(model)
+}
+
+/// Reads a JSON oracle file.
+pub fn oracle(model: &str, file: &str) -> Value {
+    let path = oracle_dir(model).join(file);
+    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+/// A copy of the example repository in a temporary directory, to add or break models in.
+pub fn temp_repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&examples(), dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Writes a `test`-runtime model version: `y = 2x` over `x: FP32 [-1, 2]`, sleeping
+/// `delay_ms` per call, panicking on any negative input.
+pub fn write_test_model(repository: &Path, name: &str, version: u64, delay_ms: u64) {
+    let dir = repository.join(name).join(version.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("test.model"), delay_ms.to_string()).unwrap();
+}
+
+/// The runtime of `write_test_model`'s files.
+#[derive(Debug)]
+struct TestRuntime;
+
+#[derive(Debug)]
+struct DoubleModel {
+    signature: Signature,
+    delay: Duration,
+}
+
+impl Runtime for TestRuntime {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn platform(&self) -> &'static str {
+        "test"
+    }
+    fn model_files(&self) -> &'static [&'static str] {
+        &["test.model"]
+    }
+    fn load(&self, dir: &Path, _: &LoadOptions) -> Result<Arc<dyn Model>, LoadError> {
+        let path = dir.join("test.model");
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+        let delay_ms: u64 = text.trim().parse().map_err(|_| LoadError::Engine {
+            path,
+            message: "not a delay in milliseconds".into(),
+        })?;
+        Ok(Arc::new(DoubleModel {
+            signature: Signature {
+                inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 2])],
+                outputs: vec![TensorSpec::new("y", DataType::Fp32, vec![-1, 2])],
+            },
+            delay: Duration::from_millis(delay_ms),
+        }))
+    }
+}
+
+impl Model for DoubleModel {
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
+        std::thread::sleep(self.delay);
+        let TensorData::F32(x) = inputs[0].data() else { unreachable!() };
+        assert!(x.iter().all(|v| *v >= 0.0), "negative input");
+        let y = x.iter().map(|v| v * 2.0).collect();
+        Ok(vec![Tensor::new("y", inputs[0].shape.clone(), TensorData::F32(y)).unwrap()])
+    }
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A client with keep-alive.
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// Serves the example repository with default settings.
+    pub async fn examples() -> TestServer {
+        TestServer::start(ServerConfig::new(examples())).await
+    }
+
+    /// Serves `config`, with the ONNX and test runtimes, and waits until ready.
+    pub async fn start(config: ServerConfig) -> TestServer {
+        let mut runtimes: RuntimeRegistry = runtime_registry();
+        runtimes.register(Arc::new(TestRuntime));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(serve_with_runtimes(config, runtimes, listener, async {
+            let _ = rx.await;
+        }));
+        let server = TestServer { addr, client: reqwest::Client::new(), shutdown: Some(tx), handle };
+        for _ in 0..600 {
+            if let Ok(r) = server.client.get(server.url("/v2/health/ready")).send().await {
+                if r.status() == StatusCode::OK {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server not ready after 30 s");
+    }
+
+    /// `http://addr/path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// GET, returning status and JSON body (`Null` when empty).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        into_json(self.client.get(self.url(path)).send().await.unwrap()).await
+    }
+
+    /// POST a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        into_json(self.client.post(self.url(path)).json(body).send().await.unwrap()).await
+    }
+
+    /// POST raw bytes with extra headers.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path)).body(body);
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Signals shutdown and waits for the server to return.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn into_json(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    let bytes = r.bytes().await.unwrap();
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    (status, body)
+}
+
+/// Asserts a 4xx whose `error` message contains every one of `needles`.
+pub fn assert_client_error(status: StatusCode, body: &Value, needles: &[&str]) {
+    assert!(status.is_client_error(), "expected 4xx, got {status}: {body}");
+    let message = body["error"].as_str().unwrap_or_else(|| panic!("no error message in {body}"));
+    for needle in needles {
+        assert!(message.contains(needle), "error {message:?} does not mention {needle:?}");
+    }
+}
+
+/// Asserts that V2 `outputs` match the oracle's: same shapes and datatypes, integers exact,
+/// floats within 1e-5 relative + 1e-6 absolute.
+pub fn assert_outputs_match(got: &Value, expected: &Value) {
+    let expected = expected["outputs"].as_array().unwrap();
+    for e in expected {
+        let g = got["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == e["name"])
+            .unwrap_or_else(|| panic!("output {} missing in {got}", e["name"]));
+        assert_eq!(g["shape"], e["shape"]);
+        assert_eq!(g["datatype"], e["datatype"]);
+        let (g, e) = (g["data"].as_array().unwrap(), e["data"].as_array().unwrap());
+        assert_eq!(g.len(), e.len());
+        for (a, b) in g.iter().zip(e) {
+            if b.is_i64() || b.is_u64() {
+                assert_eq!(a, b);
+            } else {
+                let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+                assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-6, "{a} vs {b}");
+            }
+        }
+    }
+}

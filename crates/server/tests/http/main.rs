@@ -1,0 +1,12 @@
+//! HTTP tests over a real socket: a server bound to 127.0.0.1:0, driven with a real HTTP client.
+//! One test binary (one link step) holding every scenario module.
+
+
+#![allow(unreachable_pub)]
+mod kit;
+
+mod bad_input;
+mod endpoints;
+mod infer;
+mod lifecycle;
+mod repository;
