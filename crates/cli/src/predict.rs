@@ -30,7 +30,7 @@ pub(crate) struct PredictArgs {
 }
 
 /// Prints the V2 response (JSON) for the request.
-pub(crate) fn run(args: PredictArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let body = if args.input == Path::new("-") {
         let mut buf = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)?;
@@ -38,7 +38,10 @@ pub(crate) fn run(args: PredictArgs) -> anyhow::Result<()> {
     } else {
         std::fs::read(&args.input).with_context(|| format!("--input {}", args.input.display()))?
     };
-    let dir = args.model.canonicalize().with_context(|| format!("--model {}", args.model.display()))?;
+    let dir = args
+        .model
+        .canonicalize()
+        .with_context(|| format!("--model {}", args.model.display()))?;
     let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     // A numeric directory name is a version directory; its parent is the model.
     let (model_dir, version) = match name_of(&dir) {
@@ -46,23 +49,38 @@ pub(crate) fn run(args: PredictArgs) -> anyhow::Result<()> {
             if args.version.is_some() {
                 bail!("--version cannot be used when --model is a version directory");
             }
-            (dir.parent().context("version directory has no parent")?.to_owned(), Some(n))
+            (
+                dir.parent()
+                    .context("version directory has no parent")?
+                    .to_owned(),
+                Some(n),
+            )
         }
         _ => (dir.clone(), args.version.clone()),
     };
     let model = name_of(&model_dir).context("--model has no directory name")?;
-    let root = model_dir.parent().context("--model has no parent directory")?;
+    let root = model_dir
+        .parent()
+        .context("--model has no parent directory")?;
     let repository = Repository::new(root, runtime_registry());
     repository.load(&model)?;
     let loaded = repository.resolve(&model, version.as_deref())?;
 
-    let mut request = decode_request(&body, None, RequestLimits { max_tensor_elements: usize::MAX })?;
+    let mut request = decode_request(
+        &body,
+        None,
+        RequestLimits {
+            max_tensor_elements: usize::MAX,
+        },
+    )?;
     // The response goes to a terminal or a file: always JSON.
     request.binary_output = false;
     for output in &mut request.outputs {
         output.binary = Some(false);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let response = runtime.block_on(execute(&loaded, request, Instant::now()))?;
     let json: serde_json::Value = serde_json::from_slice(&response.body)?;
     println!("{}", serde_json::to_string_pretty(&json)?);

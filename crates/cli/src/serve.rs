@@ -23,7 +23,11 @@ pub(crate) enum ModelControl {
 pub(crate) struct ServeArgs {
     /// The model repository: one directory per model, holding numbered version directories
     /// (`<model>/1/model.onnx`) and an optional `<model>/model.toml`.
-    #[arg(long, env = "FERROSERVE_MODEL_REPOSITORY", default_value = "examples/models")]
+    #[arg(
+        long,
+        env = "FERROSERVE_MODEL_REPOSITORY",
+        default_value = "examples/models"
+    )]
     model_repository: PathBuf,
 
     /// Port of the HTTP (KServe V2) endpoint; 0 picks a free port (logged at start-up).
@@ -57,7 +61,7 @@ pub(crate) struct ServeArgs {
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .with_writer(std::io::stderr)
@@ -75,7 +79,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         strict_readiness: args.strict_readiness,
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind((args.host, args.http_port))
             .await

@@ -70,7 +70,9 @@ pub enum ValidationError {
         got: DataType,
     },
     /// The shape does not fit the model's (rank or a fixed dimension).
-    #[error("input '{tensor}': shape {got:?} does not match the model's {expected:?} (-1 = any size)")]
+    #[error(
+        "input '{tensor}': shape {got:?} does not match the model's {expected:?} (-1 = any size)"
+    )]
     Shape {
         /// The tensor at fault.
         tensor: String,
@@ -159,7 +161,9 @@ pub enum LoadError {
         source: std::io::Error,
     },
     /// No registered runtime recognises the files in the directory.
-    #[error("no runtime recognises the files in {dir} (found {files:?}; expected one of {expected:?})")]
+    #[error(
+        "no runtime recognises the files in {dir} (found {files:?}; expected one of {expected:?})"
+    )]
     NoRuntime {
         /// The version directory.
         dir: PathBuf,

@@ -44,7 +44,9 @@ pub trait Runtime: Send + Sync + Debug {
 
     /// Whether this runtime can load a directory holding `files`.
     fn recognizes(&self, files: &[String]) -> bool {
-        files.iter().any(|f| self.model_files().contains(&f.as_str()))
+        files
+            .iter()
+            .any(|f| self.model_files().contains(&f.as_str()))
     }
 
     /// Loads and prepares the model in `dir`.
@@ -75,9 +77,14 @@ impl RuntimeRegistry {
 
     /// The runtime called `name`.
     pub fn by_name(&self, name: &str) -> Result<Arc<dyn Runtime>, LoadError> {
-        self.runtimes.iter().find(|r| r.name() == name).cloned().ok_or_else(|| {
-            LoadError::UnknownRuntime { name: name.to_owned(), available: self.names() }
-        })
+        self.runtimes
+            .iter()
+            .find(|r| r.name() == name)
+            .cloned()
+            .ok_or_else(|| LoadError::UnknownRuntime {
+                name: name.to_owned(),
+                available: self.names(),
+            })
     }
 
     /// The runtime for `dir`: the one named, or else the first that recognises its files.
@@ -86,8 +93,11 @@ impl RuntimeRegistry {
             return self.by_name(name);
         }
         let files = list_files(dir)?;
-        self.runtimes.iter().find(|r| r.recognizes(&files)).cloned().ok_or_else(|| {
-            LoadError::NoRuntime {
+        self.runtimes
+            .iter()
+            .find(|r| r.recognizes(&files))
+            .cloned()
+            .ok_or_else(|| LoadError::NoRuntime {
                 dir: dir.to_owned(),
                 files,
                 expected: self
@@ -95,17 +105,25 @@ impl RuntimeRegistry {
                     .iter()
                     .flat_map(|r| r.model_files().iter().map(|f| f.to_string()))
                     .collect(),
-            }
-        })
+            })
     }
 }
 
 /// The names of the entries of `dir`, sorted.
 fn list_files(dir: &Path) -> Result<Vec<String>, LoadError> {
-    let io = |source| LoadError::Io { path: dir.to_owned(), source };
+    let io = |source| LoadError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        files.push(entry.map_err(io)?.file_name().to_string_lossy().into_owned());
+        files.push(
+            entry
+                .map_err(io)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
     }
     files.sort();
     Ok(files)

@@ -19,13 +19,21 @@ pub struct TensorSpec {
 impl TensorSpec {
     /// A spec.
     pub fn new(name: impl Into<String>, datatype: DataType, shape: Vec<i64>) -> TensorSpec {
-        TensorSpec { name: name.into(), datatype, shape }
+        TensorSpec {
+            name: name.into(),
+            datatype,
+            shape,
+        }
     }
 
     /// Whether `shape` fits this spec: same rank, equal where the spec's dimension is fixed.
     pub fn accepts_shape(&self, shape: &[usize]) -> bool {
         self.shape.len() == shape.len()
-            && self.shape.iter().zip(shape).all(|(&want, &got)| want < 0 || want as usize == got)
+            && self
+                .shape
+                .iter()
+                .zip(shape)
+                .all(|(&want, &got)| want < 0 || want as usize == got)
     }
 }
 
@@ -60,9 +68,13 @@ impl Signature {
 
     /// The index of the output called `name`.
     pub fn output_index(&self, name: &str) -> Result<usize, ValidationError> {
-        self.outputs.iter().position(|s| s.name == name).ok_or_else(|| {
-            ValidationError::UnknownOutput { tensor: name.to_owned(), expected: self.output_names() }
-        })
+        self.outputs
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| ValidationError::UnknownOutput {
+                tensor: name.to_owned(),
+                expected: self.output_names(),
+            })
     }
 
     /// Checks `inputs` against the signature and returns them in signature order.
@@ -83,7 +95,9 @@ impl Signature {
                 });
             };
             if slots[ix].is_some() {
-                return Err(ValidationError::DuplicateInput { tensor: tensor.name });
+                return Err(ValidationError::DuplicateInput {
+                    tensor: tensor.name,
+                });
             }
             slots[ix] = Some(tensor);
         }
@@ -105,7 +119,7 @@ impl Signature {
                 return Err(ValidationError::Shape {
                     tensor: spec.name.clone(),
                     expected: spec.shape.clone(),
-                    got: tensor.shape.clone(),
+                    got: tensor.shape,
                 });
             }
             if max_batch_size > 0 {
@@ -189,7 +203,9 @@ mod tests {
             Err(ValidationError::Datatype { .. })
         ));
         let wrong_shape = Tensor::new("a", vec![1, 4], TensorData::F32(vec![0.0; 4])).unwrap();
-        let err = sig().validate_inputs(vec![wrong_shape, b(1)], 8).unwrap_err();
+        let err = sig()
+            .validate_inputs(vec![wrong_shape, b(1)], 8)
+            .unwrap_err();
         assert!(err.to_string().contains("[1, 4]"), "{err}");
     }
 
@@ -197,7 +213,11 @@ mod tests {
     fn checks_batch_agreement_and_limit() {
         assert!(matches!(
             sig().validate_inputs(vec![a(2), b(3)], 8),
-            Err(ValidationError::BatchMismatch { expected: 2, got: 3, .. })
+            Err(ValidationError::BatchMismatch {
+                expected: 2,
+                got: 3,
+                ..
+            })
         ));
         assert!(matches!(
             sig().validate_inputs(vec![a(9), b(9)], 8),

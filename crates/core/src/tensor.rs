@@ -202,13 +202,15 @@ mod tests {
     fn rejects_data_length_not_matching_shape() {
         let err = Tensor::new("x", vec![2, 3], TensorData::F32(vec![0.0; 5])).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("'x'") && msg.contains("6") && msg.contains("5"), "{msg}");
+        assert!(
+            msg.contains("'x'") && msg.contains("6") && msg.contains("5"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn rejects_overflowing_shape() {
-        let err =
-            Tensor::new("x", vec![usize::MAX, 3], TensorData::F32(vec![])).unwrap_err();
+        let err = Tensor::new("x", vec![usize::MAX, 3], TensorData::F32(vec![])).unwrap_err();
         assert!(matches!(err, ValidationError::ShapeOverflow { .. }));
     }
 

@@ -17,7 +17,9 @@ pub(crate) fn to_tract(tensor: &Tensor) -> Result<TractTensor, ModelError> {
     ) -> Result<TractTensor, ModelError> {
         tract_ndarray::ArrayD::from_shape_vec(shape, v.to_vec())
             .map(TractTensor::from)
-            .map_err(|e| ModelError::Execution { message: e.to_string() })
+            .map_err(|e| ModelError::Execution {
+                message: e.to_string(),
+            })
     }
     let shape = &tensor.shape;
     match tensor.data() {
@@ -60,10 +62,12 @@ pub(crate) fn from_tract(name: &str, t: &TractTensor) -> Result<Tensor, ModelErr
         name: &str,
         t: &TractTensor,
     ) -> Result<Vec<T>, ModelError> {
-        let view = t.to_plain_array_view::<T>().map_err(|e| ModelError::Output {
-            tensor: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        let view = t
+            .to_plain_array_view::<T>()
+            .map_err(|e| ModelError::Output {
+                tensor: name.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
         Ok(view.iter().cloned().collect())
     }
     let data = match t.datum_type() {
@@ -80,7 +84,10 @@ pub(crate) fn from_tract(name: &str, t: &TractTensor) -> Result<Tensor, ModelErr
         DatumType::F32 => TensorData::F32(elems(name, t)?),
         DatumType::F64 => TensorData::F64(elems(name, t)?),
         DatumType::String => TensorData::Bytes(
-            elems::<String>(name, t)?.into_iter().map(String::into_bytes).collect(),
+            elems::<String>(name, t)?
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
         ),
         DatumType::TDim => {
             let cast = t.cast_to::<i64>().map_err(|e| ModelError::Output {
@@ -96,8 +103,10 @@ pub(crate) fn from_tract(name: &str, t: &TractTensor) -> Result<Tensor, ModelErr
             });
         }
     };
-    Tensor::new(name, t.shape().to_vec(), data)
-        .map_err(|e| ModelError::Output { tensor: name.to_owned(), reason: e.to_string() })
+    Tensor::new(name, t.shape().to_vec(), data).map_err(|e| ModelError::Output {
+        tensor: name.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// The V2 datatype of a tract datum type, if it has one.

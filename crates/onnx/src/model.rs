@@ -21,21 +21,32 @@ pub struct OnnxModel {
 
 impl std::fmt::Debug for OnnxModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OnnxModel").field("signature", &self.signature).finish_non_exhaustive()
+        f.debug_struct("OnnxModel")
+            .field("signature", &self.signature)
+            .finish_non_exhaustive()
     }
 }
 
 impl OnnxModel {
     pub(crate) fn new(plan: Arc<TypedRunnableModel>, signature: Signature) -> OnnxModel {
-        OnnxModel { plan, signature, idle_states: Mutex::new(Vec::new()) }
+        OnnxModel {
+            plan,
+            signature,
+            idle_states: Mutex::new(Vec::new()),
+        }
     }
 
     fn take_state(&self) -> Result<TypedSimpleState, ModelError> {
-        let idle = self.idle_states.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = self
+            .idle_states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
         match idle {
             Some(state) => Ok(state),
-            None => SimpleState::new(&self.plan)
-                .map_err(|e| ModelError::Execution { message: format!("{e:#}") }),
+            None => SimpleState::new(&self.plan).map_err(|e| ModelError::Execution {
+                message: format!("{e:#}"),
+            }),
         }
     }
 }
@@ -51,9 +62,13 @@ impl Model for OnnxModel {
             .map(|t| to_tract(t).map(TValue::from))
             .collect::<Result<TVec<_>, _>>()?;
         let mut state = self.take_state()?;
-        let outputs =
-            state.run(values).map_err(|e| ModelError::Execution { message: format!("{e:#}") })?;
-        self.idle_states.lock().unwrap_or_else(|e| e.into_inner()).push(state);
+        let outputs = state.run(values).map_err(|e| ModelError::Execution {
+            message: format!("{e:#}"),
+        })?;
+        self.idle_states
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(state);
         outputs
             .iter()
             .zip(&self.signature.outputs)

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, Runtime, Signature, TensorSpec};
-use tract_onnx::tract_hir::internal::*;
 use tract_onnx::tract_hir::infer::{DimFact, GenericFactoid, ShapeFactoid};
+use tract_onnx::tract_hir::internal::*;
 
 use crate::convert::datatype_of;
 use crate::model::OnnxModel;
@@ -104,14 +104,25 @@ fn prepare(path: &Path) -> TractResult<OnnxModel> {
         .output_outlets()?
         .iter()
         .map(|o| {
-            model.outlet_label(*o).map(str::to_owned).unwrap_or_else(|| model.node(o.node).name.clone())
+            model
+                .outlet_label(*o)
+                .map(str::to_owned)
+                .unwrap_or_else(|| model.node(o.node).name.clone())
         })
         .collect::<Vec<_>>();
     let typed = model.into_optimized()?;
     let spec = |name: &str, fact: &TypedFact| -> TractResult<TensorSpec> {
-        let datatype = datatype_of(fact.datum_type)
-            .with_context(|| format!("tensor '{name}' has type {:?}, which V2 cannot carry", fact.datum_type))?;
-        let shape = fact.shape.iter().map(|d| d.to_i64().unwrap_or(-1)).collect();
+        let datatype = datatype_of(fact.datum_type).with_context(|| {
+            format!(
+                "tensor '{name}' has type {:?}, which V2 cannot carry",
+                fact.datum_type
+            )
+        })?;
+        let shape = fact
+            .shape
+            .iter()
+            .map(|d| d.to_i64().unwrap_or(-1))
+            .collect();
         Ok(TensorSpec::new(name, datatype, shape))
     };
     let signature = Signature {

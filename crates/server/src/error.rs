@@ -56,7 +56,9 @@ pub enum InferError {
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
     /// Load and unload need `--model-control explicit`.
-    #[error("explicit model load and unload are disabled: start the server with --model-control explicit")]
+    #[error(
+        "explicit model load and unload are disabled: start the server with --model-control explicit"
+    )]
     ControlDisabled,
     /// The repository has no directory for that model.
     #[error("model '{model}' is not in the model repository")]

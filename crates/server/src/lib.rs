@@ -92,7 +92,9 @@ pub async fn serve_with_runtimes(
     let state = AppState {
         repository,
         settings: Arc::new(HttpSettings {
-            limits: RequestLimits { max_tensor_elements: config.max_tensor_elements },
+            limits: RequestLimits {
+                max_tensor_elements: config.max_tensor_elements,
+            },
             max_request_bytes: config.max_request_bytes,
             model_control_explicit: config.model_control_explicit,
             strict_readiness: config.strict_readiness,
@@ -104,5 +106,7 @@ pub async fn serve_with_runtimes(
             tracing::warn!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -59,10 +59,10 @@ impl Scheduler {
     /// Starts `instances` workers running `model`, behind a queue of `capacity` requests.
     pub fn start(
         model_name: &str,
-        model: Arc<dyn Model>,
+        model: &Arc<dyn Model>,
         instances: usize,
         capacity: usize,
-        stats: Arc<VersionStats>,
+        stats: &Arc<VersionStats>,
     ) -> std::io::Result<Scheduler> {
         let (queue, receiver) = mpsc::channel(capacity);
         // Workers share one receiver; only the worker holding the lock waits on it, the others
@@ -70,32 +70,43 @@ impl Scheduler {
         let receiver = Arc::new(Mutex::new(receiver));
         for ix in 0..instances.max(1) {
             let receiver = Arc::clone(&receiver);
-            let model = Arc::clone(&model);
-            let stats = Arc::clone(&stats);
+            let model = Arc::clone(model);
+            let stats = Arc::clone(stats);
             std::thread::Builder::new()
                 .name(format!("fs-{model_name}-{ix}"))
                 .spawn(move || worker(&receiver, model.as_ref(), &stats))?;
         }
-        Ok(Scheduler { queue, model: model_name.into(), capacity })
+        Ok(Scheduler {
+            queue,
+            model: model_name.into(),
+            capacity,
+        })
     }
 
     /// Runs `inputs` (validated, in signature order, `rows` rows) through the model.
     pub async fn infer(&self, inputs: Vec<Tensor>, rows: usize) -> Result<Executed, InferError> {
         let (reply, result) = oneshot::channel();
-        let entry =
-            Entry { inputs, rows, enqueued_at: Instant::now(), reply, span: Span::current() };
+        let entry = Entry {
+            inputs,
+            rows,
+            enqueued_at: Instant::now(),
+            reply,
+            span: Span::current(),
+        };
         self.queue.try_send(entry).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => InferError::Overloaded {
                 model: self.model.to_string(),
                 capacity: self.capacity,
             },
-            mpsc::error::TrySendError::Closed(_) => {
-                InferError::Unavailable { model: self.model.to_string() }
-            }
+            mpsc::error::TrySendError::Closed(_) => InferError::Unavailable {
+                model: self.model.to_string(),
+            },
         })?;
         match result.await {
             Ok(reply) => reply.map_err(InferError::from),
-            Err(_) => Err(InferError::Unavailable { model: self.model.to_string() }),
+            Err(_) => Err(InferError::Unavailable {
+                model: self.model.to_string(),
+            }),
         }
     }
 }
@@ -116,13 +127,19 @@ fn worker(receiver: &Mutex<mpsc::Receiver<Entry>>, model: &dyn Model, stats: &Ve
         let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| model.predict(&entry.inputs)))
             .unwrap_or_else(|panic| {
-                Err(ModelError::Panicked { message: panic_message(panic.as_ref()) })
+                Err(ModelError::Panicked {
+                    message: panic_message(panic.as_ref()),
+                })
             });
         let infer = started.elapsed();
         let reply = match result {
             Ok(outputs) => {
                 stats.record_execution(entry.rows, infer);
-                Ok(Executed { outputs, queue, infer })
+                Ok(Executed {
+                    outputs,
+                    queue,
+                    infer,
+                })
             }
             Err(error) => {
                 tracing::warn!(%error, "model execution failed");
@@ -172,8 +189,14 @@ mod tests {
 
     fn start(delay: Duration, capacity: usize) -> (Scheduler, Arc<VersionStats>) {
         let stats = Arc::new(VersionStats::default());
-        let model = Arc::new(Echo { signature: Signature::default(), delay });
-        (Scheduler::start("echo", model, 1, capacity, Arc::clone(&stats)).unwrap(), stats)
+        let model: Arc<dyn Model> = Arc::new(Echo {
+            signature: Signature::default(),
+            delay,
+        });
+        (
+            Scheduler::start("echo", &model, 1, capacity, &stats).unwrap(),
+            stats,
+        )
     }
 
     #[tokio::test]
@@ -202,12 +225,17 @@ mod tests {
             tokio::spawn(async move { s.infer(vec![tensor(1)], 1).await })
         });
         let results = futures::future::join_all(calls).await;
-        let (ok, rejected): (Vec<_>, Vec<_>) =
-            results.into_iter().map(|r| r.unwrap()).partition(|r| r.is_ok());
+        let (ok, rejected): (Vec<_>, Vec<_>) = results
+            .into_iter()
+            .map(|r| r.unwrap())
+            .partition(|r| r.is_ok());
         assert!(!ok.is_empty());
         assert!(!rejected.is_empty());
         for r in rejected {
-            assert!(matches!(r, Err(InferError::Overloaded { capacity: 1, .. })), "{r:?}");
+            assert!(
+                matches!(r, Err(InferError::Overloaded { capacity: 1, .. })),
+                "{r:?}"
+            );
         }
     }
 }

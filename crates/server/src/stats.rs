@@ -89,7 +89,10 @@ impl VersionStats {
 
     /// Records one model execution over `rows` rows that took `infer`.
     pub fn record_execution(&self, rows: usize, infer: Duration) {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
         self.with(|s| {
             s.inference_count += rows as u64;
             s.execution_count += 1;
@@ -140,13 +143,22 @@ mod tests {
     #[test]
     fn request_durations_move_together() {
         let s = VersionStats::default();
-        s.record_success(RequestTimes { compute_infer: Duration::from_micros(3), ..Default::default() });
+        s.record_success(RequestTimes {
+            compute_infer: Duration::from_micros(3),
+            ..Default::default()
+        });
         s.record_failure(Duration::from_micros(1));
         let snap = s.snapshot();
         assert_eq!(snap.success.count, 1);
         assert_eq!(snap.queue.count, 1);
         assert_eq!(snap.compute_input.count, snap.compute_output.count);
-        assert_eq!(snap.compute_infer, DurationStat { count: 1, ns: 3_000 });
+        assert_eq!(
+            snap.compute_infer,
+            DurationStat {
+                count: 1,
+                ns: 3_000
+            }
+        );
         assert_eq!(snap.fail.count, 1);
     }
 }

@@ -63,7 +63,11 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
         }
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -76,28 +80,56 @@ mod tests {
     #[test]
     fn every_error_has_its_status() {
         let cases: Vec<(ApiError, StatusCode)> = vec![
-            (ProtocolError::Json { message: "x".into() }.into(), StatusCode::BAD_REQUEST),
-            (ProtocolError::BodyTooLarge { limit: 1 }.into(), StatusCode::PAYLOAD_TOO_LARGE),
             (
-                ProtocolError::Header { header: "h", message: "x".into() }.into(),
+                ProtocolError::Json {
+                    message: "x".into(),
+                }
+                .into(),
                 StatusCode::BAD_REQUEST,
             ),
-            (InferError::ModelNotFound { model: "m".into() }.into(), StatusCode::NOT_FOUND),
             (
-                InferError::VersionNotFound { model: "m".into(), version: "9".into(), available: vec![] }
-                    .into(),
+                ProtocolError::BodyTooLarge { limit: 1 }.into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                ProtocolError::Header {
+                    header: "h",
+                    message: "x".into(),
+                }
+                .into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                InferError::ModelNotFound { model: "m".into() }.into(),
                 StatusCode::NOT_FOUND,
             ),
             (
-                InferError::ModelNotReady { model: "m".into(), reason: "r".into() }.into(),
+                InferError::VersionNotFound {
+                    model: "m".into(),
+                    version: "9".into(),
+                    available: vec![],
+                }
+                .into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                InferError::ModelNotReady {
+                    model: "m".into(),
+                    reason: "r".into(),
+                }
+                .into(),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
             (
-                InferError::Validation(ValidationError::DuplicateInput { tensor: "x".into() }).into(),
+                InferError::Validation(ValidationError::DuplicateInput { tensor: "x".into() })
+                    .into(),
                 StatusCode::BAD_REQUEST,
             ),
             (
-                InferError::Model(ModelError::Execution { message: "x".into() }).into(),
+                InferError::Model(ModelError::Execution {
+                    message: "x".into(),
+                })
+                .into(),
                 StatusCode::INTERNAL_SERVER_ERROR,
             ),
             (
@@ -110,14 +142,31 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (
-                InferError::Overloaded { model: "m".into(), capacity: 1 }.into(),
+                InferError::Overloaded {
+                    model: "m".into(),
+                    capacity: 1,
+                }
+                .into(),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
-            (InferError::Unavailable { model: "m".into() }.into(), StatusCode::SERVICE_UNAVAILABLE),
-            (RepositoryError::ControlDisabled.into(), StatusCode::FORBIDDEN),
-            (RepositoryError::NotInRepository { model: "m".into() }.into(), StatusCode::NOT_FOUND),
             (
-                RepositoryError::LoadFailed { model: "m".into(), reason: "r".into() }.into(),
+                InferError::Unavailable { model: "m".into() }.into(),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                RepositoryError::ControlDisabled.into(),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                RepositoryError::NotInRepository { model: "m".into() }.into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                RepositoryError::LoadFailed {
+                    model: "m".into(),
+                    reason: "r".into(),
+                }
+                .into(),
                 StatusCode::BAD_REQUEST,
             ),
             (
@@ -125,7 +174,10 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR,
             ),
             (
-                ApiError::NoRoute { method: "GET".into(), path: "/x".into() },
+                ApiError::NoRoute {
+                    method: "GET".into(),
+                    path: "/x".into(),
+                },
                 StatusCode::NOT_FOUND,
             ),
         ];

@@ -38,9 +38,11 @@ impl VersionPolicy {
                 available[skip..].to_vec()
             }
             VersionPolicy::All => available.to_vec(),
-            VersionPolicy::Specific(wanted) => {
-                available.iter().copied().filter(|v| wanted.contains(v)).collect()
-            }
+            VersionPolicy::Specific(wanted) => available
+                .iter()
+                .copied()
+                .filter(|v| wanted.contains(v))
+                .collect(),
         }
     }
 }
@@ -106,7 +108,10 @@ impl ModelConfig {
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ModelConfig { path: None, raw: RawModelConfig::default() });
+                return Ok(ModelConfig {
+                    path: None,
+                    raw: RawModelConfig::default(),
+                });
             }
             Err(source) => return Err(LoadError::Io { path, source }),
         };
@@ -119,7 +124,10 @@ impl ModelConfig {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        let config = ModelConfig { path: Some(path.to_owned()), raw };
+        let config = ModelConfig {
+            path: Some(path.to_owned()),
+            raw,
+        };
         if config.raw.instances == Some(0) {
             return Err(config.error("instances: must be at least 1"));
         }
@@ -139,7 +147,10 @@ impl ModelConfig {
 
     fn error(&self, message: &str) -> LoadError {
         LoadError::Config {
-            path: self.path.clone().unwrap_or_else(|| PathBuf::from(CONFIG_FILE)),
+            path: self
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(CONFIG_FILE)),
             message: message.to_owned(),
         }
     }
@@ -152,7 +163,9 @@ impl ModelConfig {
     /// Concurrent executions of one version; one per core by default.
     pub fn instances(&self) -> usize {
         self.raw.instances.unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         })
     }
 
@@ -201,9 +214,10 @@ impl ModelConfig {
                 }
                 if let Some(shape) = &o.shape {
                     let fits = shape.len() == spec.shape.len()
-                        && shape.iter().zip(&spec.shape).all(|(&want, &have)| {
-                            want >= -1 && (have < 0 || want == have)
-                        });
+                        && shape
+                            .iter()
+                            .zip(&spec.shape)
+                            .all(|(&want, &have)| want >= -1 && (have < 0 || want == have));
                     if !fits {
                         return Err(self.error(&format!(
                             "{key} '{}'.shape: {shape:?} does not fit the model's {:?}",
@@ -254,9 +268,14 @@ mod tests {
         assert_eq!(VersionPolicy::Latest(2).select(&v), vec![2, 5]);
         assert_eq!(VersionPolicy::All.select(&v), vec![1, 2, 5]);
         assert_eq!(VersionPolicy::Specific(vec![5, 9]).select(&v), vec![5]);
-        assert_eq!(parse("version_policy = \"all\"").unwrap().version_policy(), VersionPolicy::All);
         assert_eq!(
-            parse("version_policy = { latest = 2 }").unwrap().version_policy(),
+            parse("version_policy = \"all\"").unwrap().version_policy(),
+            VersionPolicy::All
+        );
+        assert_eq!(
+            parse("version_policy = { latest = 2 }")
+                .unwrap()
+                .version_policy(),
             VersionPolicy::Latest(2)
         );
     }
@@ -264,7 +283,10 @@ mod tests {
     #[test]
     fn rejects_unknown_key_naming_file_and_key() {
         let err = parse("max_batch = 3").unwrap_err().to_string();
-        assert!(err.contains("m/model.toml") && err.contains("max_batch"), "{err}");
+        assert!(
+            err.contains("m/model.toml") && err.contains("max_batch"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -274,11 +296,25 @@ mod tests {
             outputs: vec![TensorSpec::new("y", DataType::Fp32, vec![-1])],
         };
         let c = parse("[[input]]\nname = \"x\"\ndatatype = \"FP32\"\nshape = [-1, 4]").unwrap();
-        assert_eq!(c.resolve_signature(sig.clone()).unwrap().inputs[0].shape, vec![-1, 4]);
+        assert_eq!(
+            c.resolve_signature(sig.clone()).unwrap().inputs[0].shape,
+            vec![-1, 4]
+        );
         let bad = parse("[[input]]\nname = \"x\"\ndatatype = \"INT64\"").unwrap();
-        assert!(bad.resolve_signature(sig.clone()).unwrap_err().to_string().contains("FP32"));
+        assert!(
+            bad.resolve_signature(sig.clone())
+                .unwrap_err()
+                .to_string()
+                .contains("FP32")
+        );
         let unknown = parse("[[output]]\nname = \"z\"").unwrap();
-        assert!(unknown.resolve_signature(sig).unwrap_err().to_string().contains("'z'"));
+        assert!(
+            unknown
+                .resolve_signature(sig)
+                .unwrap_err()
+                .to_string()
+                .contains("'z'")
+        );
     }
 
     #[test]
@@ -292,8 +328,16 @@ mod tests {
             outputs: vec![],
         };
         let none = parse("").unwrap();
-        assert_eq!(none.max_batch_size(&batchable).unwrap(), DEFAULT_MAX_BATCH_SIZE);
+        assert_eq!(
+            none.max_batch_size(&batchable).unwrap(),
+            DEFAULT_MAX_BATCH_SIZE
+        );
         assert_eq!(none.max_batch_size(&fixed).unwrap(), 0);
-        assert!(parse("max_batch_size = 4").unwrap().max_batch_size(&fixed).is_err());
+        assert!(
+            parse("max_batch_size = 4")
+                .unwrap()
+                .max_batch_size(&fixed)
+                .is_err()
+        );
     }
 }

@@ -108,9 +108,16 @@ impl ModelEntry {
         if let Some(error) = &self.error {
             return error.clone();
         }
-        let reasons: Vec<String> =
-            self.versions.iter().map(|(v, s)| format!("version {v}: {}", s.reason())).collect();
-        if reasons.is_empty() { "no versions".to_owned() } else { reasons.join("; ") }
+        let reasons: Vec<String> = self
+            .versions
+            .iter()
+            .map(|(v, s)| format!("version {v}: {}", s.reason()))
+            .collect();
+        if reasons.is_empty() {
+            "no versions".to_owned()
+        } else {
+            reasons.join("; ")
+        }
     }
 }
 
@@ -184,16 +191,24 @@ impl Repository {
     pub fn load(&self, name: &str) -> Result<(), RepositoryError> {
         let dir = self.root.join(name);
         if name.is_empty() || name.starts_with('.') || name.contains('/') || !dir.is_dir() {
-            return Err(RepositoryError::NotInRepository { model: name.to_owned() });
+            return Err(RepositoryError::NotInRepository {
+                model: name.to_owned(),
+            });
         }
         let entry = self.build_entry(name, &dir);
         let ready = !entry.ready_versions().is_empty();
         let reason = entry.not_ready_reason();
-        self.models.write().unwrap_or_else(|e| e.into_inner()).insert(name.to_owned(), Arc::new(entry));
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_owned(), Arc::new(entry));
         if ready {
             Ok(())
         } else {
-            Err(RepositoryError::LoadFailed { model: name.to_owned(), reason })
+            Err(RepositoryError::LoadFailed {
+                model: name.to_owned(),
+                reason,
+            })
         }
     }
 
@@ -201,7 +216,9 @@ impl Repository {
     pub fn unload(&self, name: &str) -> Result<(), RepositoryError> {
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = models.get(name) else {
-            return Err(RepositoryError::NotInRepository { model: name.to_owned() });
+            return Err(RepositoryError::NotInRepository {
+                model: name.to_owned(),
+            });
         };
         let mut unloaded = ModelEntry::clone(entry);
         for state in unloaded.versions.values_mut() {
@@ -224,7 +241,9 @@ impl Repository {
             .read()
             .get(model)
             .cloned()
-            .ok_or_else(|| InferError::ModelNotFound { model: model.to_owned() })?;
+            .ok_or_else(|| InferError::ModelNotFound {
+                model: model.to_owned(),
+            })?;
         let not_ready = || InferError::ModelNotReady {
             model: model.to_owned(),
             reason: entry.not_ready_reason(),
@@ -232,7 +251,10 @@ impl Repository {
         let Some(version) = version.filter(|v| !v.is_empty()) else {
             return entry.ready_versions().pop().ok_or_else(not_ready);
         };
-        let number = version.parse::<u64>().ok().or_else(|| entry.labels.get(version).copied());
+        let number = version
+            .parse::<u64>()
+            .ok()
+            .or_else(|| entry.labels.get(version).copied());
         match number.and_then(|n| entry.versions.get(&n).map(|s| (n, s))) {
             Some((_, VersionState::Ready(loaded))) => Ok(Arc::clone(loaded)),
             Some((n, state)) => Err(InferError::ModelNotReady {
@@ -254,7 +276,10 @@ impl Repository {
 
     /// Every ready version of every model, by name then version.
     pub fn ready_versions(&self) -> Vec<Arc<LoadedVersion>> {
-        self.read().values().flat_map(|m| m.ready_versions()).collect()
+        self.read()
+            .values()
+            .flat_map(|m| m.ready_versions())
+            .collect()
     }
 
     /// The repository index: every model on disk or loaded, one row per version.
@@ -267,7 +292,12 @@ impl Repository {
         names.dedup();
         for name in names {
             match models.get(&name) {
-                None => rows.push(IndexEntry { name, version: None, state: None, reason: String::new() }),
+                None => rows.push(IndexEntry {
+                    name,
+                    version: None,
+                    state: None,
+                    reason: String::new(),
+                }),
                 Some(entry) if entry.versions.is_empty() => rows.push(IndexEntry {
                     name,
                     version: None,
@@ -311,7 +341,12 @@ impl Repository {
     fn build_entry(&self, name: &str, dir: &Path) -> ModelEntry {
         let failed = |error: String| {
             tracing::error!(model = %name, %error, "model failed to load");
-            ModelEntry { name: name.to_owned(), error: Some(error), versions: BTreeMap::new(), labels: BTreeMap::new() }
+            ModelEntry {
+                name: name.to_owned(),
+                error: Some(error),
+                versions: BTreeMap::new(),
+                labels: BTreeMap::new(),
+            }
         };
         let config = match ModelConfig::read(dir) {
             Ok(config) => config,
@@ -344,7 +379,12 @@ impl Repository {
             };
             versions.insert(version, state);
         }
-        ModelEntry { name: name.to_owned(), error: None, versions, labels: config.raw.labels.clone() }
+        ModelEntry {
+            name: name.to_owned(),
+            error: None,
+            versions,
+            labels: config.raw.labels,
+        }
     }
 
     fn load_version(
@@ -354,24 +394,24 @@ impl Repository {
         vdir: &Path,
         config: &ModelConfig,
     ) -> Result<LoadedVersion, String> {
-        let runtime =
-            self.registry.select(vdir, config.raw.runtime.as_deref()).map_err(|e| e.to_string())?;
-        let options = LoadOptions { model_file: config.raw.default_model_filename.clone() };
+        let runtime = self
+            .registry
+            .select(vdir, config.raw.runtime.as_deref())
+            .map_err(|e| e.to_string())?;
+        let options = LoadOptions {
+            model_file: config.raw.default_model_filename.clone(),
+        };
         let model: Arc<dyn Model> = runtime.load(vdir, &options).map_err(|e| e.to_string())?;
         let signature = config
             .resolve_signature(model.signature().clone())
             .map_err(|e: LoadError| e.to_string())?;
-        let max_batch_size = config.max_batch_size(&signature).map_err(|e| e.to_string())?;
+        let max_batch_size = config
+            .max_batch_size(&signature)
+            .map_err(|e| e.to_string())?;
         let instances = config.instances();
         let stats = Arc::new(VersionStats::default());
-        let scheduler = Scheduler::start(
-            name,
-            model,
-            instances,
-            config.max_queue_size(),
-            Arc::clone(&stats),
-        )
-        .map_err(|e| format!("cannot start worker threads: {e}"))?;
+        let scheduler = Scheduler::start(name, &model, instances, config.max_queue_size(), &stats)
+            .map_err(|e| format!("cannot start worker threads: {e}"))?;
         Ok(LoadedVersion {
             model_name: name.to_owned(),
             version,
@@ -396,10 +436,13 @@ fn version_dirs(dir: &Path) -> std::io::Result<Vec<u64>> {
         if !entry.path().is_dir() {
             continue;
         }
-        if let Some(v) = entry.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) {
-            if v > 0 {
-                versions.push(v);
-            }
+        if let Some(v) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            && v > 0
+        {
+            versions.push(v);
         }
     }
     versions.sort_unstable();

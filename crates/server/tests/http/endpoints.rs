@@ -8,7 +8,12 @@ use crate::kit::{TestServer, assert_client_error};
 #[tokio::test]
 async fn health_endpoints_answer_200_with_empty_bodies() {
     let server = TestServer::examples().await;
-    for path in ["/v2/health/live", "/v2/health/ready", "/v2/models/digits_mlp/ready", "/v2/models/digits_mlp/versions/1/ready"] {
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/v2/models/digits_mlp/ready",
+        "/v2/models/digits_mlp/versions/1/ready",
+    ] {
         let r = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert!(r.bytes().await.unwrap().is_empty());
@@ -28,7 +33,12 @@ async fn server_metadata_lists_complete_extensions() {
     assert_eq!(body["name"], "ferroserve");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     let extensions = body["extensions"].as_array().unwrap();
-    for e in ["binary_tensor_data", "model_configuration", "model_repository", "statistics"] {
+    for e in [
+        "binary_tensor_data",
+        "model_configuration",
+        "model_repository",
+        "statistics",
+    ] {
         assert!(extensions.contains(&json!(e)), "{e}");
     }
     server.stop().await;
@@ -56,7 +66,10 @@ async fn model_metadata_comes_from_the_onnx_graph() {
     }
     let (_, cnn) = server.get("/v2/models/cnn").await;
     assert_eq!(cnn["inputs"][0]["shape"], json!([-1, 1, 8, 8]));
-    assert_eq!(cnn["outputs"][0], json!({"name": "logits", "datatype": "FP32", "shape": [-1, 10]}));
+    assert_eq!(
+        cnn["outputs"][0],
+        json!({"name": "logits", "datatype": "FP32", "shape": [-1, 10]})
+    );
     server.stop().await;
 }
 
@@ -73,7 +86,10 @@ async fn model_config_drops_the_batch_dimension() {
     assert_eq!(body["output"][0]["data_type"], "TYPE_INT64");
     assert_eq!(body["output"][0]["dims"], json!([]));
     assert_eq!(body["output"][1]["dims"], json!([10]));
-    assert_eq!(body["version_policy"], json!({"latest": {"num_versions": 1}}));
+    assert_eq!(
+        body["version_policy"],
+        json!({"latest": {"num_versions": 1}})
+    );
     assert_eq!(body["instance_group"][0]["kind"], "KIND_CPU");
     assert_eq!(body["model_transaction_policy"]["decoupled"], false);
     let (status, _) = server.get("/v2/models/digits_mlp/versions/1/config").await;
@@ -97,8 +113,20 @@ async fn statistics_count_rows_and_executions() {
     assert_eq!(stats["inference_count"], 48);
     assert_eq!(stats["execution_count"], 3);
     let inference = &stats["inference_stats"];
-    for key in ["success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit", "cache_miss"] {
-        assert!(inference[key]["count"].is_u64() && inference[key]["ns"].is_u64(), "{key}");
+    for key in [
+        "success",
+        "fail",
+        "queue",
+        "compute_input",
+        "compute_infer",
+        "compute_output",
+        "cache_hit",
+        "cache_miss",
+    ] {
+        assert!(
+            inference[key]["count"].is_u64() && inference[key]["ns"].is_u64(),
+            "{key}"
+        );
     }
     assert_eq!(inference["success"]["count"], 3);
     assert_eq!(inference["compute_infer"]["count"], 3);

@@ -11,8 +11,12 @@ const MODELS: [&str; 3] = ["digits_mlp", "iris_logreg", "cnn"];
 async fn json_inference_matches_the_oracle_for_every_example() {
     let server = TestServer::examples().await;
     for model in MODELS {
-        let (status, body) =
-            server.post(&format!("/v2/models/{model}/infer"), &oracle(model, "request.json")).await;
+        let (status, body) = server
+            .post(
+                &format!("/v2/models/{model}/infer"),
+                &oracle(model, "request.json"),
+            )
+            .await;
         assert_eq!(status, StatusCode::OK, "{model}: {body}");
         assert_eq!(body["model_name"], model);
         assert_eq!(body["model_version"], "1");
@@ -27,7 +31,9 @@ async fn echoes_the_request_id_and_returns_only_requested_outputs() {
     let mut request = oracle("digits_mlp", "request.json");
     request["id"] = json!("req-42");
     request["outputs"] = json!([{"name": "probabilities"}]);
-    let (status, body) = server.post("/v2/models/digits_mlp/versions/1/infer", &request).await;
+    let (status, body) = server
+        .post("/v2/models/digits_mlp/versions/1/infer", &request)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], "req-42");
     assert_eq!(body["outputs"].as_array().unwrap().len(), 1);
@@ -40,7 +46,8 @@ async fn nested_json_data_is_accepted() {
     let server = TestServer::examples().await;
     let mut request = oracle("iris_logreg", "request.json");
     let flat: Vec<Value> = request["inputs"][0]["data"].as_array().unwrap().clone();
-    request["inputs"][0]["data"] = Value::Array(flat.chunks(4).map(|r| Value::Array(r.to_vec())).collect());
+    request["inputs"][0]["data"] =
+        Value::Array(flat.chunks(4).map(|r| Value::Array(r.to_vec())).collect());
     let (status, body) = server.post("/v2/models/iris_logreg/infer", &request).await;
     assert_eq!(status, StatusCode::OK);
     assert_outputs_match(&body, &oracle("iris_logreg", "expected.json"));
@@ -80,22 +87,37 @@ async fn binary_tensors_both_ways_match_the_oracle() {
     );
     // As tritonclient sends it: no Content-Type.
     let r = server
-        .post_raw("/v2/models/digits_mlp/infer", body, &[("Inference-Header-Content-Length", header_length.to_string())])
+        .post_raw(
+            "/v2/models/digits_mlp/infer",
+            body,
+            &[("Inference-Header-Content-Length", header_length.to_string())],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
-    let json_length: usize =
-        r.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let json_length: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bytes = r.bytes().await.unwrap();
     let header: Value = serde_json::from_slice(&bytes[..json_length]).unwrap();
-    assert_eq!(header["outputs"][0]["parameters"]["binary_data_size"], 16 * 8);
+    assert_eq!(
+        header["outputs"][0]["parameters"]["binary_data_size"],
+        16 * 8
+    );
     assert!(header["outputs"][0].get("data").is_none());
     let labels: Vec<i64> = bytes[json_length..]
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let expected = oracle("digits_mlp", "expected.json");
-    let want: Vec<i64> = expected["outputs"][0]["data"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let want: Vec<i64> = expected["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
     assert_eq!(labels, want);
     // The JSON output in the same response.
     let mut as_json = header.clone();
@@ -109,9 +131,19 @@ async fn binary_data_output_parameter_applies_to_all_outputs() {
     let server = TestServer::examples().await;
     let mut request = oracle("iris_logreg", "request.json");
     request["parameters"] = json!({"binary_data_output": true});
-    let r = server.client.post(server.url("/v2/models/iris_logreg/infer")).json(&request).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/v2/models/iris_logreg/infer"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let length: usize = r.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let length: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bytes = r.bytes().await.unwrap();
     assert_eq!(bytes.len(), length + 16 * 8 + 16 * 3 * 4);
     server.stop().await;
@@ -124,7 +156,14 @@ async fn header_length_equal_to_the_body_is_plain_json() {
     let body = serde_json::to_vec(&oracle("cnn", "request.json")).unwrap();
     let length = body.len().to_string();
     let r = server
-        .post_raw("/v2/models/cnn/infer", body, &[("Inference-Header-Content-Length", length), ("Content-Type", "application/json".into())])
+        .post_raw(
+            "/v2/models/cnn/infer",
+            body,
+            &[
+                ("Inference-Header-Content-Length", length),
+                ("Content-Type", "application/json".into()),
+            ],
+        )
         .await;
     let (status, body) = into_json(r).await;
     assert_eq!(status, StatusCode::OK);
@@ -135,12 +174,23 @@ async fn header_length_equal_to_the_body_is_plain_json() {
 #[tokio::test]
 async fn raw_binary_request_is_one_row() {
     let server = TestServer::examples().await;
-    let row: Vec<u8> = [5.1f32, 3.5, 1.4, 0.2].iter().flat_map(|f| f.to_le_bytes()).collect();
+    let row: Vec<u8> = [5.1f32, 3.5, 1.4, 0.2]
+        .iter()
+        .flat_map(|f| f.to_le_bytes())
+        .collect();
     let r = server
-        .post_raw("/v2/models/iris_logreg/infer", row, &[("Inference-Header-Content-Length", "0".into())])
+        .post_raw(
+            "/v2/models/iris_logreg/infer",
+            row,
+            &[("Inference-Header-Content-Length", "0".into())],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let length: usize = r.headers()["inference-header-content-length"].to_str().unwrap().parse().unwrap();
+    let length: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let bytes = r.bytes().await.unwrap();
     let header: Value = serde_json::from_slice(&bytes[..length]).unwrap();
     assert_eq!(header["outputs"][0]["shape"], json!([1]));
@@ -159,10 +209,17 @@ async fn a_row_gives_the_same_answer_alone_and_inside_a_batch() {
         let single = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 64],
             "data": data[row * 64..(row + 1) * 64]}]});
         let (_, alone) = server.post("/v2/models/digits_mlp/infer", &single).await;
-        assert_eq!(alone["outputs"][0]["data"][0], batch["outputs"][0]["data"][row]);
-        let probabilities = &batch["outputs"][1]["data"].as_array().unwrap()[row * 10..(row + 1) * 10];
-        assert_outputs_match(&alone, &json!({"outputs": [{"name": "probabilities", "datatype": "FP32",
-            "shape": [1, 10], "data": probabilities}]}));
+        assert_eq!(
+            alone["outputs"][0]["data"][0],
+            batch["outputs"][0]["data"][row]
+        );
+        let probabilities =
+            &batch["outputs"][1]["data"].as_array().unwrap()[row * 10..(row + 1) * 10];
+        assert_outputs_match(
+            &alone,
+            &json!({"outputs": [{"name": "probabilities", "datatype": "FP32",
+            "shape": [1, 10], "data": probabilities}]}),
+        );
     }
     server.stop().await;
 }

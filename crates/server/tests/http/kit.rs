@@ -23,7 +23,9 @@ pub fn examples() -> PathBuf {
 
 /// The oracle directory of an example model.
 pub fn oracle_dir(model: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/oracles").join(model)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/oracles")
+        .join(model)
 }
 
 /// Reads a JSON oracle file.
@@ -82,7 +84,10 @@ impl Runtime for TestRuntime {
     }
     fn load(&self, dir: &Path, _: &LoadOptions) -> Result<Arc<dyn Model>, LoadError> {
         let path = dir.join("test.model");
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let delay_ms: u64 = text.trim().parse().map_err(|_| LoadError::Engine {
             path,
             message: "not a delay in milliseconds".into(),
@@ -103,10 +108,14 @@ impl Model for DoubleModel {
     }
     fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
         std::thread::sleep(self.delay);
-        let TensorData::F32(x) = inputs[0].data() else { unreachable!() };
+        let TensorData::F32(x) = inputs[0].data() else {
+            unreachable!()
+        };
         assert!(x.iter().all(|v| *v >= 0.0), "negative input");
         let y = x.iter().map(|v| v * 2.0).collect();
-        Ok(vec![Tensor::new("y", inputs[0].shape.clone(), TensorData::F32(y)).unwrap()])
+        Ok(vec![
+            Tensor::new("y", inputs[0].shape.clone(), TensorData::F32(y)).unwrap(),
+        ])
     }
 }
 
@@ -136,9 +145,19 @@ impl TestServer {
         let handle = tokio::spawn(serve_with_runtimes(config, runtimes, listener, async {
             let _ = rx.await;
         }));
-        let server = TestServer { addr, client: reqwest::Client::new(), shutdown: Some(tx), handle };
+        let server = TestServer {
+            addr,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle,
+        };
         for _ in 0..600 {
-            if let Ok(r) = server.client.get(server.url("/v2/health/ready")).send().await {
+            if let Ok(r) = server
+                .client
+                .get(server.url("/v2/health/ready"))
+                .send()
+                .await
+            {
                 if r.status() == StatusCode::OK {
                     return server;
                 }
@@ -160,7 +179,15 @@ impl TestServer {
 
     /// POST a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        into_json(self.client.post(self.url(path)).json(body).send().await.unwrap()).await
+        into_json(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// POST raw bytes with extra headers.
@@ -188,16 +215,28 @@ impl TestServer {
 pub async fn into_json(r: reqwest::Response) -> (StatusCode, Value) {
     let status = r.status();
     let bytes = r.bytes().await.unwrap();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     (status, body)
 }
 
 /// Asserts a 4xx whose `error` message contains every one of `needles`.
 pub fn assert_client_error(status: StatusCode, body: &Value, needles: &[&str]) {
-    assert!(status.is_client_error(), "expected 4xx, got {status}: {body}");
-    let message = body["error"].as_str().unwrap_or_else(|| panic!("no error message in {body}"));
+    assert!(
+        status.is_client_error(),
+        "expected 4xx, got {status}: {body}"
+    );
+    let message = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error message in {body}"));
     for needle in needles {
-        assert!(message.contains(needle), "error {message:?} does not mention {needle:?}");
+        assert!(
+            message.contains(needle),
+            "error {message:?} does not mention {needle:?}"
+        );
     }
 }
 

@@ -21,7 +21,12 @@ async fn index_lists_every_version_with_its_state() {
         ])
     );
     // An empty body is accepted too.
-    let r = server.client.post(server.url("/v2/repository/index")).send().await.unwrap();
+    let r = server
+        .client
+        .post(server.url("/v2/repository/index"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     server.stop().await;
 }
@@ -34,30 +39,64 @@ async fn a_broken_model_is_reported_and_the_others_serve() {
     std::fs::write(garbage.join("model.onnx"), b"this is not a protobuf").unwrap();
     let bad_config = repo.path().join("bad_config");
     std::fs::create_dir_all(bad_config.join("1")).unwrap();
-    std::fs::copy(repo.path().join("iris_logreg/1/model.onnx"), bad_config.join("1/model.onnx")).unwrap();
+    std::fs::copy(
+        repo.path().join("iris_logreg/1/model.onnx"),
+        bad_config.join("1/model.onnx"),
+    )
+    .unwrap();
     std::fs::write(bad_config.join("model.toml"), "max_batch = 4\n").unwrap();
     let empty = repo.path().join("no_versions");
     std::fs::create_dir_all(&empty).unwrap();
 
     let server = TestServer::start(ServerConfig::new(repo.path())).await;
     let (_, index) = server.post("/v2/repository/index", &json!({})).await;
-    let row = |name: &str| index.as_array().unwrap().iter().find(|r| r["name"] == name).cloned().unwrap();
+    let row = |name: &str| {
+        index
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+            .unwrap()
+    };
     assert_eq!(row("garbage")["state"], "UNAVAILABLE");
     let reason = row("garbage")["reason"].as_str().unwrap().to_owned();
     assert!(reason.contains("garbage/1/model.onnx"), "{reason}");
     assert_eq!(row("bad_config")["state"], "UNAVAILABLE");
-    assert!(row("bad_config")["reason"].as_str().unwrap().contains("max_batch"));
-    assert!(row("no_versions")["reason"].as_str().unwrap().contains("no version directory"));
+    assert!(
+        row("bad_config")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_batch")
+    );
+    assert!(
+        row("no_versions")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no version directory")
+    );
 
-    let (status, body) = server.post("/v2/models/garbage/infer", &oracle("iris_logreg", "request.json")).await;
+    let (status, body) = server
+        .post(
+            "/v2/models/garbage/infer",
+            &oracle("iris_logreg", "request.json"),
+        )
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["error"].as_str().unwrap().contains("model.onnx"));
     let (status, _) = server.get("/v2/models/garbage/ready").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 
-    let (status, _) = server.post("/v2/models/iris_logreg/infer", &oracle("iris_logreg", "request.json")).await;
+    let (status, _) = server
+        .post(
+            "/v2/models/iris_logreg/infer",
+            &oracle("iris_logreg", "request.json"),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, ready_only) = server.post("/v2/repository/index", &json!({"ready": true})).await;
+    let (_, ready_only) = server
+        .post("/v2/repository/index", &json!({"ready": true}))
+        .await;
     assert_eq!(ready_only.as_array().unwrap().len(), 3);
     server.stop().await;
 }
@@ -73,11 +112,19 @@ async fn strict_readiness_waits_for_every_model() {
     // to know loading is done, then check the strict one by hand.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(ferroserve_server::serve(config, listener, std::future::pending()));
+    tokio::spawn(ferroserve_server::serve(
+        config,
+        listener,
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
     let mut live = false;
     for _ in 0..200 {
-        if let Ok(r) = client.get(format!("http://{addr}/v2/models/iris_logreg/ready")).send().await {
+        if let Ok(r) = client
+            .get(format!("http://{addr}/v2/models/iris_logreg/ready"))
+            .send()
+            .await
+        {
             if r.status() == StatusCode::OK {
                 live = true;
                 break;
@@ -87,7 +134,11 @@ async fn strict_readiness_waits_for_every_model() {
     }
     assert!(live);
     // Loading is sequential by name: once 'iris_logreg' is ready, 'garbage' has been tried.
-    let r = client.get(format!("http://{addr}/v2/health/ready")).send().await.unwrap();
+    let r = client
+        .get(format!("http://{addr}/v2/health/ready"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -118,10 +169,15 @@ async fn version_policy_and_labels_address_versions() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert_eq!(body["model_version"], version, "{path}");
     }
-    let (status, body) = server.post("/v2/models/iris_logreg/versions/1/infer", &request).await;
+    let (status, body) = server
+        .post("/v2/models/iris_logreg/versions/1/infer", &request)
+        .await;
     assert_client_error(status, &body, &["'1'", "[2, 3]"]);
     let (_, config) = server.get("/v2/models/iris_logreg/config").await;
-    assert_eq!(config["version_policy"], json!({"latest": {"num_versions": 2}}));
+    assert_eq!(
+        config["version_policy"],
+        json!({"latest": {"num_versions": 2}})
+    );
     server.stop().await;
 }
 
@@ -129,7 +185,12 @@ async fn version_policy_and_labels_address_versions() {
 async fn load_and_unload_need_explicit_model_control() {
     let server = TestServer::examples().await;
     for action in ["load", "unload"] {
-        let (status, body) = server.post(&format!("/v2/repository/models/iris_logreg/{action}"), &json!({})).await;
+        let (status, body) = server
+            .post(
+                &format!("/v2/repository/models/iris_logreg/{action}"),
+                &json!({}),
+            )
+            .await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_client_error(status, &body, &["--model-control explicit"]);
     }
@@ -144,7 +205,9 @@ async fn explicit_unload_and_load() {
     let server = TestServer::start(config).await;
     let request = oracle("iris_logreg", "request.json");
 
-    let (status, _) = server.post("/v2/repository/models/iris_logreg/unload", &Value::Null).await;
+    let (status, _) = server
+        .post("/v2/repository/models/iris_logreg/unload", &Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.get("/v2/models/iris_logreg/ready").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -156,26 +219,41 @@ async fn explicit_unload_and_load() {
         &json!({"name": "iris_logreg", "version": "1", "state": "UNAVAILABLE", "reason": "unloaded"})
     ));
 
-    let (status, _) = server.post("/v2/repository/models/iris_logreg/load", &json!({})).await;
+    let (status, _) = server
+        .post("/v2/repository/models/iris_logreg/load", &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.post("/v2/models/iris_logreg/infer", &request).await;
     assert_eq!(status, StatusCode::OK);
 
     // A model added to the directory after start-up can be loaded.
     std::fs::create_dir_all(repo.path().join("late/1")).unwrap();
-    std::fs::copy(repo.path().join("iris_logreg/1/model.onnx"), repo.path().join("late/1/model.onnx")).unwrap();
-    let (status, _) = server.post("/v2/repository/models/late/load", &json!({})).await;
+    std::fs::copy(
+        repo.path().join("iris_logreg/1/model.onnx"),
+        repo.path().join("late/1/model.onnx"),
+    )
+    .unwrap();
+    let (status, _) = server
+        .post("/v2/repository/models/late/load", &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.post("/v2/models/late/infer", &request).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, body) = server.post("/v2/repository/models/missing/load", &json!({})).await;
+    let (status, body) = server
+        .post("/v2/repository/models/missing/load", &json!({}))
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_client_error(status, &body, &["'missing'"]);
-    let (status, body) = server.post("/v2/repository/models/../load", &json!({})).await;
+    let (status, body) = server
+        .post("/v2/repository/models/../load", &json!({}))
+        .await;
     assert!(status.is_client_error(), "{body}");
     let (status, body) = server
-        .post("/v2/repository/models/late/load", &json!({"parameters": {"config": "{}"}}))
+        .post(
+            "/v2/repository/models/late/load",
+            &json!({"parameters": {"config": "{}"}}),
+        )
         .await;
     assert_client_error(status, &body, &["config", "not supported"]);
     server.stop().await;

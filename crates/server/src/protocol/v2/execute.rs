@@ -19,10 +19,17 @@ pub async fn execute(
     request: V2Request,
     started: Instant,
 ) -> Result<EncodedResponse, ApiError> {
-    let V2Request { id, inputs, outputs: requested, binary_output } = request;
+    let V2Request {
+        id,
+        inputs,
+        outputs: requested,
+        binary_output,
+    } = request;
     let signature = &version.signature;
     let selection: Vec<(usize, bool)> = if requested.is_empty() {
-        (0..signature.outputs.len()).map(|i| (i, binary_output)).collect()
+        (0..signature.outputs.len())
+            .map(|i| (i, binary_output))
+            .collect()
     } else {
         requested
             .iter()
@@ -32,9 +39,11 @@ pub async fn execute(
             })
             .collect::<Result<_, ApiError>>()?
     };
-    if let Some(dup) = requested.iter().enumerate().find(|(i, o)| {
-        requested[..*i].iter().any(|p| p.name == o.name)
-    }) {
+    if let Some(dup) = requested
+        .iter()
+        .enumerate()
+        .find(|(i, o)| requested[..*i].iter().any(|p| p.name == o.name))
+    {
         return Err(ProtocolError::Json {
             message: format!("output '{}' is requested more than once", dup.1.name),
         }
@@ -55,10 +64,19 @@ pub async fn execute(
     let mut outputs: Vec<Option<Tensor>> = executed.outputs.into_iter().map(Some).collect();
     let selected: Vec<(Tensor, bool)> = selection
         .iter()
-        .map(|&(ix, binary)| (outputs[ix].take().expect("each output is selected once"), binary))
+        .map(|&(ix, binary)| {
+            (
+                outputs[ix].take().expect("each output is selected once"),
+                binary,
+            )
+        })
         .collect();
-    let encoded =
-        encode_response(&version.model_name, version.version, id.as_deref(), &selected);
+    let encoded = encode_response(
+        &version.model_name,
+        version.version,
+        id.as_deref(),
+        &selected,
+    );
     version.stats.record_success(RequestTimes {
         total: started.elapsed(),
         queue: executed.queue,

@@ -29,7 +29,10 @@ pub fn decode(
     }
     macro_rules! le {
         ($t:ty, $n:literal) => {
-            bytes.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect()
+            bytes
+                .chunks_exact($n)
+                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         };
     }
     Ok(match datatype {
@@ -64,14 +67,21 @@ pub fn decode(
 }
 
 /// Splits length-prefixed BYTES elements; there must be exactly `count` filling `bytes`.
-fn decode_bytes(tensor: &str, mut bytes: &[u8], count: usize) -> Result<Vec<Vec<u8>>, ProtocolError> {
+fn decode_bytes(
+    tensor: &str,
+    mut bytes: &[u8],
+    count: usize,
+) -> Result<Vec<Vec<u8>>, ProtocolError> {
     let mut out = Vec::with_capacity(count.min(bytes.len() / 4));
     while !bytes.is_empty() {
         let i = out.len();
         if bytes.len() < 4 {
             return Err(ProtocolError::tensor(
                 tensor,
-                format!("BYTES element {i}: {} bytes left, too few for its 4-byte length prefix", bytes.len()),
+                format!(
+                    "BYTES element {i}: {} bytes left, too few for its 4-byte length prefix",
+                    bytes.len()
+                ),
             ));
         }
         let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
@@ -79,7 +89,10 @@ fn decode_bytes(tensor: &str, mut bytes: &[u8], count: usize) -> Result<Vec<Vec<
         if bytes.len() < len {
             return Err(ProtocolError::tensor(
                 tensor,
-                format!("BYTES element {i}: length prefix says {len} bytes but {} remain", bytes.len()),
+                format!(
+                    "BYTES element {i}: length prefix says {len} bytes but {} remain",
+                    bytes.len()
+                ),
             ));
         }
         out.push(bytes[..len].to_vec());
@@ -88,7 +101,10 @@ fn decode_bytes(tensor: &str, mut bytes: &[u8], count: usize) -> Result<Vec<Vec<
     if out.len() != count {
         return Err(ProtocolError::tensor(
             tensor,
-            format!("binary data holds {} BYTES elements but the shape needs {count}", out.len()),
+            format!(
+                "binary data holds {} BYTES elements but the shape needs {count}",
+                out.len()
+            ),
         ));
     }
     Ok(out)
@@ -130,29 +146,36 @@ pub fn encode(data: &TensorData, out: &mut Vec<u8>) {
 mod tests {
     use super::*;
 
-    fn round_trip(data: TensorData) {
+    fn round_trip(data: &TensorData) {
         let mut bytes = Vec::new();
-        encode(&data, &mut bytes);
+        encode(data, &mut bytes);
         assert_eq!(bytes.len(), data.byte_size());
-        assert_eq!(decode("x", data.datatype(), &bytes, data.len()).unwrap(), data);
+        assert_eq!(
+            &decode("x", data.datatype(), &bytes, data.len()).unwrap(),
+            data
+        );
     }
 
     #[test]
     fn round_trips_every_datatype() {
-        round_trip(TensorData::Bool(vec![true, false]));
-        round_trip(TensorData::U8(vec![0, 255]));
-        round_trip(TensorData::I8(vec![-1, 1]));
-        round_trip(TensorData::U16(vec![65535]));
-        round_trip(TensorData::I16(vec![-2]));
-        round_trip(TensorData::F16(vec![f16::from_f32(1.5)]));
-        round_trip(TensorData::Bf16(vec![bf16::from_f32(-3.0)]));
-        round_trip(TensorData::U32(vec![7]));
-        round_trip(TensorData::I32(vec![-7]));
-        round_trip(TensorData::F32(vec![0.1, f32::MAX]));
-        round_trip(TensorData::U64(vec![u64::MAX]));
-        round_trip(TensorData::I64(vec![i64::MIN]));
-        round_trip(TensorData::F64(vec![1e-300]));
-        round_trip(TensorData::Bytes(vec![b"abc".to_vec(), vec![], vec![0, 1]]));
+        round_trip(&TensorData::Bool(vec![true, false]));
+        round_trip(&TensorData::U8(vec![0, 255]));
+        round_trip(&TensorData::I8(vec![-1, 1]));
+        round_trip(&TensorData::U16(vec![65535]));
+        round_trip(&TensorData::I16(vec![-2]));
+        round_trip(&TensorData::F16(vec![f16::from_f32(1.5)]));
+        round_trip(&TensorData::Bf16(vec![bf16::from_f32(-3.0)]));
+        round_trip(&TensorData::U32(vec![7]));
+        round_trip(&TensorData::I32(vec![-7]));
+        round_trip(&TensorData::F32(vec![0.1, f32::MAX]));
+        round_trip(&TensorData::U64(vec![u64::MAX]));
+        round_trip(&TensorData::I64(vec![i64::MIN]));
+        round_trip(&TensorData::F64(vec![1e-300]));
+        round_trip(&TensorData::Bytes(vec![
+            b"abc".to_vec(),
+            vec![],
+            vec![0, 1],
+        ]));
     }
 
     #[test]
@@ -164,8 +187,13 @@ mod tests {
 
     #[test]
     fn rejects_size_mismatch_and_bad_prefixes() {
-        let err = decode("x", DataType::Fp32, &[0; 7], 2).unwrap_err().to_string();
-        assert!(err.contains("'x'") && err.contains("7") && err.contains("8"), "{err}");
+        let err = decode("x", DataType::Fp32, &[0; 7], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("'x'") && err.contains("7") && err.contains("8"),
+            "{err}"
+        );
         assert!(decode("x", DataType::Bytes, &[5, 0, 0, 0, b'a'], 1).is_err());
         assert!(decode("x", DataType::Bytes, &[0, 0], 1).is_err());
         assert!(decode("x", DataType::Bytes, &[0, 0, 0, 0], 2).is_err());

@@ -254,7 +254,6 @@ impl Serialize for DataJson<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,29 +269,55 @@ mod tests {
             parse(DataType::Fp32, "[[1, 2.5], [3, 4]]").unwrap(),
             TensorData::F32(vec![1.0, 2.5, 3.0, 4.0])
         );
-        assert_eq!(parse(DataType::Int64, "[1, [2, [3]]]").unwrap(), TensorData::I64(vec![1, 2, 3]));
+        assert_eq!(
+            parse(DataType::Int64, "[1, [2, [3]]]").unwrap(),
+            TensorData::I64(vec![1, 2, 3])
+        );
     }
 
     #[test]
     fn parses_every_datatype() {
-        assert_eq!(parse(DataType::Bool, "[true,false]").unwrap(), TensorData::Bool(vec![true, false]));
-        assert_eq!(parse(DataType::Uint8, "[255]").unwrap(), TensorData::U8(vec![255]));
-        assert_eq!(parse(DataType::Int8, "[-128]").unwrap(), TensorData::I8(vec![-128]));
-        assert_eq!(parse(DataType::Uint64, "[18446744073709551615]").unwrap(), TensorData::U64(vec![u64::MAX]));
-        assert_eq!(parse(DataType::Fp64, "[0.1]").unwrap(), TensorData::F64(vec![0.1]));
-        assert_eq!(parse(DataType::Fp16, "[0.5]").unwrap(), TensorData::F16(vec![f16::from_f32(0.5)]));
+        assert_eq!(
+            parse(DataType::Bool, "[true,false]").unwrap(),
+            TensorData::Bool(vec![true, false])
+        );
+        assert_eq!(
+            parse(DataType::Uint8, "[255]").unwrap(),
+            TensorData::U8(vec![255])
+        );
+        assert_eq!(
+            parse(DataType::Int8, "[-128]").unwrap(),
+            TensorData::I8(vec![-128])
+        );
+        assert_eq!(
+            parse(DataType::Uint64, "[18446744073709551615]").unwrap(),
+            TensorData::U64(vec![u64::MAX])
+        );
+        assert_eq!(
+            parse(DataType::Fp64, "[0.1]").unwrap(),
+            TensorData::F64(vec![0.1])
+        );
+        assert_eq!(
+            parse(DataType::Fp16, "[0.5]").unwrap(),
+            TensorData::F16(vec![f16::from_f32(0.5)])
+        );
         assert_eq!(
             parse(DataType::Bytes, r#"["ab", "c"]"#).unwrap(),
             TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()])
         );
-        let TensorData::F32(v) = parse(DataType::Fp32, r#"["NaN", "-inf"]"#).unwrap() else { panic!() };
+        let TensorData::F32(v) = parse(DataType::Fp32, r#"["NaN", "-inf"]"#).unwrap() else {
+            panic!()
+        };
         assert!(v[0].is_nan() && v[1] == f32::NEG_INFINITY);
     }
 
     #[test]
     fn rejects_values_outside_the_type_naming_the_element() {
         let err = parse(DataType::Uint8, "[1, 256]").unwrap_err().to_string();
-        assert!(err.contains("input 'x'") && err.contains("element 1") && err.contains("UINT8"), "{err}");
+        assert!(
+            err.contains("input 'x'") && err.contains("element 1") && err.contains("UINT8"),
+            "{err}"
+        );
         assert!(parse(DataType::Int32, "[1.5]").is_err());
         assert!(parse(DataType::Bool, "[1]").is_err());
         assert!(parse(DataType::Fp32, r#"["one"]"#).is_err());
@@ -304,7 +329,8 @@ mod tests {
     fn serialises_flat() {
         let text = serde_json::to_string(&DataJson(&TensorData::F32(vec![0.5, 1.0]))).unwrap();
         assert_eq!(text, "[0.5,1.0]");
-        let bytes = serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()]))).unwrap();
+        let bytes =
+            serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()]))).unwrap();
         assert_eq!(bytes, "[\"hi\"]");
     }
 }

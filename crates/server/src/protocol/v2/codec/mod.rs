@@ -66,7 +66,9 @@ pub enum ProtocolError {
         message: String,
     },
     /// The binary part is shorter than the tensors it should hold.
-    #[error("input '{tensor}': binary data is truncated: {needed} bytes declared but only {available} remain in the body")]
+    #[error(
+        "input '{tensor}': binary data is truncated: {needed} bytes declared but only {available} remain in the body"
+    )]
     BinaryTruncated {
         /// The tensor at fault.
         tensor: String,
@@ -103,6 +105,9 @@ pub enum ProtocolError {
 impl ProtocolError {
     /// A [`ProtocolError::Tensor`].
     pub fn tensor(tensor: &str, message: impl Into<String>) -> ProtocolError {
-        ProtocolError::Tensor { tensor: tensor.to_owned(), message: message.into() }
+        ProtocolError::Tensor {
+            tensor: tensor.to_owned(),
+            message: message.into(),
+        }
     }
 }

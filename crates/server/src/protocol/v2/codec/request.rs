@@ -64,23 +64,28 @@ pub fn decode_request(
     }
     let (header, mut binary) = body.split_at(split);
     let de = &mut serde_json::Deserializer::from_slice(header);
-    let raw: RawRequest<'_> = serde_path_to_error::deserialize(de)
-        .map_err(|e| ProtocolError::Json { message: e.to_string() })?;
+    let raw: RawRequest<'_> =
+        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
+            message: e.to_string(),
+        })?;
 
     let mut inputs = Vec::with_capacity(raw.inputs.len());
     for (ix, input) in raw.inputs.into_iter().enumerate() {
         let name = input.name;
-        let datatype: DataType =
-            input.datatype.parse().map_err(|e| ProtocolError::tensor(&name, format!("{e}")))?;
+        let datatype: DataType = input
+            .datatype
+            .parse()
+            .map_err(|e| ProtocolError::tensor(&name, format!("{e}")))?;
         let shape: Vec<usize> = input
             .shape
             .iter()
             .map(|&d| usize::try_from(d))
             .collect::<Result<_, _>>()
-            .map_err(|_| ProtocolError::tensor(&name, format!("shape {:?} is too large", input.shape)))?;
-        let count = element_count(&shape).ok_or_else(|| {
-            ProtocolError::tensor(&name, format!("shape {shape:?} is too large"))
-        })?;
+            .map_err(|_| {
+                ProtocolError::tensor(&name, format!("shape {:?} is too large", input.shape))
+            })?;
+        let count = element_count(&shape)
+            .ok_or_else(|| ProtocolError::tensor(&name, format!("shape {shape:?} is too large")))?;
         if count > limits.max_tensor_elements {
             return Err(ValidationError::TooManyElements {
                 tensor: name,
@@ -94,7 +99,12 @@ pub fn decode_request(
             .get("binary_data_size")
             .map(|v| {
                 v.as_u64().ok_or_else(|| {
-                    ProtocolError::tensor(&name, format!("parameter binary_data_size must be a non-negative integer, got {v}"))
+                    ProtocolError::tensor(
+                        &name,
+                        format!(
+                            "parameter binary_data_size must be a non-negative integer, got {v}"
+                        ),
+                    )
                 })
             })
             .transpose()?;
@@ -121,14 +131,18 @@ pub fn decode_request(
             (None, Some(raw)) => json::parse_data(&name, datatype, raw, count)?,
             (None, None) => {
                 return Err(ProtocolError::Json {
-                    message: format!("inputs[{ix}] ('{name}'): no data and no binary_data_size parameter"),
+                    message: format!(
+                        "inputs[{ix}] ('{name}'): no data and no binary_data_size parameter"
+                    ),
                 });
             }
         };
         inputs.push(Tensor::new(name, shape, data)?);
     }
     if !binary.is_empty() {
-        return Err(ProtocolError::BinaryTrailing { extra: binary.len() });
+        return Err(ProtocolError::BinaryTrailing {
+            extra: binary.len(),
+        });
     }
 
     let mut outputs = Vec::with_capacity(raw.outputs.len());
@@ -136,15 +150,24 @@ pub fn decode_request(
         if output.parameters.contains_key("classification") {
             return Err(ProtocolError::UnsupportedParameter {
                 parameter: format!("outputs['{}'].classification", output.name),
-                message: "the classification extension is not implemented; request the raw output".into(),
+                message: "the classification extension is not implemented; request the raw output"
+                    .into(),
             });
         }
         let binary = bool_parameter(&output.parameters, "binary_data", &output.name)?;
-        outputs.push(RequestedOutput { name: output.name, binary });
+        outputs.push(RequestedOutput {
+            name: output.name,
+            binary,
+        });
     }
     let binary_output =
         bool_parameter(&raw.parameters, "binary_data_output", "request")?.unwrap_or(false);
-    Ok(V2Request { id: raw.id, inputs, outputs, binary_output })
+    Ok(V2Request {
+        id: raw.id,
+        inputs,
+        outputs,
+        binary_output,
+    })
 }
 
 /// A raw binary request (`Inference-Header-Content-Length: 0`): the body is the bytes of the
@@ -160,10 +183,14 @@ pub fn decode_raw_binary(
         shape[0] = 1;
     }
     let unknown: Vec<usize> = (0..shape.len()).filter(|&i| shape[i] < 0).collect();
-    let fixed: usize = shape.iter().filter(|&&d| d >= 0).map(|&d| d as usize).product();
+    let fixed: usize = shape
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
     match (unknown.as_slice(), spec.datatype.size()) {
         ([], _) => {}
-        ([axis], Some(size)) if fixed > 0 && body.len() % (fixed * size) == 0 => {
+        ([axis], Some(size)) if fixed > 0 && body.len().is_multiple_of(fixed * size) => {
             shape[*axis] = (body.len() / (fixed * size)) as i64;
         }
         ([_], None) if fixed == 1 => {
@@ -197,18 +224,18 @@ pub fn decode_raw_binary(
         }
         .into());
     }
-    if let Some(size) = spec.datatype.size() {
-        if body.len() != count * size {
-            return Err(ProtocolError::tensor(
-                &spec.name,
-                format!(
-                    "a raw binary request (Inference-Header-Content-Length: 0) has {} bytes but shape {shape:?} of {} needs {}",
-                    body.len(),
-                    spec.datatype,
-                    count * size
-                ),
-            ));
-        }
+    if let Some(size) = spec.datatype.size()
+        && body.len() != count * size
+    {
+        return Err(ProtocolError::tensor(
+            &spec.name,
+            format!(
+                "a raw binary request (Inference-Header-Content-Length: 0) has {} bytes but shape {shape:?} of {} needs {}",
+                body.len(),
+                spec.datatype,
+                count * size
+            ),
+        ));
     }
     let data = binary::decode(&spec.name, spec.datatype, body, count)?;
     Ok(V2Request {
@@ -238,7 +265,9 @@ mod tests {
     use super::*;
     use ferroserve_core::TensorData;
 
-    const LIMITS: RequestLimits = RequestLimits { max_tensor_elements: 1000 };
+    const LIMITS: RequestLimits = RequestLimits {
+        max_tensor_elements: 1000,
+    };
 
     fn decode(body: &[u8], header: Option<usize>) -> Result<V2Request, ProtocolError> {
         decode_request(body, header, LIMITS)
@@ -253,8 +282,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.id.as_deref(), Some("7"));
-        assert_eq!(r.inputs[0].data(), &TensorData::F32(vec![1.0, 2.0, 3.0, 4.0]));
-        assert_eq!(r.outputs, vec![RequestedOutput { name: "y".into(), binary: Some(true) }]);
+        assert_eq!(
+            r.inputs[0].data(),
+            &TensorData::F32(vec![1.0, 2.0, 3.0, 4.0])
+        );
+        assert_eq!(
+            r.outputs,
+            vec![RequestedOutput {
+                name: "y".into(),
+                binary: Some(true)
+            }]
+        );
         assert!(!r.binary_output);
     }
 
@@ -280,17 +318,35 @@ mod tests {
     fn rejects_malformed_bodies_naming_the_fault() {
         let err = |body: &[u8], header| decode(body, header).unwrap_err().to_string();
         assert!(err(b"{not json", None).contains("malformed"));
-        let e = err(br#"{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}"#, None);
+        let e = err(
+            br#"{"inputs":[{"name":"x","shape":[-1],"datatype":"FP32","data":[1]}]}"#,
+            None,
+        );
         assert!(e.contains("inputs[0].shape"), "{e}");
-        let e = err(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP31","data":[1]}]}"#, None);
+        let e = err(
+            br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP31","data":[1]}]}"#,
+            None,
+        );
         assert!(e.contains("'x'") && e.contains("FP31"), "{e}");
-        let e = err(br#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1]}]}"#, None);
-        assert!(e.contains("'x'") && e.contains("3") && e.contains("1"), "{e}");
-        let e = err(br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#, None);
+        let e = err(
+            br#"{"inputs":[{"name":"x","shape":[3],"datatype":"FP32","data":[1]}]}"#,
+            None,
+        );
+        assert!(
+            e.contains("'x'") && e.contains("3") && e.contains("1"),
+            "{e}"
+        );
+        let e = err(
+            br#"{"inputs":[{"name":"x","shape":[1],"datatype":"FP32"}]}"#,
+            None,
+        );
         assert!(e.contains("no data"), "{e}");
         let e = err(br#"{"inputs":[]}"#, Some(100));
         assert!(e.contains("Inference-Header-Content-Length"), "{e}");
-        let e = err(br#"{"inputs":[{"name":"x","shape":[2000],"datatype":"FP32","data":[]}]}"#, None);
+        let e = err(
+            br#"{"inputs":[{"name":"x","shape":[2000],"datatype":"FP32","data":[]}]}"#,
+            None,
+        );
         assert!(e.contains("limit of 1000"), "{e}");
     }
 
@@ -300,10 +356,23 @@ mod tests {
         let mut body = header.to_vec();
         body.extend_from_slice(&[0; 5]);
         let e = decode(&body, Some(header.len())).unwrap_err();
-        assert!(matches!(e, ProtocolError::BinaryTruncated { needed: 8, available: 5, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                ProtocolError::BinaryTruncated {
+                    needed: 8,
+                    available: 5,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         body.extend_from_slice(&[0; 4]);
         let e = decode(&body, Some(header.len())).unwrap_err();
-        assert!(matches!(e, ProtocolError::BinaryTrailing { extra: 1 }), "{e}");
+        assert!(
+            matches!(e, ProtocolError::BinaryTrailing { extra: 1 }),
+            "{e}"
+        );
     }
 
     #[test]

@@ -58,20 +58,28 @@ pub fn encode_response(
                 name: &t.name,
                 datatype: t.datatype().name(),
                 shape: &t.shape,
-                parameters: binary.then(|| BinaryParameters { binary_data_size: t.data().byte_size() }),
+                parameters: binary.then(|| BinaryParameters {
+                    binary_data_size: t.data().byte_size(),
+                }),
                 data: (!binary).then(|| DataJson(t.data())),
             })
             .collect(),
     };
     let mut body = serde_json::to_vec(&response).expect("a response always serialises");
     if !outputs.iter().any(|(_, binary)| *binary) {
-        return EncodedResponse { body, header_length: None };
+        return EncodedResponse {
+            body,
+            header_length: None,
+        };
     }
     let header_length = body.len();
     for (t, _) in outputs.iter().filter(|(_, binary)| *binary) {
         binary::encode(t.data(), &mut body);
     }
-    EncodedResponse { body, header_length: Some(header_length) }
+    EncodedResponse {
+        body,
+        header_length: Some(header_length),
+    }
 }
 
 #[cfg(test)]

@@ -16,13 +16,19 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = state.repository.resolve(&path.model, path.version.as_deref())?;
+    let version = state
+        .repository
+        .resolve(&path.model, path.version.as_deref())?;
     Ok(Json(model_config(&version)))
 }
 
 /// A tensor's dims as Triton lists them: without the batch dimension when the model batches.
 fn dims(spec: &TensorSpec, batched: bool) -> &[i64] {
-    if batched && !spec.shape.is_empty() { &spec.shape[1..] } else { &spec.shape }
+    if batched && !spec.shape.is_empty() {
+        &spec.shape[1..]
+    } else {
+        &spec.shape
+    }
 }
 
 /// The Triton `ModelConfig` of a loaded version.

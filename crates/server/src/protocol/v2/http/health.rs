@@ -17,7 +17,11 @@ pub(super) async fn ready(State(state): State<AppState>) -> StatusCode {
     let repository = &state.repository;
     let ready =
         repository.started() && (!state.settings.strict_readiness || repository.all_ready());
-    if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+    if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
 }
 
 /// `GET /v2/models/{m}[/versions/{v}]/ready`.
@@ -25,6 +29,8 @@ pub(super) async fn model_ready(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<StatusCode, ApiError> {
-    state.repository.resolve(&path.model, path.version.as_deref())?;
+    state
+        .repository
+        .resolve(&path.model, path.version.as_deref())?;
     Ok(StatusCode::OK)
 }

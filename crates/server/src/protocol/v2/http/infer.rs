@@ -26,7 +26,9 @@ pub(super) async fn infer(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = read_body(body, state.settings.max_request_bytes)?;
-    let version = state.repository.resolve(&path.model, path.version.as_deref())?;
+    let version = state
+        .repository
+        .resolve(&path.model, path.version.as_deref())?;
     let result = run(&state, &version, &headers, &body, started).await;
     if result.is_err() {
         version.stats.record_failure(started.elapsed());
@@ -42,6 +44,15 @@ async fn run(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
+    if let Some(encoding) = headers.get(axum::http::header::CONTENT_ENCODING)
+        && encoding.as_bytes() != b"identity"
+    {
+        return Err(ProtocolError::Header {
+            header: "Content-Encoding",
+            message: format!("{encoding:?} is not supported; send the request body uncompressed"),
+        }
+        .into());
+    }
     let request = match header_length(headers)? {
         Some(0) => {
             let [spec] = version.signature.inputs.as_slice() else {
@@ -65,24 +76,33 @@ async fn run(
 
 /// The `Inference-Header-Content-Length` header, if present.
 fn header_length(headers: &HeaderMap) -> Result<Option<usize>, ProtocolError> {
-    let Some(value) = headers.get(HEADER_LENGTH) else { return Ok(None) };
-    value.to_str().ok().and_then(|s| s.trim().parse::<usize>().ok()).map(Some).ok_or_else(|| {
-        ProtocolError::Header {
+    let Some(value) = headers.get(HEADER_LENGTH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .map(Some)
+        .ok_or_else(|| ProtocolError::Header {
             header: "Inference-Header-Content-Length",
             message: format!("{value:?} is not a non-negative integer"),
-        }
-    })
+        })
 }
 
 fn into_http(encoded: EncodedResponse) -> Response {
     match encoded.header_length {
-        None => {
-            ([(CONTENT_TYPE, HeaderValue::from_static("application/json"))], encoded.body)
-                .into_response()
-        }
+        None => (
+            [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            encoded.body,
+        )
+            .into_response(),
         Some(length) => (
             [
-                (CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/octet-stream"),
+                ),
                 (
                     axum::http::HeaderName::from_static(HEADER_LENGTH),
                     HeaderValue::from(length),

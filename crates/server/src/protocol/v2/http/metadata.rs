@@ -36,11 +36,18 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = state.repository.resolve(&path.model, path.version.as_deref())?;
+    let version = state
+        .repository
+        .resolve(&path.model, path.version.as_deref())?;
     let versions: Vec<String> = state
         .repository
         .entry(&path.model)
-        .map(|e| e.ready_versions().iter().map(|v| v.version.to_string()).collect())
+        .map(|e| {
+            e.ready_versions()
+                .iter()
+                .map(|v| v.version.to_string())
+                .collect()
+        })
         .unwrap_or_default();
     Ok(Json(json!({
         "name": version.model_name,

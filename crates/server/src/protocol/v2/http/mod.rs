@@ -68,18 +68,36 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/health/ready", get(health::ready))
         .route("/v2/models/stats", get(stats::all))
         .route("/v2/models/{model}", get(metadata::model))
-        .route("/v2/models/{model}/versions/{version}", get(metadata::model))
+        .route(
+            "/v2/models/{model}/versions/{version}",
+            get(metadata::model),
+        )
         .route("/v2/models/{model}/ready", get(health::model_ready))
-        .route("/v2/models/{model}/versions/{version}/ready", get(health::model_ready))
+        .route(
+            "/v2/models/{model}/versions/{version}/ready",
+            get(health::model_ready),
+        )
         .route("/v2/models/{model}/config", get(config::model))
-        .route("/v2/models/{model}/versions/{version}/config", get(config::model))
+        .route(
+            "/v2/models/{model}/versions/{version}/config",
+            get(config::model),
+        )
         .route("/v2/models/{model}/stats", get(stats::model))
-        .route("/v2/models/{model}/versions/{version}/stats", get(stats::model))
+        .route(
+            "/v2/models/{model}/versions/{version}/stats",
+            get(stats::model),
+        )
         .route("/v2/models/{model}/infer", post(infer::infer))
-        .route("/v2/models/{model}/versions/{version}/infer", post(infer::infer))
+        .route(
+            "/v2/models/{model}/versions/{version}/infer",
+            post(infer::infer),
+        )
         .route("/v2/repository/index", post(repository::index))
         .route("/v2/repository/models/{model}/load", post(repository::load))
-        .route("/v2/repository/models/{model}/unload", post(repository::unload))
+        .route(
+            "/v2/repository/models/{model}/unload",
+            post(repository::unload),
+        )
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -87,7 +105,10 @@ pub fn router(state: AppState) -> Router {
 
 /// Unknown paths answer in the V2 error shape too.
 async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute { method: method.to_string(), path: uri.path().to_owned() }
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
 
 /// The body, or the error of reading it (too large, or the connection broke).
@@ -96,7 +117,10 @@ fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes,
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ProtocolError::BodyTooLarge { limit }.into()
         } else {
-            ProtocolError::Json { message: rejection.body_text() }.into()
+            ProtocolError::Json {
+                message: rejection.body_text(),
+            }
+            .into()
         }
     })
 }

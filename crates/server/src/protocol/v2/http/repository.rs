@@ -64,14 +64,16 @@ pub(super) async fn load(
         return Err(RepositoryError::ControlDisabled.into());
     }
     let request: Value = parse_optional(&body)?;
-    if let Some(parameters) = request.get("parameters").and_then(Value::as_object) {
-        if let Some(key) = parameters.keys().find(|k| *k == "config" || k.starts_with("file:")) {
-            return Err(ProtocolError::UnsupportedParameter {
+    if let Some(parameters) = request.get("parameters").and_then(Value::as_object)
+        && let Some(key) = parameters
+            .keys()
+            .find(|k| *k == "config" || k.starts_with("file:"))
+    {
+        return Err(ProtocolError::UnsupportedParameter {
                 parameter: key.clone(),
                 message: "loading a model from a request body is not supported; place its files in the model repository".into(),
             }
             .into());
-        }
     }
     run_blocking(&state.repository, move |r| r.load(&model)).await?;
     Ok(Json(json!({})))
@@ -98,7 +100,9 @@ fn parse_optional<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result
         return Ok(T::default());
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json { message: e.to_string() })
+    serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
+        message: e.to_string(),
+    })
 }
 
 /// Runs a repository operation (file reads, model preparation) off the async threads.

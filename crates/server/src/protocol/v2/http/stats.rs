@@ -12,7 +12,12 @@ use crate::stats::DurationStat;
 
 /// `GET /v2/models/stats`: every ready version.
 pub(super) async fn all(State(state): State<AppState>) -> Json<Value> {
-    let stats: Vec<Value> = state.repository.ready_versions().iter().map(|v| version_stats(v)).collect();
+    let stats: Vec<Value> = state
+        .repository
+        .ready_versions()
+        .iter()
+        .map(|v| version_stats(v))
+        .collect();
     Json(json!({ "model_stats": stats }))
 }
 
@@ -26,7 +31,11 @@ pub(super) async fn model(
         None => {
             // Resolve first so an unknown or unready model is an error, not an empty list.
             state.repository.resolve(&path.model, None)?;
-            state.repository.entry(&path.model).map(|e| e.ready_versions()).unwrap_or_default()
+            state
+                .repository
+                .entry(&path.model)
+                .map(|e| e.ready_versions())
+                .unwrap_or_default()
         }
     };
     let stats: Vec<Value> = versions.iter().map(|v| version_stats(v)).collect();

@@ -1,0 +1,200 @@
+//! The ONNX runtime against the training libraries' oracles (onnxruntime's outputs, written by
+//! scripts/gen_models.py), and the batch invariant: a row's result inside a batch equals its
+//! result alone.
+
+use std::path::{Path, PathBuf};
+
+use ferroserve_core::model::LoadOptions;
+use ferroserve_core::{DataType, Model, Runtime, Tensor, TensorData};
+use ferroserve_onnx::OnnxRuntime;
+use serde_json::Value;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn load(model: &str) -> std::sync::Arc<dyn Model> {
+    OnnxRuntime
+        .load(
+            &examples().join("models").join(model).join("1"),
+            &LoadOptions::default(),
+        )
+        .unwrap()
+}
+
+fn read(model: &str, file: &str) -> Value {
+    let path = examples().join("oracles").join(model).join(file);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The oracle request's input as a tensor, and its row width.
+fn oracle_input(model: &str) -> Tensor {
+    let request = read(model, "request.json");
+    let input = &request["inputs"][0];
+    let shape: Vec<usize> = input["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = input["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::new(
+        input["name"].as_str().unwrap(),
+        shape,
+        TensorData::F32(data),
+    )
+    .unwrap()
+}
+
+/// Floats within 1e-5 relative + 1e-6 absolute; integers exact.
+fn assert_matches(got: &Tensor, expected: &Value) {
+    assert_eq!(got.name, expected["name"].as_str().unwrap());
+    let shape: Vec<usize> = expected["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(got.shape, shape, "{}", got.name);
+    let want = expected["data"].as_array().unwrap();
+    match got.data() {
+        TensorData::I64(v) => {
+            let want: Vec<i64> = want.iter().map(|x| x.as_i64().unwrap()).collect();
+            assert_eq!(v, &want, "{}", got.name);
+        }
+        TensorData::F32(v) => {
+            for (a, b) in v.iter().zip(want) {
+                let (a, b) = (*a as f64, b.as_f64().unwrap());
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs() + 1e-6,
+                    "{}: {a} vs {b}",
+                    got.name
+                );
+            }
+        }
+        other => panic!("unexpected output type {:?}", other.datatype()),
+    }
+}
+
+#[test]
+fn every_example_matches_onnxruntime() {
+    for model in ["digits_mlp", "iris_logreg", "cnn"] {
+        let m = load(model);
+        let outputs = m.predict(&[oracle_input(model)]).unwrap();
+        let expected = read(model, "expected.json");
+        let expected = expected["outputs"].as_array().unwrap();
+        assert_eq!(outputs.len(), expected.len(), "{model}");
+        for (got, want) in outputs.iter().zip(expected) {
+            assert_matches(got, want);
+        }
+    }
+}
+
+#[test]
+fn sklearn_labels_match_the_training_library() {
+    for model in ["digits_mlp", "iris_logreg"] {
+        let outputs = load(model).predict(&[oracle_input(model)]).unwrap();
+        let library = read(model, "library.json");
+        let want: Vec<i64> = library["label"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(outputs[0].data(), &TensorData::I64(want), "{model}");
+    }
+}
+
+#[test]
+fn signature_keeps_the_batch_dimension_symbolic() {
+    let m = load("digits_mlp");
+    let s = m.signature();
+    assert_eq!(s.inputs[0].name, "input");
+    assert_eq!(s.inputs[0].datatype, DataType::Fp32);
+    assert_eq!(s.inputs[0].shape, vec![-1, 64]);
+    assert_eq!(s.outputs[0].shape, vec![-1]);
+    assert_eq!(s.outputs[1].shape, vec![-1, 10]);
+    assert!(s.batchable());
+}
+
+#[test]
+fn a_row_inside_a_batch_equals_the_row_alone() {
+    for model in ["digits_mlp", "cnn"] {
+        let m = load(model);
+        let batch = oracle_input(model);
+        let rows = batch.shape[0];
+        let width = batch.len() / rows;
+        let TensorData::F32(all) = batch.data() else {
+            unreachable!()
+        };
+        let together = m.predict(std::slice::from_ref(&batch)).unwrap();
+        // Reversed order, and a batch of one, give the same rows.
+        let reversed: Vec<f32> = all.chunks(width).rev().flatten().copied().collect();
+        let reversed = Tensor::new(
+            batch.name.clone(),
+            batch.shape.clone(),
+            TensorData::F32(reversed),
+        )
+        .unwrap();
+        let backwards = m.predict(&[reversed]).unwrap();
+        for row in [0, rows / 2, rows - 1] {
+            let mut shape = batch.shape.clone();
+            shape[0] = 1;
+            let one = Tensor::new(
+                batch.name.clone(),
+                shape,
+                TensorData::F32(all[row * width..(row + 1) * width].to_vec()),
+            )
+            .unwrap();
+            let alone = m.predict(&[one]).unwrap();
+            for ((a, t), b) in alone.iter().zip(&together).zip(&backwards) {
+                let out_width = t.len() / rows;
+                let pick = |x: &Tensor, r: usize| match x.data() {
+                    TensorData::F32(v) => v[r * out_width..(r + 1) * out_width]
+                        .iter()
+                        .map(|f| *f as f64)
+                        .collect::<Vec<_>>(),
+                    TensorData::I64(v) => v[r * out_width..(r + 1) * out_width]
+                        .iter()
+                        .map(|i| *i as f64)
+                        .collect(),
+                    _ => unreachable!(),
+                };
+                let (alone_row, batch_row, back_row) =
+                    (pick(a, 0), pick(t, row), pick(b, rows - 1 - row));
+                for ((x, y), z) in alone_row.iter().zip(&batch_row).zip(&back_row) {
+                    assert!(
+                        (x - y).abs() <= 1e-6 * y.abs() + 1e-7,
+                        "{model} row {row}: {x} vs {y}"
+                    );
+                    assert!(
+                        (z - y).abs() <= 1e-6 * y.abs() + 1e-7,
+                        "{model} row {row} reversed: {z} vs {y}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_that_is_not_onnx_fails_with_its_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("model.onnx"), b"not a protobuf").unwrap();
+    let err = OnnxRuntime
+        .load(dir, &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.onnx"), "{err}");
+    let missing = OnnxRuntime
+        .load(&dir.join("nope"), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope"), "{missing}");
+}
