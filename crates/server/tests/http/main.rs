@@ -1,7 +1,11 @@
 //! HTTP tests over a real socket: a server bound to 127.0.0.1:0, driven with a real HTTP client.
 //! One test binary (one link step) holding every scenario module.
 
-#![allow(unreachable_pub, clippy::needless_pass_by_value, clippy::collapsible_if)]
+#![allow(
+    unreachable_pub,
+    clippy::needless_pass_by_value,
+    clippy::collapsible_if
+)]
 mod kit;
 
 mod bad_input;
