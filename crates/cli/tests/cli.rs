@@ -89,6 +89,45 @@ fn serve_rejects_a_missing_repository() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/models"));
 }
 
+#[test]
+fn flags_are_read_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args(["serve", "--http-port", "0"])
+        .env("FERROSERVE_MODEL_REPOSITORY", "/from/the/environment")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/from/the/environment"));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args(["serve", "--host", "127.0.0.1", "--http-port", "0"])
+        .current_dir(root())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .take(50)
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on http://127.0.0.1:"));
+    assert!(listening, "no 'listening on' line");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
 /// DESIGN.md's crate map: `core` <- runtimes <- `server` <- `cli`; runtimes never depend on
 /// each other or on the server, and `core` stays free of async and I/O crates.
 #[test]

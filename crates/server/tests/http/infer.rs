@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::kit::{TestServer, assert_outputs_match, into_json, oracle};
+use crate::kit::{TestServer, assert_outputs_match, into_json, oracle, split_binary};
 
 const MODELS: [&str; 3] = ["digits_mlp", "iris_logreg", "cnn"];
 
@@ -93,21 +93,13 @@ async fn binary_tensors_both_ways_match_the_oracle() {
             &[("Inference-Header-Content-Length", header_length.to_string())],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(r.headers()["content-type"], "application/octet-stream");
-    let json_length: usize = r.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = r.bytes().await.unwrap();
-    let header: Value = serde_json::from_slice(&bytes[..json_length]).unwrap();
+    let (header, binary) = split_binary(r).await;
     assert_eq!(
         header["outputs"][0]["parameters"]["binary_data_size"],
         16 * 8
     );
     assert!(header["outputs"][0].get("data").is_none());
-    let labels: Vec<i64> = bytes[json_length..]
+    let labels: Vec<i64> = binary
         .chunks_exact(8)
         .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
         .collect();
@@ -138,14 +130,12 @@ async fn binary_data_output_parameter_applies_to_all_outputs() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let length: usize = r.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = r.bytes().await.unwrap();
-    assert_eq!(bytes.len(), length + 16 * 8 + 16 * 3 * 4);
+    let (header, binary) = split_binary(r).await;
+    assert_eq!(
+        header["outputs"][1]["parameters"]["binary_data_size"],
+        16 * 3 * 4
+    );
+    assert_eq!(binary.len(), 16 * 8 + 16 * 3 * 4);
     server.stop().await;
 }
 
@@ -185,16 +175,9 @@ async fn raw_binary_request_is_one_row() {
             &[("Inference-Header-Content-Length", "0".into())],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let length: usize = r.headers()["inference-header-content-length"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let bytes = r.bytes().await.unwrap();
-    let header: Value = serde_json::from_slice(&bytes[..length]).unwrap();
+    let (header, binary) = split_binary(r).await;
     assert_eq!(header["outputs"][0]["shape"], json!([1]));
-    let label = i64::from_le_bytes(bytes[length..length + 8].try_into().unwrap());
+    let label = i64::from_le_bytes(binary[..8].try_into().unwrap());
     assert_eq!(label, 0, "a setosa row");
     server.stop().await;
 }

@@ -223,6 +223,22 @@ pub async fn into_json(r: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Splits a binary-extension response (200 expected) into its JSON header and binary part.
+pub async fn split_binary(r: reqwest::Response) -> (Value, Vec<u8>) {
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    let length: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().await.unwrap();
+    (
+        serde_json::from_slice(&bytes[..length]).unwrap(),
+        bytes[length..].to_vec(),
+    )
+}
+
 /// Asserts a 4xx whose `error` message contains every one of `needles`.
 pub fn assert_client_error(status: StatusCode, body: &Value, needles: &[&str]) {
     assert!(
