@@ -284,9 +284,10 @@ impl Repository {
 
     /// The repository index: every model on disk or loaded, one row per version.
     pub fn index(&self) -> Result<Vec<IndexEntry>, RepositoryError> {
+        // List the directory before taking the lock, so loads never wait on disk reads.
+        let mut names: Vec<String> = self.model_names_on_disk()?;
         let models = self.read();
         let mut rows = Vec::new();
-        let mut names: Vec<String> = self.model_names_on_disk()?;
         names.extend(models.keys().cloned());
         names.sort();
         names.dedup();
