@@ -152,7 +152,11 @@ fn dependencies_point_the_right_way() {
     let allowed: &[(&str, &[&str])] = &[
         ("ferroserve-core", &[]),
         ("ferroserve-onnx", &["ferroserve-core"]),
-        ("ferroserve-server", &["ferroserve-core", "ferroserve-onnx"]),
+        ("ferroserve-trees", &["ferroserve-core"]),
+        (
+            "ferroserve-server",
+            &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
+        ),
         ("ferroserve", &["ferroserve-core", "ferroserve-server"]),
     ];
     let forbidden_in_core = ["tokio", "axum", "hyper", "serde_json", "tract-onnx"];

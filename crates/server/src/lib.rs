@@ -60,6 +60,7 @@ impl ServerConfig {
 pub fn runtime_registry() -> RuntimeRegistry {
     let mut registry = RuntimeRegistry::new();
     ferroserve_onnx::register(&mut registry);
+    ferroserve_trees::register(&mut registry);
     registry
 }
 

@@ -206,3 +206,46 @@ async fn a_row_gives_the_same_answer_alone_and_inside_a_batch() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_xgboost_model_serves_with_no_config() {
+    let repo = crate::kit::temp_repository();
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/trees/xgboost/binary_logistic_nan");
+    std::fs::create_dir_all(repo.path().join("xgb/1")).unwrap();
+    std::fs::copy(
+        case.join("model.json"),
+        repo.path().join("xgb/1/model.json"),
+    )
+    .unwrap();
+    let server = TestServer::start(ferroserve_server::ServerConfig::new(repo.path())).await;
+    let (_, meta) = server.get("/v2/models/xgb").await;
+    assert_eq!(
+        meta["inputs"][0],
+        json!({"name": "input", "datatype": "FP32", "shape": [-1, 30]})
+    );
+    assert_eq!(meta["outputs"][1]["shape"], json!([-1, 2]));
+    let rows: Value =
+        serde_json::from_slice(&std::fs::read(case.join("rows.json")).unwrap()).unwrap();
+    // JSON has no NaN number: missing values travel as the "NaN" token.
+    let data: Vec<Value> = rows["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| if v.is_null() { json!("NaN") } else { v.clone() })
+        .collect();
+    let request = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": rows["shape"], "data": data}]});
+    let (status, body) = server.post("/v2/models/xgb/infer", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+    let probabilities = body["outputs"][1]["data"].as_array().unwrap();
+    for (i, want) in expected["predict"].as_array().unwrap().iter().enumerate() {
+        let got = probabilities[2 * i + 1].as_f64().unwrap();
+        assert!(
+            (got - want.as_f64().unwrap()).abs() <= 1e-5,
+            "row {i}: {got} vs {want}"
+        );
+    }
+    server.stop().await;
+}

@@ -1,0 +1,29 @@
+//! ferroserve-trees: tree ensembles evaluated natively, behind the same
+//! [`Runtime`](ferroserve_core::Runtime)/[`Model`](ferroserve_core::Model) traits as ONNX.
+//!
+//! # Layout
+//! - [`forest`]: [`Forest`], every tree of a model flattened into one set of node arrays, and
+//!   its batch evaluator (row blocks × trees, no allocation per row).
+//! - [`objective`]: how summed leaf values (margins) become predictions.
+//! - [`xgboost`]: XGBoost `model.json` (`Booster.save_model`) into a [`Forest`].
+//! - [`model`]: [`TreeModel`], a forest and an objective behind the `Model` trait.
+//! - [`runtime`]: [`TreesRuntime`], which recognises the model files.
+//!
+//! Written by hand rather than on a crate: the evaluator is the hot loop of the tabular models
+//! and has to share one layout across formats (XGBoost, LightGBM, ONNX-ML), run in wasm, and
+//! stay free of threads of its own (the server's scheduler owns them).
+
+pub mod forest;
+pub mod model;
+pub mod objective;
+pub mod runtime;
+pub mod xgboost;
+
+pub use forest::Forest;
+pub use model::TreeModel;
+pub use runtime::TreesRuntime;
+
+/// Adds this crate's runtimes to `registry`.
+pub fn register(registry: &mut ferroserve_core::RuntimeRegistry) {
+    registry.register(std::sync::Arc::new(TreesRuntime));
+}

@@ -1,0 +1,304 @@
+//! XGBoost's JSON model format (`Booster.save_model("model.json")`) into a [`Forest`].
+//!
+//! Read: `learner.learner_model_param` (`base_score`, `num_class`, `num_feature`),
+//! `learner.objective.name`, and per tree of `learner.gradient_booster.model.trees` the node
+//! arrays `left_children`, `right_children`, `split_indices`, `split_conditions` (the leaf value
+//! at leaves), `default_left`, `split_type`; `tree_info` gives each tree's output group.
+
+use serde::Deserialize;
+
+use crate::forest::{Forest, LEAF};
+use crate::objective::Objective;
+
+/// A parsed XGBoost model: its trees, objective and base margin per output group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XgboostModel {
+    /// The trees.
+    pub forest: Forest,
+    /// The objective's transformation.
+    pub objective: Objective,
+    /// The objective's name as XGBoost writes it (`binary:logistic`).
+    pub objective_name: String,
+    /// Added to each group's margin before the trees (the base score in margin space).
+    pub base_margin: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    learner: Learner,
+}
+
+#[derive(Deserialize)]
+struct Learner {
+    learner_model_param: LearnerModelParam,
+    objective: ObjectiveJson,
+    gradient_booster: GradientBooster,
+}
+
+#[derive(Deserialize)]
+struct LearnerModelParam {
+    base_score: String,
+    #[serde(default)]
+    num_class: Option<String>,
+    num_feature: String,
+}
+
+#[derive(Deserialize)]
+struct ObjectiveJson {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct GradientBooster {
+    name: String,
+    model: Option<Booster>,
+}
+
+#[derive(Deserialize)]
+struct Booster {
+    trees: Vec<Tree>,
+    tree_info: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Tree {
+    left_children: Vec<i64>,
+    right_children: Vec<i64>,
+    split_indices: Vec<u64>,
+    split_conditions: Vec<f32>,
+    default_left: Vec<DefaultLeft>,
+    #[serde(default)]
+    split_type: Vec<u8>,
+}
+
+/// `default_left` is written as 0/1 integers by some versions and booleans by others.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum DefaultLeft {
+    Bool(bool),
+    Int(u8),
+}
+
+impl DefaultLeft {
+    fn get(&self) -> bool {
+        match self {
+            DefaultLeft::Bool(b) => *b,
+            DefaultLeft::Int(i) => *i != 0,
+        }
+    }
+}
+
+/// Why a model file could not be read, naming the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FormatError(pub String);
+
+/// Parses the text of a `model.json`.
+pub fn parse_json(bytes: &[u8]) -> Result<XgboostModel, FormatError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let file = File::deserialize(de)
+        .map_err(|e| FormatError(format!("not an XGBoost JSON model: {e}")))?;
+    let learner = file.learner;
+    let objective_name = learner.objective.name;
+    let objective = match objective_name.as_str() {
+        "binary:logistic" => Objective::BinaryLogistic,
+        "binary:logitraw" => Objective::Identity,
+        "multi:softprob" | "multi:softmax" => Objective::Softmax,
+        "reg:squarederror"
+        | "reg:linear"
+        | "reg:absoluteerror"
+        | "reg:pseudohubererror"
+        | "reg:quantileerror"
+        | "rank:pairwise"
+        | "rank:ndcg"
+        | "rank:map" => Objective::Identity,
+        "reg:logistic" => Objective::Sigmoid,
+        "count:poisson" | "reg:gamma" | "reg:tweedie" => Objective::Exp,
+        other => {
+            return Err(FormatError(format!(
+                "learner.objective.name: objective '{other}' is not supported"
+            )));
+        }
+    };
+    let number = |field: &str, text: &str| -> Result<usize, FormatError> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| *v >= 0.0)
+            .map(|v| v as usize)
+            .ok_or_else(|| {
+                FormatError(format!(
+                    "learner.learner_model_param.{field}: not a count: {text:?}"
+                ))
+            })
+    };
+    let features = number("num_feature", &learner.learner_model_param.num_feature)?;
+    let classes = match &learner.learner_model_param.num_class {
+        Some(text) => number("num_class", text)?,
+        None => 0,
+    };
+    let groups = if objective == Objective::Softmax {
+        classes.max(1)
+    } else {
+        1
+    };
+    if objective == Objective::Softmax && classes < 2 {
+        return Err(FormatError(format!(
+            "learner.learner_model_param.num_class: {objective_name} needs at least 2 classes, got {classes}"
+        )));
+    }
+    let base_scores = parse_base_score(&learner.learner_model_param.base_score)?;
+    let base_margin: Vec<f32> = match base_scores.as_slice() {
+        [one] => vec![objective.prob_to_margin(*one); groups],
+        many if many.len() == groups => many.iter().map(|b| objective.prob_to_margin(*b)).collect(),
+        many => {
+            return Err(FormatError(format!(
+                "learner.learner_model_param.base_score: {} values for {groups} output groups",
+                many.len()
+            )));
+        }
+    };
+    if learner.gradient_booster.name != "gbtree" {
+        return Err(FormatError(format!(
+            "learner.gradient_booster.name: booster '{}' is not supported (only gbtree)",
+            learner.gradient_booster.name
+        )));
+    }
+    let booster = learner
+        .gradient_booster
+        .model
+        .ok_or_else(|| FormatError("learner.gradient_booster.model: missing".into()))?;
+    if booster.tree_info.len() != booster.trees.len() {
+        return Err(FormatError(format!(
+            "learner.gradient_booster.model.tree_info: {} entries for {} trees",
+            booster.tree_info.len(),
+            booster.trees.len()
+        )));
+    }
+    let mut forest = Forest {
+        groups,
+        features,
+        ..Forest::default()
+    };
+    for (t, (tree, &group)) in booster.trees.iter().zip(&booster.tree_info).enumerate() {
+        append_tree(&mut forest, t, tree)?;
+        forest.tree_group.push(group);
+    }
+    forest
+        .validate()
+        .map_err(|e| FormatError(format!("learner.gradient_booster.model.trees: {e}")))?;
+    Ok(XgboostModel {
+        forest,
+        objective,
+        objective_name,
+        base_margin,
+    })
+}
+
+/// Appends one tree's nodes to `forest`, translating child indices to absolute ones.
+fn append_tree(forest: &mut Forest, t: usize, tree: &Tree) -> Result<(), FormatError> {
+    let n = tree.left_children.len();
+    let at =
+        |field: &str| FormatError(format!("learner.gradient_booster.model.trees[{t}].{field}"));
+    if [
+        tree.right_children.len(),
+        tree.split_indices.len(),
+        tree.split_conditions.len(),
+        tree.default_left.len(),
+    ]
+    .iter()
+    .any(|&l| l != n)
+        || n == 0
+    {
+        return Err(FormatError(format!(
+            "learner.gradient_booster.model.trees[{t}]: node arrays are empty or differ in length"
+        )));
+    }
+    if tree.split_type.iter().any(|&s| s != 0) {
+        return Err(FormatError(format!(
+            "learner.gradient_booster.model.trees[{t}].split_type: categorical splits are not supported yet"
+        )));
+    }
+    let offset = forest.feature.len();
+    forest.roots.push(offset as u32);
+    for i in 0..n {
+        let (left, right) = (tree.left_children[i], tree.right_children[i]);
+        if left == -1 {
+            forest.feature.push(LEAF);
+            forest.left.push(0);
+            forest.right.push(0);
+        } else {
+            let child = |c: i64, name: &str| {
+                usize::try_from(c)
+                    .ok()
+                    .filter(|&c| c < n)
+                    .map(|c| (c + offset) as u32)
+                    .ok_or_else(|| at(&format!("{name}[{i}]: {c} is not a node of this tree")))
+            };
+            forest.left.push(child(left, "left_children")?);
+            forest.right.push(child(right, "right_children")?);
+            let feature = u32::try_from(tree.split_indices[i]).map_err(|_| at("split_indices"))?;
+            forest.feature.push(feature);
+        }
+        forest.threshold.push(tree.split_conditions[i]);
+        forest.default_left.push(tree.default_left[i].get());
+    }
+    Ok(())
+}
+
+/// `base_score` is written as `"5E-1"`, or since XGBoost 3 as a list `"[5E-1]"` /
+/// `"[1E0,2E0]"` (one per target or class).
+fn parse_base_score(text: &str) -> Result<Vec<f32>, FormatError> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(',')
+        .map(|v| v.trim().parse::<f32>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            FormatError(format!(
+                "learner.learner_model_param.base_score: not a number list: {text:?}"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(objective: &str, base_score: &str, extra: &str) -> String {
+        format!(
+            r#"{{"learner": {{
+                "learner_model_param": {{"base_score": "{base_score}", "num_class": "0", "num_feature": "2"}},
+                "objective": {{"name": "{objective}"}},
+                "gradient_booster": {{"name": "gbtree", "model": {{
+                    "tree_info": [0],
+                    "trees": [{{"left_children": [1, -1, -1], "right_children": [2, -1, -1],
+                        "split_indices": [1, 0, 0], "split_conditions": [0.5, -0.25, 0.75],
+                        "default_left": [1, 0, 0], "split_type": [0, 0, 0]{extra}}}]}}}}}}}}"#
+        )
+    }
+
+    #[test]
+    fn reads_trees_objective_and_base_score() {
+        let m = parse_json(model("binary:logistic", "[5E-1]", "").as_bytes()).unwrap();
+        assert_eq!(m.objective, Objective::BinaryLogistic);
+        assert_eq!(m.base_margin, vec![0.0]);
+        assert_eq!(m.forest.feature, vec![1, LEAF, LEAF]);
+        assert_eq!(m.forest.default_left, vec![true, false, false]);
+        let m = parse_json(model("reg:squarederror", "1.5E0", "").as_bytes()).unwrap();
+        assert_eq!(m.base_margin, vec![1.5]);
+    }
+
+    #[test]
+    fn rejects_unknown_objective_and_bad_references() {
+        let err = parse_json(model("reg:mystery", "0", "").as_bytes())
+            .unwrap_err()
+            .0;
+        assert!(err.contains("reg:mystery"), "{err}");
+        let bad = model("reg:squarederror", "0", "").replace("[1, -1, -1]", "[9, -1, -1]");
+        let err = parse_json(bad.as_bytes()).unwrap_err().0;
+        assert!(err.contains("left_children[0]"), "{err}");
+        let err = parse_json(b"{\"learner\": {").unwrap_err().0;
+        assert!(err.contains("not an XGBoost JSON model"), "{err}");
+    }
+}
