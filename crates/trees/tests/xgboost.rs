@@ -170,3 +170,40 @@ fn malformed_files_fail_with_their_path() {
         }
     }
 }
+
+#[test]
+fn ubjson_models_predict_the_same_as_json() {
+    for case in CASES {
+        let json = std::fs::read(case_dir(case).join("model.json")).unwrap();
+        let ubj = std::fs::read(case_dir(case).join("model.ubj")).unwrap();
+        let from_json = xgboost::parse_json(&json).unwrap();
+        let from_ubj = xgboost::parse_ubjson(&ubj).unwrap();
+        assert_eq!(from_json, from_ubj, "{case}");
+    }
+    // And the runtime picks model.ubj when it is the only model file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        case_dir("multi_softprob").join("model.ubj"),
+        dir.path().join("model.ubj"),
+    )
+    .unwrap();
+    let model = TreesRuntime
+        .load(dir.path(), &LoadOptions::default())
+        .unwrap();
+    let outputs = model.predict(&[rows("multi_softprob")]).unwrap();
+    let TensorData::F32(p) = outputs[1].data() else {
+        panic!()
+    };
+    assert_close(
+        p,
+        &floats(&read("multi_softprob", "expected.json")["predict"]),
+        "ubj",
+    );
+    let ubj = std::fs::read(case_dir("multi_softprob").join("model.ubj")).unwrap();
+    std::fs::write(dir.path().join("model.ubj"), &ubj[..ubj.len() / 3]).unwrap();
+    let err = TreesRuntime
+        .load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.ubj") && err.contains("UBJSON"), "{err}");
+}

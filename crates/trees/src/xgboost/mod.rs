@@ -1,9 +1,12 @@
-//! XGBoost's JSON model format (`Booster.save_model("model.json")`) into a [`Forest`].
+//! XGBoost's model formats (`Booster.save_model("model.json")` and `"model.ubj"`, the same
+//! document as JSON or Universal Binary JSON) into a [`Forest`].
 //!
 //! Read: `learner.learner_model_param` (`base_score`, `num_class`, `num_feature`),
 //! `learner.objective.name`, and per tree of `learner.gradient_booster.model.trees` the node
 //! arrays `left_children`, `right_children`, `split_indices`, `split_conditions` (the leaf value
 //! at leaves), `default_left`, `split_type`; `tree_info` gives each tree's output group.
+
+pub mod ubjson;
 
 use serde::Deserialize;
 
@@ -98,6 +101,18 @@ pub fn parse_json(bytes: &[u8]) -> Result<XgboostModel, FormatError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let file = File::deserialize(de)
         .map_err(|e| FormatError(format!("not an XGBoost JSON model: {e}")))?;
+    from_file(file)
+}
+
+/// Parses the bytes of a `model.ubj`.
+pub fn parse_ubjson(bytes: &[u8]) -> Result<XgboostModel, FormatError> {
+    let value = ubjson::parse(bytes)?;
+    let file = File::deserialize(value)
+        .map_err(|e| FormatError(format!("not an XGBoost UBJSON model: {e}")))?;
+    from_file(file)
+}
+
+fn from_file(file: File) -> Result<XgboostModel, FormatError> {
     let learner = file.learner;
     let objective_name = learner.objective.name;
     let objective = match objective_name.as_str() {
