@@ -82,6 +82,23 @@ def ranking_data(seed):
     return (x[:-n_te], y[:-n_te], qid[:-n_te]), (x[-n_te:], y[-n_te:], qid[-n_te:])
 
 
+def categorical_data(seed, n=600):
+    """Two numeric features and one categorical feature (8 categories, ~10% NaN) whose
+    categories carry most of the signal, so that trees split on it."""
+    rng = np.random.default_rng(seed)
+    x = np.empty((n, 3), dtype=np.float32)
+    x[:, 0] = rng.normal(size=n)
+    x[:, 1] = rng.normal(size=n)
+    cat = rng.integers(0, 8, size=n)
+    x[:, 2] = cat
+    effect = np.array([2.0, -1.5, 0.5, -2.0, 1.0, -0.5, 1.5, -1.0])
+    logit = effect[cat] + 0.7 * x[:, 0] + 0.3 * rng.normal(size=n)
+    y = (logit > 0).astype(np.float32)
+    x[rng.random(n) < 0.1, 2] = np.nan
+    x[rng.random(n) < 0.05, 0] = np.nan
+    return x, y
+
+
 def cases():
     bc = load_breast_cancer()
     xb, yb = bc.data.astype(np.float32), bc.target.astype(np.float32)
@@ -108,6 +125,13 @@ def cases():
     yield "reg_logistic", dict(reg, objective="reg:logistic"), 20, split(xd, y01, 4)
     ycount = np.round(yd / 50.0).astype(np.float32)
     yield "count_poisson", dict(reg, objective="count:poisson"), 20, split(xd, ycount, 4)
+    xc, yc = categorical_data(6)
+    yield "binary_categorical", dict(binary, max_cat_to_onehot=1, max_depth=3), 10, split(
+        xc, yc, 6)
+    yield "binary_categorical_onehot", dict(binary, max_cat_to_onehot=9, max_depth=3), 10, split(
+        xc, yc, 6)
+    yield "reg_dart", dict(reg, objective="reg:squarederror", booster="dart", rate_drop=0.3,
+                           one_drop=1), 10, split(xd, yd.astype(np.float32), 4)
     (xtr, ytr, qtr), (xte, yte, qte) = ranking_data(5)
     yield "rank_pairwise", dict(common, objective="rank:pairwise", max_depth=3, eta=0.3), 10, (
         xtr, ytr, xte, yte, qtr, qte)
@@ -141,17 +165,22 @@ def dump_json(path, obj):
 def main():
     summary = []
     for name, params, rounds, data in cases():
+        categorical = "categorical" in name
+        types = {"feature_types": ["q", "q", "c"], "enable_categorical": True} if categorical else {}
         if len(data) == 6:
             xtr, ytr, xte, _yte, qtr, _qte = data
             dtrain = xgb.DMatrix(xtr, label=ytr, qid=qtr, missing=np.nan, nthread=1)
         else:
             xtr, ytr, xte, _yte = data
-            dtrain = xgb.DMatrix(xtr, label=ytr, missing=np.nan, nthread=1)
+            dtrain = xgb.DMatrix(xtr, label=ytr, missing=np.nan, nthread=1, **types)
         booster = xgb.train(params, dtrain, num_boost_round=rounds)
 
         rows = np.ascontiguousarray(xte, dtype=np.float32)
         assert rows.shape[0] == N_ROWS
-        dtest = xgb.DMatrix(rows, missing=np.nan, nthread=1)
+        dtest = xgb.DMatrix(rows, missing=np.nan, nthread=1, **types)
+        if categorical:
+            trees = json.loads(booster.save_raw("json"))["learner"]["gradient_booster"]["model"]
+            assert any(any(t["split_type"]) for t in trees["trees"]), name
         pred = booster.predict(dtest)
         margin = booster.predict(dtest, output_margin=True)
         check_transform(params["objective"], pred, margin)
@@ -187,5 +216,91 @@ def main():
     print(f"total bytes: {total}")
 
 
+LGB_OUT = ROOT / "tests" / "fixtures" / "trees" / "lightgbm"
+
+
+def lightgbm_cases():
+    """(name, params, rounds, (xtr, ytr, xte, yte), categorical_feature, extra Dataset kwargs)."""
+    bc = load_breast_cancer()
+    xb, yb = bc.data.astype(np.float32), bc.target.astype(np.float64)
+    ir = load_iris()
+    xi, yi = ir.data.astype(np.float32), ir.target.astype(np.float64)
+    db = load_diabetes()
+    xd, yd = db.data.astype(np.float32), db.target.astype(np.float64)
+    common = {"num_threads": 1, "seed": 0, "deterministic": True, "verbose": -1,
+              "num_leaves": 15, "learning_rate": 0.2, "min_data_in_leaf": 5}
+    rng = np.random.default_rng(7)
+    xb_nan = with_nans(xb, 0.15, rng)
+    # Zero-as-missing: a sparse-looking copy with many exact zeros and some NaNs.
+    xb_zero = xb.copy()
+    xb_zero[rng.random(xb.shape) < 0.3] = 0.0
+    xb_zero = with_nans(xb_zero, 0.05, rng)
+    xc, yc = categorical_data(8)
+
+    yield "binary", dict(common, objective="binary"), 20, split(xb, yb, 1), "auto"
+    yield "binary_nan", dict(common, objective="binary"), 20, split(xb_nan, yb, 1), "auto"
+    yield "binary_zero_as_missing", dict(common, objective="binary", zero_as_missing=True), 20, \
+        split(xb_zero, yb, 1), "auto"
+    yield "binary_no_missing", dict(common, objective="binary", use_missing=False), 20, \
+        split(xb_nan, yb, 1), "auto"
+    yield "binary_sigmoid", dict(common, objective="binary", sigmoid=0.5), 20, split(xb, yb, 1), \
+        "auto"
+    yield "binary_categorical", dict(common, objective="binary", min_data_per_group=5,
+                                     cat_smooth=1, max_cat_to_onehot=2), 20, split(xc, yc, 6), [2]
+    yield "multiclass", dict(common, objective="multiclass", num_class=3), 10, split(xi, yi, 3), \
+        "auto"
+    yield "multiclassova", dict(common, objective="multiclassova", num_class=3), 10, \
+        split(xi, yi, 3), "auto"
+    yield "regression", dict(common, objective="regression"), 20, split(xd, yd, 4), "auto"
+    yield "regression_sqrt", dict(common, objective="regression", reg_sqrt=True), 20, \
+        split(xd, yd, 4), "auto"
+    yield "regression_l1", dict(common, objective="regression_l1"), 20, split(xd, yd, 4), "auto"
+    yield "poisson", dict(common, objective="poisson"), 20, split(xd, np.round(yd / 50.0), 4), \
+        "auto"
+    y01 = (yd - yd.min()) / (yd.max() - yd.min())
+    yield "cross_entropy", dict(common, objective="cross_entropy"), 20, split(xd, y01, 4), "auto"
+    yield "linear_tree", dict(common, objective="regression", linear_tree=True), 10, \
+        split(with_nans(xd, 0.05, rng), yd, 4), "auto"
+    yield "random_forest", dict(common, objective="binary", boosting="rf", bagging_freq=1,
+                                bagging_fraction=0.7, feature_fraction=0.8), 10, \
+        split(xb, yb, 1), "auto"
+
+
+def lightgbm_main():
+    import lightgbm as lgb
+
+    summary = []
+    for name, params, rounds, (xtr, ytr, xte, _yte), categorical in lightgbm_cases():
+        dtrain = lgb.Dataset(xtr, label=ytr, categorical_feature=categorical,
+                             params={"verbose": -1})
+        booster = lgb.train(params, dtrain, num_boost_round=rounds)
+        rows = np.ascontiguousarray(xte, dtype=np.float32)
+        if name == "binary_categorical":
+            # Categories LightGBM never saw, and a negative one, go right like NaN.
+            rows[0, 2], rows[1, 2], rows[2, 2] = 11.0, -3.0, np.nan
+            text = booster.model_to_string()
+            assert "num_cat=0" not in text.split("Tree=0")[1].split("Tree=1")[0], name
+        assert rows.shape[0] == N_ROWS
+        pred = booster.predict(rows)
+        raw = booster.predict(rows, raw_score=True)
+        d = LGB_OUT / name
+        d.mkdir(parents=True, exist_ok=True)
+        booster.save_model(str(d / "model.txt"))
+        dump_json(d / "rows.json", {"shape": list(rows.shape), "data": floats(rows)})
+        dump_json(d / "expected.json", {
+            "objective": params["objective"],
+            "num_class": int(params.get("num_class", 1)),
+            "predict": [float(v) for v in np.asarray(pred, dtype=np.float64).ravel()],
+            "predict_shape": list(np.shape(pred)),
+            "raw": [float(v) for v in np.asarray(raw, dtype=np.float64).ravel()],
+            "lightgbm_version": lgb.__version__,
+        })
+        summary.append((name, rows.shape[1], booster.num_trees(), (d / "model.txt").stat().st_size))
+    print(f"lightgbm {lgb.__version__} -> {LGB_OUT.relative_to(ROOT)}")
+    for name, f, trees, size in summary:
+        print(f"{name:28} {f:>3} {trees:>5}  model.txt {size:>8}")
+
+
 if __name__ == "__main__":
     main()
+    lightgbm_main()

@@ -1,32 +1,18 @@
-//! [`Forest`]: the trees of one model flattened into parallel node arrays, and the evaluator.
+//! [`Forest`]: the trees of one model in one format-neutral description, and the reference
+//! walker that defines what every split means.
 //!
-//! Layout: node `i` of any tree is `feature[i]`, `threshold[i]`, `left[i]`, `right[i]`,
-//! `default_left[i]`; a leaf has `feature == LEAF` and its value in `threshold`. Child indices
-//! are absolute, so walking a tree never consults the tree table. A row goes left when
-//! `x[feature] < threshold`, and to the default side when `x[feature]` is NaN (missing).
-//! Evaluation is tree-major over blocks of rows, so a tree's nodes stay in cache while every
-//! row of the block walks it.
+//! Every parser (XGBoost, LightGBM, ONNX-ML) translates its own split semantics into the few
+//! [`Split`] kinds here, so the fast evaluator ([`crate::compiled`]) has one meaning to get
+//! right and the reference walk ([`Forest::leaf_value`]) is the oracle it is tested against.
+//! Child indices are absolute (into [`Forest::nodes`]) and always point to later nodes, so every
+//! walk ends.
 
-/// The `feature` value marking a leaf.
-pub const LEAF: u32 = u32::MAX;
-
-/// Rows evaluated together against each tree.
-const ROW_BLOCK: usize = 64;
-
-/// A flattened tree ensemble whose trees each add to one output group (class).
+/// A model's trees, each adding one value to one output group (class) per row.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Forest {
-    /// Split feature per node, [`LEAF`] for leaves.
-    pub feature: Vec<u32>,
-    /// Split threshold per node; the leaf value for leaves.
-    pub threshold: Vec<f32>,
-    /// Absolute index of the left child.
-    pub left: Vec<u32>,
-    /// Absolute index of the right child.
-    pub right: Vec<u32>,
-    /// Whether a missing value goes left.
-    pub default_left: Vec<bool>,
-    /// Root node of each tree.
+    /// Every node of every tree.
+    pub nodes: Vec<Node>,
+    /// Root node of each tree, in summation order.
     pub roots: Vec<u32>,
     /// Output group each tree adds to.
     pub tree_group: Vec<u32>,
@@ -34,7 +20,113 @@ pub struct Forest {
     pub groups: usize,
     /// Number of input features.
     pub features: usize,
+    /// The category sets that [`Split::Category`] nodes refer to.
+    pub category_sets: Vec<CategorySet>,
+    /// The linear models that [`Node::Leaf::linear`] leaves refer to (LightGBM `linear_tree`).
+    pub linear_leaves: Vec<LinearLeaf>,
 }
+
+/// One node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    /// A leaf: the value the tree adds.
+    Leaf {
+        /// The value, or the fallback of a linear leaf when one of its features is missing.
+        value: f64,
+        /// Index into [`Forest::linear_leaves`] when the leaf is a linear model.
+        linear: Option<u32>,
+    },
+    /// An internal node.
+    Branch(Branch),
+}
+
+/// An internal node: a test on one feature and where each outcome goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Branch {
+    /// The feature tested.
+    pub feature: u32,
+    /// The test; when it holds the row goes `left`.
+    pub split: Split,
+    /// Absolute index of the child taken when the test holds.
+    pub left: u32,
+    /// Absolute index of the child taken otherwise.
+    pub right: u32,
+    /// Where a missing value (NaN) goes: `left` when true.
+    pub default_left: bool,
+}
+
+/// The test of a [`Branch`]. A missing (NaN) value never reaches the test: it goes the default
+/// way.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Split {
+    /// `x < threshold` (XGBoost; LightGBM's and ONNX's `<=` become `<` on the next float up).
+    Less(f32),
+    /// LightGBM `missing_type=Zero`: `x` within ±1e-35 (or NaN) is missing and goes the default
+    /// way; otherwise `x < threshold`.
+    LessZeroMissing(f32),
+    /// `x == value` (ONNX `BRANCH_EQ`; `BRANCH_NEQ` is this with the children swapped).
+    Equal(f32),
+    /// `x`, as an integer category, is in [`Forest::category_sets`]`[index]`.
+    Category(u32),
+}
+
+/// A set of integer categories, as a bitset.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CategorySet {
+    /// Bit `c % 32` of word `c / 32` is set when category `c` is a member.
+    pub words: Vec<u32>,
+    /// LightGBM truncates `x` toward zero before deciding it is negative (so -0.5 is category
+    /// 0); XGBoost treats every negative `x` as no category. Non-categories are never members.
+    pub truncate_before_sign_check: bool,
+}
+
+impl CategorySet {
+    /// A set from its member categories.
+    pub fn from_members(members: impl IntoIterator<Item = u32>, truncate: bool) -> CategorySet {
+        let mut words = Vec::new();
+        for c in members {
+            let word = (c / 32) as usize;
+            if word >= words.len() {
+                words.resize(word + 1, 0);
+            }
+            words[word] |= 1 << (c % 32);
+        }
+        CategorySet {
+            words,
+            truncate_before_sign_check: truncate,
+        }
+    }
+
+    /// Whether `x` (not NaN) is a member.
+    pub fn contains(&self, x: f32) -> bool {
+        let negative = if self.truncate_before_sign_check {
+            x <= -1.0
+        } else {
+            x < 0.0
+        };
+        if negative || x >= 4_294_967_296.0 {
+            return false;
+        }
+        let c = x as u32; // truncates toward zero, as both libraries' int casts do
+        self.words
+            .get((c / 32) as usize)
+            .is_some_and(|w| w & (1 << (c % 32)) != 0)
+    }
+}
+
+/// A leaf that is a linear model of some features (LightGBM `linear_tree`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LinearLeaf {
+    /// The intercept.
+    pub constant: f64,
+    /// The features the model uses.
+    pub features: Vec<u32>,
+    /// One coefficient per feature.
+    pub coefficients: Vec<f64>,
+}
+
+/// LightGBM's `kZeroThreshold`: values this close to zero count as zero.
+const ZERO_THRESHOLD: f32 = 1e-35;
 
 /// A forest whose node references do not hold together.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -42,136 +134,307 @@ pub struct Forest {
 pub struct InvalidForest(pub String);
 
 impl Forest {
-    /// Checks that every child and feature reference is in range and every tree is a tree
-    /// (children after their parent, so walks always end).
+    /// Checks that every child, feature, category-set and linear-leaf reference is in range,
+    /// that thresholds are numbers, and that children come after their parent (so walks end).
     pub fn validate(&self) -> Result<(), InvalidForest> {
-        let n = self.feature.len();
-        if [
-            self.threshold.len(),
-            self.left.len(),
-            self.right.len(),
-            self.default_left.len(),
-        ]
-        .iter()
-        .any(|&l| l != n)
-        {
-            return Err(InvalidForest("node arrays differ in length".into()));
-        }
+        let n = self.nodes.len();
+        let fail = |m: String| Err(InvalidForest(m));
         if self.roots.len() != self.tree_group.len() {
-            return Err(InvalidForest("tree tables differ in length".into()));
+            return fail("tree tables differ in length".into());
+        }
+        if self.groups == 0 {
+            return fail("the model has no output groups".into());
         }
         for (t, (&root, &group)) in self.roots.iter().zip(&self.tree_group).enumerate() {
             if root as usize >= n {
-                return Err(InvalidForest(format!(
-                    "tree {t}: root {root} is not a node"
-                )));
+                return fail(format!("tree {t}: root {root} is not a node"));
             }
             if group as usize >= self.groups {
-                return Err(InvalidForest(format!(
+                return fail(format!(
                     "tree {t}: output group {group} but the model has {}",
                     self.groups
-                )));
+                ));
             }
         }
-        for i in 0..n {
-            if self.feature[i] == LEAF {
-                continue;
-            }
-            if self.feature[i] as usize >= self.features {
-                return Err(InvalidForest(format!(
-                    "node {i}: split feature {} but the model has {} features",
-                    self.feature[i], self.features
-                )));
-            }
-            for child in [self.left[i], self.right[i]] {
-                if child as usize >= n || child as usize <= i {
-                    return Err(InvalidForest(format!(
-                        "node {i}: child {child} is not a later node of the same tree"
-                    )));
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node {
+                Node::Leaf { linear, .. } => {
+                    if let Some(l) = linear {
+                        let Some(leaf) = self.linear_leaves.get(*l as usize) else {
+                            return fail(format!("node {i}: linear leaf {l} does not exist"));
+                        };
+                        if leaf.features.len() != leaf.coefficients.len() {
+                            return fail(format!(
+                                "linear leaf {l}: {} features but {} coefficients",
+                                leaf.features.len(),
+                                leaf.coefficients.len()
+                            ));
+                        }
+                        if let Some(f) =
+                            leaf.features.iter().find(|&&f| f as usize >= self.features)
+                        {
+                            return fail(format!(
+                                "linear leaf {l}: feature {f} but the model has {} features",
+                                self.features
+                            ));
+                        }
+                    }
+                }
+                Node::Branch(b) => {
+                    if b.feature as usize >= self.features {
+                        return fail(format!(
+                            "node {i}: split feature {} but the model has {} features",
+                            b.feature, self.features
+                        ));
+                    }
+                    match b.split {
+                        Split::Less(t) | Split::LessZeroMissing(t) | Split::Equal(t)
+                            if t.is_nan() =>
+                        {
+                            return fail(format!("node {i}: threshold is NaN"));
+                        }
+                        Split::Category(s) if s as usize >= self.category_sets.len() => {
+                            return fail(format!("node {i}: category set {s} does not exist"));
+                        }
+                        _ => {}
+                    }
+                    for child in [b.left, b.right] {
+                        if child as usize >= n || child as usize <= i {
+                            return fail(format!(
+                                "node {i}: child {child} is not a later node of the same tree"
+                            ));
+                        }
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    /// Adds every tree's leaf value to `margins` (`rows × groups`, row-major) for `x`
-    /// (`rows × features`, row-major).
-    pub fn accumulate(&self, x: &[f32], margins: &mut [f32]) {
-        let rows = margins.len() / self.groups.max(1);
-        debug_assert_eq!(x.len(), rows * self.features);
-        for start in (0..rows).step_by(ROW_BLOCK) {
-            let end = (start + ROW_BLOCK).min(rows);
-            for (&root, &group) in self.roots.iter().zip(&self.tree_group) {
-                for row in start..end {
-                    let features = &x[row * self.features..(row + 1) * self.features];
-                    margins[row * self.groups + group as usize] += self.leaf(root, features);
+    /// The value tree `tree` adds for row `x`: the reference semantics of every split.
+    pub fn leaf_value(&self, tree: usize, x: &[f32]) -> f64 {
+        let mut node = self.roots[tree] as usize;
+        loop {
+            match &self.nodes[node] {
+                Node::Leaf { value, linear } => {
+                    return match linear {
+                        Some(l) => self.linear_leaves[*l as usize].eval(x).unwrap_or(*value),
+                        None => *value,
+                    };
+                }
+                Node::Branch(b) => {
+                    let go_left = b.goes_left(x[b.feature as usize], &self.category_sets);
+                    node = if go_left { b.left } else { b.right } as usize;
                 }
             }
         }
     }
 
-    /// The leaf value a row reaches from `root`.
-    #[inline]
-    fn leaf(&self, root: u32, x: &[f32]) -> f32 {
-        let mut node = root as usize;
-        loop {
-            let feature = self.feature[node];
-            if feature == LEAF {
-                return self.threshold[node];
+    /// Adds every tree's value to `margins` (`rows × groups`, row-major) for `x`
+    /// (`rows × features`, row-major), tree by tree for each row, with the reference walk.
+    pub fn accumulate_reference<M: Margin>(&self, x: &[f32], margins: &mut [M]) {
+        let width = self.features.max(1);
+        for (row, out) in x.chunks(width).zip(margins.chunks_mut(self.groups)) {
+            for (t, &group) in self.tree_group.iter().enumerate() {
+                out[group as usize].add(self.leaf_value(t, row));
             }
-            let value = x[feature as usize];
-            let go_left = if value.is_nan() {
-                self.default_left[node]
-            } else {
-                value < self.threshold[node]
-            };
-            node = if go_left {
-                self.left[node]
-            } else {
-                self.right[node]
-            } as usize;
+        }
+    }
+
+    /// The depth (edges from the root to its deepest leaf) of tree `tree`.
+    pub fn depth(&self, tree: usize) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self.roots[tree], 0usize)];
+        while let Some((node, depth)) = stack.pop() {
+            match &self.nodes[node as usize] {
+                Node::Leaf { .. } => deepest = deepest.max(depth),
+                Node::Branch(b) => {
+                    stack.push((b.left, depth + 1));
+                    stack.push((b.right, depth + 1));
+                }
+            }
+        }
+        deepest
+    }
+}
+
+impl Branch {
+    /// Whether value `x` of the tested feature goes left.
+    #[inline]
+    pub fn goes_left(&self, x: f32, sets: &[CategorySet]) -> bool {
+        if x.is_nan() {
+            return self.default_left;
+        }
+        match self.split {
+            Split::Less(t) => x < t,
+            Split::LessZeroMissing(t) => {
+                if (-ZERO_THRESHOLD..=ZERO_THRESHOLD).contains(&x) {
+                    self.default_left
+                } else {
+                    x < t
+                }
+            }
+            Split::Equal(v) => x == v,
+            Split::Category(s) => sets[s as usize].contains(x),
         }
     }
 }
 
+impl LinearLeaf {
+    /// The linear model's value, or `None` when one of its features is missing (LightGBM then
+    /// uses the leaf's plain value).
+    pub fn eval(&self, x: &[f32]) -> Option<f64> {
+        let mut sum = self.constant;
+        for (&f, &c) in self.features.iter().zip(&self.coefficients) {
+            let v = x[f as usize];
+            if v.is_nan() {
+                return None;
+            }
+            sum += c * f64::from(v);
+        }
+        Some(sum)
+    }
+}
+
+/// The number type margins are summed in: `f32` where the training library sums in single
+/// precision (XGBoost), `f64` where it sums in double (LightGBM), so results match bit for bit
+/// as far as the library's own order of operations allows.
+pub trait Margin: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// `self += v`, with `v` first rounded to this type.
+    fn add(&mut self, v: f64);
+    /// This value as `f64`.
+    fn to_f64(self) -> f64;
+    /// `v` rounded to this type.
+    fn from_f64(v: f64) -> Self;
+}
+
+impl Margin for f32 {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        *self += v as f32;
+    }
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+}
+
+impl Margin for f64 {
+    #[inline]
+    fn add(&mut self, v: f64) {
+        *self += v;
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// One stump on feature 0 at 0.5: left leaf -1, right leaf +1, missing goes right.
-    fn stump() -> Forest {
+    pub(crate) fn stump(split: Split) -> Forest {
         Forest {
-            feature: vec![0, LEAF, LEAF],
-            threshold: vec![0.5, -1.0, 1.0],
-            left: vec![1, 0, 0],
-            right: vec![2, 0, 0],
-            default_left: vec![false, false, false],
+            nodes: vec![
+                Node::Branch(Branch {
+                    feature: 0,
+                    split,
+                    left: 1,
+                    right: 2,
+                    default_left: false,
+                }),
+                Node::Leaf {
+                    value: -1.0,
+                    linear: None,
+                },
+                Node::Leaf {
+                    value: 1.0,
+                    linear: None,
+                },
+            ],
             roots: vec![0],
             tree_group: vec![0],
             groups: 1,
             features: 1,
+            category_sets: vec![CategorySet::from_members([1, 33], false)],
+            linear_leaves: vec![],
         }
+    }
+
+    fn run(f: &Forest, x: &[f32]) -> Vec<f64> {
+        let mut m = vec![0.0; x.len()];
+        f.accumulate_reference(x, &mut m);
+        m
     }
 
     #[test]
     fn splits_left_below_the_threshold_and_follows_the_default_on_nan() {
-        let f = stump();
+        let f = stump(Split::Less(0.5));
         f.validate().unwrap();
-        let mut m = vec![0.0; 3];
-        f.accumulate(&[0.2, 0.5, f32::NAN], &mut m);
-        assert_eq!(m, vec![-1.0, 1.0, 1.0]);
+        assert_eq!(run(&f, &[0.2, 0.5, f32::NAN]), vec![-1.0, 1.0, 1.0]);
     }
 
     #[test]
-    fn rejects_dangling_children_and_features() {
-        let mut f = stump();
-        f.left[0] = 7;
+    fn zero_counts_as_missing_only_for_zero_missing_splits() {
+        let f = stump(Split::LessZeroMissing(0.5));
+        assert_eq!(
+            run(&f, &[0.0, 1e-36, 0.2, f32::NAN]),
+            vec![1.0, 1.0, -1.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn categories_are_members_of_the_bitset() {
+        let f = stump(Split::Category(0));
+        let x = [1.0, 1.9, 33.0, 2.0, -0.5, 1e12];
+        assert_eq!(run(&f, &x), vec![-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]);
+        let lightgbm = CategorySet::from_members([0], true);
+        assert!(lightgbm.contains(-0.5) && !lightgbm.contains(-1.0));
+        assert!(!CategorySet::from_members([0], false).contains(-0.5));
+    }
+
+    #[test]
+    fn linear_leaves_fall_back_to_the_value_on_missing_features() {
+        let mut f = stump(Split::Less(0.5));
+        f.linear_leaves.push(LinearLeaf {
+            constant: 0.5,
+            features: vec![0],
+            coefficients: vec![2.0],
+        });
+        f.nodes[2] = Node::Leaf {
+            value: 7.0,
+            linear: Some(0),
+        };
+        f.validate().unwrap();
+        assert_eq!(run(&f, &[3.0, f32::NAN]), vec![6.5, 7.0]);
+    }
+
+    #[test]
+    fn rejects_dangling_references() {
+        let mut f = stump(Split::Less(0.5));
+        let Node::Branch(b) = &mut f.nodes[0] else {
+            unreachable!()
+        };
+        b.left = 7;
         assert!(f.validate().unwrap_err().0.contains("child 7"));
-        let mut f = stump();
-        f.feature[0] = 3;
-        assert!(f.validate().unwrap_err().0.contains("feature 3"));
-        let mut f = stump();
-        f.left[0] = 0;
+        let mut f = stump(Split::Less(0.5));
+        f.features = 0;
+        assert!(f.validate().unwrap_err().0.contains("feature 0"));
+        let f = stump(Split::Category(4));
+        assert!(f.validate().unwrap_err().0.contains("category set 4"));
+        let f = stump(Split::Less(f32::NAN));
+        assert!(f.validate().unwrap_err().0.contains("NaN"));
+        let mut f = stump(Split::Less(0.5));
+        let Node::Branch(b) = &mut f.nodes[0] else {
+            unreachable!()
+        };
+        b.left = 0;
         assert!(f.validate().is_err(), "a self-loop never ends");
     }
 }

@@ -2,10 +2,13 @@
 //! [`Runtime`](ferroserve_core::Runtime)/[`Model`](ferroserve_core::Model) traits as ONNX.
 //!
 //! # Layout
-//! - [`forest`]: [`Forest`], every tree of a model flattened into one set of node arrays, and
-//!   its batch evaluator (row blocks × trees, no allocation per row).
+//! - [`forest`]: [`Forest`], the format-neutral description of a model's trees (split kinds,
+//!   categories, linear leaves) and the reference walk that defines them.
+//! - [`compiled`]: [`CompiledForest`], the batch evaluator: trees compiled into one
+//!   cache-friendly layout walked branch-free by blocks of rows (no allocation per row).
 //! - [`objective`]: how summed leaf values (margins) become predictions.
-//! - [`xgboost`]: XGBoost `model.json` (`Booster.save_model`) into a [`Forest`].
+//! - [`xgboost`]: XGBoost `model.json` / `model.ubj` into a [`Forest`].
+//! - [`lightgbm`]: LightGBM `model.txt` into a [`Forest`].
 //! - [`model`]: [`TreeModel`], a forest and an objective behind the `Model` trait.
 //! - [`runtime`]: [`TreesRuntime`], which recognises the model files.
 //!
@@ -13,12 +16,15 @@
 //! and has to share one layout across formats (XGBoost, LightGBM, ONNX-ML), run in wasm, and
 //! stay free of threads of its own (the server's scheduler owns them).
 
+pub mod compiled;
 pub mod forest;
+pub mod lightgbm;
 pub mod model;
 pub mod objective;
 pub mod runtime;
 pub mod xgboost;
 
+pub use compiled::CompiledForest;
 pub use forest::Forest;
 pub use model::TreeModel;
 pub use runtime::TreesRuntime;

@@ -1,66 +1,98 @@
-//! [`TreeModel`]: a [`Forest`] and its [`Objective`] behind the [`Model`] trait.
+//! [`TreeModel`]: a compiled forest and its [`Objective`] behind the [`Model`] trait.
 //!
 //! Inputs: one tensor `input`, FP32 `[-1, features]`, NaN for a missing value. Outputs, named as
-//! the training library's scikit-learn API names them: classifiers return `label` (INT64 `[-1]`)
-//! and `probabilities` (FP32 `[-1, classes]`); other objectives return `predictions`
-//! (FP32 `[-1]`).
+//! the training library's scikit-learn API names them: classifiers return `label` (INT64 `[-1]`,
+//! the class index, as `predict`) and `probabilities` (`[-1, classes]`, as `predict_proba`);
+//! other objectives return `predictions` (`[-1]`). Outputs are in the precision the library
+//! computes in: FP32 for XGBoost, FP64 for LightGBM (`M`).
 
 use ferroserve_core::{DataType, Model, ModelError, Signature, Tensor, TensorData, TensorSpec};
 
+use crate::compiled::CompiledForest;
 use crate::forest::Forest;
-use crate::objective::{Objective, sigmoid, softmax};
+use crate::objective::{Objective, Real, sigmoid, softmax};
 
-/// A loaded tree ensemble.
+/// The precision a model sums and transforms in, and the datatype of its outputs.
+pub trait Precision: Real {
+    /// The V2 datatype of outputs in this precision.
+    const DATATYPE: DataType;
+    /// Wraps values as tensor data.
+    fn tensor_data(values: Vec<Self>) -> TensorData;
+}
+
+impl Precision for f32 {
+    const DATATYPE: DataType = DataType::Fp32;
+    fn tensor_data(values: Vec<Self>) -> TensorData {
+        TensorData::F32(values)
+    }
+}
+
+impl Precision for f64 {
+    const DATATYPE: DataType = DataType::Fp64;
+    fn tensor_data(values: Vec<Self>) -> TensorData {
+        TensorData::F64(values)
+    }
+}
+
+/// A loaded tree ensemble summing in precision `M`.
 #[derive(Debug)]
-pub struct TreeModel {
-    forest: Forest,
+pub struct TreeModel<M: Precision> {
+    forest: CompiledForest,
     objective: Objective,
     /// Added to each output group's margin before the trees.
-    base_margin: Vec<f32>,
+    base_margin: Vec<M>,
     signature: Signature,
 }
 
-impl TreeModel {
-    /// A model over `forest`.
-    pub fn new(forest: Forest, objective: Objective, base_margin: Vec<f32>) -> TreeModel {
+impl<M: Precision> TreeModel<M> {
+    /// A model over `forest` (which must be valid), compiling it for evaluation.
+    pub fn new(forest: Forest, objective: Objective, base_margin: Vec<f64>) -> TreeModel<M> {
         let input = TensorSpec::new("input", DataType::Fp32, vec![-1, forest.features as i64]);
         let outputs = if objective.is_classifier() {
-            let classes = if objective == Objective::BinaryLogistic {
-                2
-            } else {
-                forest.groups
-            };
+            let classes = objective.classes(forest.groups);
             vec![
                 TensorSpec::new("label", DataType::Int64, vec![-1]),
-                TensorSpec::new("probabilities", DataType::Fp32, vec![-1, classes as i64]),
+                TensorSpec::new("probabilities", M::DATATYPE, vec![-1, classes as i64]),
             ]
+        } else if forest.groups > 1 {
+            vec![TensorSpec::new(
+                "predictions",
+                M::DATATYPE,
+                vec![-1, forest.groups as i64],
+            )]
         } else {
-            vec![TensorSpec::new("predictions", DataType::Fp32, vec![-1])]
+            vec![TensorSpec::new("predictions", M::DATATYPE, vec![-1])]
         };
         let signature = Signature {
             inputs: vec![input],
             outputs,
         };
         TreeModel {
-            forest,
+            forest: CompiledForest::new(forest),
             objective,
-            base_margin,
+            base_margin: base_margin.into_iter().map(M::from_f64).collect(),
             signature,
         }
     }
 
+    /// The compiled forest.
+    pub fn forest(&self) -> &CompiledForest {
+        &self.forest
+    }
+
     /// The margins (`rows × groups`) of `x` (`rows × features`).
-    pub fn margins(&self, x: &[f32]) -> Vec<f32> {
-        let rows = x.len() / self.forest.features.max(1);
-        let mut margins: Vec<f32> = (0..rows)
-            .flat_map(|_| self.base_margin.iter().copied())
-            .collect();
+    pub fn margins(&self, x: &[f32]) -> Vec<M> {
+        let rows = x.len() / self.forest.forest().features.max(1);
+        let mut margins: Vec<M> = Vec::with_capacity(rows * self.base_margin.len());
+        for _ in 0..rows {
+            margins.extend_from_slice(&self.base_margin);
+        }
         self.forest.accumulate(x, &mut margins);
         margins
     }
 }
 
-impl Model for TreeModel {
+impl<M: Precision> Model for TreeModel<M> {
     fn signature(&self) -> &Signature {
         &self.signature
     }
@@ -82,50 +114,59 @@ impl Model for TreeModel {
                 reason: e.to_string(),
             })
         };
-        match self.objective {
-            Objective::BinaryLogistic => {
-                let p: Vec<f32> = margins.iter().map(|&m| sigmoid(m)).collect();
-                let labels = p.iter().map(|&p| i64::from(p > 0.5)).collect();
-                let probabilities = p.iter().flat_map(|&p| [1.0 - p, p]).collect();
-                Ok(vec![
-                    output("label", vec![rows], TensorData::I64(labels))?,
-                    output(
-                        "probabilities",
-                        vec![rows, 2],
-                        TensorData::F32(probabilities),
-                    )?,
-                ])
+        let groups = self.forest.forest().groups;
+        let (probabilities, classes) = match self.objective {
+            Objective::BinaryLogistic { scale } => {
+                let one = M::from_f64(1.0);
+                let p: Vec<M> = margins
+                    .iter()
+                    .flat_map(|&m| {
+                        let p = sigmoid(m, scale);
+                        [one - p, p]
+                    })
+                    .collect();
+                (p, 2)
             }
             Objective::Softmax => {
-                let classes = self.forest.groups;
-                let mut labels = Vec::with_capacity(rows);
-                for row in margins.chunks_mut(classes) {
-                    softmax(row);
-                    let best = row
-                        .iter()
-                        .enumerate()
-                        .fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
-                    labels.push(best as i64);
+                margins.chunks_mut(groups).for_each(softmax);
+                (margins, groups)
+            }
+            Objective::OneVsRest { scale } => {
+                for m in &mut margins {
+                    *m = sigmoid(*m, scale);
                 }
-                Ok(vec![
-                    output("label", vec![rows], TensorData::I64(labels))?,
-                    output(
-                        "probabilities",
-                        vec![rows, classes],
-                        TensorData::F32(margins),
-                    )?,
-                ])
+                (margins, groups)
             }
             objective => {
                 for m in &mut margins {
                     *m = objective.transform(*m);
                 }
-                Ok(vec![output(
-                    "predictions",
-                    vec![rows],
-                    TensorData::F32(margins),
-                )?])
+                let shape = if groups > 1 {
+                    vec![rows, groups]
+                } else {
+                    vec![rows]
+                };
+                return Ok(vec![output("predictions", shape, M::tensor_data(margins))?]);
             }
-        }
+        };
+        let labels = probabilities
+            .chunks(classes)
+            .map(|row| {
+                // The first of equal maxima, as numpy's argmax.
+                let best = row
+                    .iter()
+                    .enumerate()
+                    .fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
+                best as i64
+            })
+            .collect();
+        Ok(vec![
+            output("label", vec![rows], TensorData::I64(labels))?,
+            output(
+                "probabilities",
+                vec![rows, classes],
+                M::tensor_data(probabilities),
+            )?,
+        ])
     }
 }

@@ -1,4 +1,8 @@
 //! [`TreesRuntime`]: loads tree-ensemble files into [`TreeModel`]s.
+//!
+//! Files, by name: XGBoost `model.json` / `model.ubj` (`Booster.save_model`), LightGBM
+//! `model.txt` (`Booster.save_model`). `model.toml`'s `default_model_filename` may name another
+//! file; its extension (`.json`, `.ubj`, `.txt`) then says the format.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -7,13 +11,11 @@ use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, Runtime};
 
 use crate::model::TreeModel;
-use crate::xgboost;
+use crate::xgboost::FormatError;
+use crate::{lightgbm, xgboost};
 
-/// The XGBoost JSON model file name.
-const XGBOOST_JSON: &str = "model.json";
-
-/// The XGBoost Universal Binary JSON model file name.
-const XGBOOST_UBJ: &str = "model.ubj";
+/// The default file names, in the order they are looked for.
+const MODEL_FILES: [&str; 3] = ["model.json", "model.ubj", "model.txt"];
 
 /// The tree-ensemble runtime.
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,37 +27,46 @@ impl Runtime for TreesRuntime {
     }
 
     fn platform(&self) -> &'static str {
-        "xgboost_json"
+        "ferroserve_trees"
     }
 
     fn model_files(&self) -> &'static [&'static str] {
-        &[XGBOOST_JSON, XGBOOST_UBJ]
+        &MODEL_FILES
     }
 
     fn load(&self, dir: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, LoadError> {
         let file = match options.model_file.as_deref() {
             Some(file) => file,
-            None if dir.join(XGBOOST_JSON).is_file() => XGBOOST_JSON,
-            None => XGBOOST_UBJ,
+            None => MODEL_FILES
+                .into_iter()
+                .find(|f| dir.join(f).is_file())
+                .unwrap_or(MODEL_FILES[0]),
         };
         let path = dir.join(file);
         let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
             path: path.clone(),
             source,
         })?;
-        let parsed = if file.ends_with(".ubj") {
-            xgboost::parse_ubjson(&bytes)
-        } else {
-            xgboost::parse_json(&bytes)
-        };
-        let model = parsed.map_err(|e| LoadError::Engine {
-            path,
+        let engine = |e: FormatError| LoadError::Engine {
+            path: path.clone(),
             message: e.to_string(),
-        })?;
-        Ok(Arc::new(TreeModel::new(
-            model.forest,
-            model.objective,
-            model.base_margin,
-        )))
+        };
+        let model: Arc<dyn Model> = if file.ends_with(".txt") {
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| engine(FormatError("not UTF-8 text".into())))?;
+            let m = lightgbm::parse(text).map_err(engine)?;
+            // LightGBM folds its initial score into the first tree: no base margin.
+            let base_margin = vec![0.0; m.forest.groups];
+            Arc::new(TreeModel::<f64>::new(m.forest, m.objective, base_margin))
+        } else {
+            let m = if file.ends_with(".ubj") {
+                xgboost::parse_ubjson(&bytes)
+            } else {
+                xgboost::parse_json(&bytes)
+            }
+            .map_err(engine)?;
+            Arc::new(TreeModel::<f32>::new(m.forest, m.objective, m.base_margin))
+        };
+        Ok(model)
     }
 }

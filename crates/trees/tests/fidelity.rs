@@ -1,0 +1,321 @@
+//! Fidelity against the training libraries themselves: models trained by
+//! scripts/gen_tree_fixtures.py with the real XGBoost and LightGBM, and each library's own
+//! predictions on 32 held-out rows (float32 rows, NaN = missing).
+//!
+//! Tolerances: XGBoost computes in float32: margins and predictions within 1e-5 absolute.
+//! LightGBM computes in float64: raw scores, probabilities and values within 1e-6 absolute.
+//! Class labels exactly. Every case in the fixture directories is checked, including any added
+//! later.
+
+use std::path::{Path, PathBuf};
+
+use ferroserve_core::model::LoadOptions;
+use ferroserve_core::{Runtime, Tensor, TensorData};
+use ferroserve_trees::model::TreeModel;
+use ferroserve_trees::{TreesRuntime, lightgbm, xgboost};
+use serde_json::Value;
+
+fn fixtures(library: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/trees")
+        .join(library)
+}
+
+/// Every case directory of `library`, sorted.
+fn cases(library: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures(library))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 10, "{library}: fixtures missing");
+    dirs
+}
+
+fn read(dir: &Path, file: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+fn rows(dir: &Path) -> Tensor {
+    let rows = read(dir, "rows.json");
+    let shape: Vec<usize> = rows["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data = numbers(&rows["data"]).iter().map(|&v| v as f32).collect();
+    Tensor::new("input", shape, TensorData::F32(data)).unwrap()
+}
+
+fn name(dir: &Path) -> String {
+    dir.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn assert_close(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= tolerance, "{what}[{i}]: {a} vs {b}");
+    }
+}
+
+fn as_f64(t: &Tensor) -> Vec<f64> {
+    match t.data() {
+        TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        TensorData::F64(v) => v.clone(),
+        TensorData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        other => panic!("unexpected output {:?}", other.datatype()),
+    }
+}
+
+fn argmax_rows(p: &[f64], classes: usize) -> Vec<f64> {
+    p.chunks(classes)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > r[b] { i } else { b }) as f64
+        })
+        .collect()
+}
+
+/// Checks a runtime model's outputs against the library's `predict`: classifiers' labels
+/// exactly and probabilities, others' values, within `tolerance`.
+fn check_predictions(dir: &Path, tolerance: f64) {
+    let case = name(dir);
+    let model = TreesRuntime
+        .load(dir, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{case}: {e}"));
+    let expected = read(dir, "expected.json");
+    let want = numbers(&expected["predict"]);
+    let outputs = model.predict(&[rows(dir)]).unwrap();
+    let names: Vec<&str> = model
+        .signature()
+        .outputs
+        .iter()
+        .map(|o| o.name.as_str())
+        .collect();
+    let n = 32;
+    match (expected["objective"].as_str().unwrap(), names.as_slice()) {
+        ("multi:softmax", ["label", "probabilities"]) => {
+            assert_eq!(as_f64(&outputs[0]), want, "{case}: labels");
+        }
+        (_, ["label", "probabilities"]) => {
+            let p = as_f64(&outputs[1]);
+            let classes = p.len() / n;
+            let probabilities: Vec<f64> = if want.len() == n {
+                // The library returns P(class 1) of a binary classifier.
+                p.chunks(2).map(|r| r[1]).collect()
+            } else {
+                p
+            };
+            assert_close(&probabilities, &want, tolerance, &case);
+            let binary = want.len() == n;
+            let full: Vec<f64> = if binary {
+                want.iter().flat_map(|&q| [1.0 - q, q]).collect()
+            } else {
+                want
+            };
+            assert_eq!(
+                as_f64(&outputs[0]),
+                argmax_rows(&full, classes),
+                "{case}: labels"
+            );
+        }
+        (_, ["predictions"]) => assert_close(&as_f64(&outputs[0]), &want, tolerance, &case),
+        other => panic!("{case}: unexpected outputs {other:?}"),
+    }
+}
+
+#[test]
+fn xgboost_margins_match() {
+    for dir in cases("xgboost") {
+        let model = xgboost::parse_json(&std::fs::read(dir.join("model.json")).unwrap()).unwrap();
+        let tree_model = TreeModel::<f32>::new(model.forest, model.objective, model.base_margin);
+        let input = rows(&dir);
+        let TensorData::F32(x) = input.data() else {
+            unreachable!()
+        };
+        let margins: Vec<f64> = tree_model
+            .margins(x)
+            .iter()
+            .map(|&m| f64::from(m))
+            .collect();
+        assert_close(
+            &margins,
+            &numbers(&read(&dir, "expected.json")["margin"]),
+            1e-5,
+            &name(&dir),
+        );
+    }
+}
+
+#[test]
+fn xgboost_predictions_match() {
+    for dir in cases("xgboost") {
+        check_predictions(&dir, 1e-5);
+    }
+}
+
+#[test]
+fn lightgbm_raw_scores_match() {
+    for dir in cases("lightgbm") {
+        let text = std::fs::read_to_string(dir.join("model.txt")).unwrap();
+        let model = lightgbm::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", name(&dir)));
+        // Random forests (`average_output`): LightGBM's raw_score is the sum over iterations,
+        // while its predictions (and our margins) use the mean.
+        let iterations = (model.forest.roots.len() / model.forest.groups) as f64;
+        let divisor = if text.contains("\naverage_output\n") {
+            iterations
+        } else {
+            1.0
+        };
+        let groups = model.forest.groups;
+        let tree_model = TreeModel::<f64>::new(model.forest, model.objective, vec![0.0; groups]);
+        let input = rows(&dir);
+        let TensorData::F32(x) = input.data() else {
+            unreachable!()
+        };
+        assert_close(
+            &tree_model.margins(x),
+            &numbers(&read(&dir, "expected.json")["raw"])
+                .iter()
+                .map(|r| r / divisor)
+                .collect::<Vec<_>>(),
+            1e-6,
+            &name(&dir),
+        );
+    }
+}
+
+#[test]
+fn lightgbm_predictions_match() {
+    for dir in cases("lightgbm") {
+        check_predictions(&dir, 1e-6);
+    }
+}
+
+#[test]
+fn a_row_alone_equals_the_row_inside_a_batch_in_any_order() {
+    for dir in cases("xgboost").into_iter().chain(cases("lightgbm")) {
+        let model = TreesRuntime.load(&dir, &LoadOptions::default()).unwrap();
+        let batch = rows(&dir);
+        let (n, width) = (batch.shape[0], batch.shape[1]);
+        let TensorData::F32(x) = batch.data() else {
+            unreachable!()
+        };
+        let together = model.predict(std::slice::from_ref(&batch)).unwrap();
+        let last = together.len() - 1;
+        let all = as_f64(&together[last]);
+        let out_width = all.len() / n;
+        // Reversed order, and the batch repeated to cross a 16-row block boundary.
+        let reversed: Vec<f32> = x.chunks(width).rev().flatten().copied().collect();
+        let mut long = reversed.clone();
+        long.extend_from_slice(&x[..width * 7]);
+        let long = Tensor::new("input", vec![n + 7, width], TensorData::F32(long)).unwrap();
+        let long_out = as_f64(&model.predict(&[long]).unwrap()[last]);
+        for row in 0..n {
+            let values = x[row * width..(row + 1) * width].to_vec();
+            let one = Tensor::new("input", vec![1, width], TensorData::F32(values)).unwrap();
+            let alone = as_f64(&model.predict(&[one]).unwrap()[last]);
+            let want = &all[row * out_width..(row + 1) * out_width];
+            assert_eq!(alone.as_slice(), want, "{} row {row} alone", name(&dir));
+            let r = n - 1 - row;
+            assert_eq!(
+                &long_out[r * out_width..(r + 1) * out_width],
+                want,
+                "{} row {row} reversed",
+                name(&dir)
+            );
+        }
+    }
+}
+
+#[test]
+fn malformed_files_fail_with_their_path_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let xgb =
+        std::fs::read_to_string(fixtures("xgboost").join("binary_logistic/model.json")).unwrap();
+    let lgb = std::fs::read_to_string(fixtures("lightgbm").join("binary/model.txt")).unwrap();
+    let cases = [
+        (
+            "model.json",
+            xgb[..xgb.len() / 2].to_owned(),
+            "not an XGBoost JSON model",
+        ),
+        (
+            "model.json",
+            xgb.replace("binary:logistic", "binary:hinge_unknown"),
+            "binary:hinge_unknown",
+        ),
+        (
+            "model.json",
+            xgb.replacen("\"left_children\":[1,", "\"left_children\":[99,", 1),
+            "left_children[0]",
+        ),
+        ("model.txt", lgb[..lgb.len() / 3].to_owned(), "truncated"),
+        (
+            "model.txt",
+            lgb.replace("objective=binary", "objective=hinge"),
+            "objective 'hinge'",
+        ),
+        (
+            "model.txt",
+            lgb.replacen("left_child=1 ", "left_child=99 ", 1),
+            "left_child",
+        ),
+    ];
+    for (file, content, problem) in cases {
+        for f in ["model.json", "model.txt"] {
+            let _ = std::fs::remove_file(dir.path().join(f));
+        }
+        std::fs::write(dir.path().join(file), &content).unwrap();
+        let err = TreesRuntime
+            .load(dir.path(), &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(file), "{problem}: {err}");
+        assert!(err.contains(problem), "{problem}: {err}");
+    }
+}
+
+#[test]
+fn ubjson_models_equal_their_json() {
+    for dir in cases("xgboost") {
+        let json = std::fs::read(dir.join("model.json")).unwrap();
+        let ubj = std::fs::read(dir.join("model.ubj")).unwrap();
+        let from_json = xgboost::parse_json(&json).unwrap();
+        let from_ubj = xgboost::parse_ubjson(&ubj).unwrap();
+        assert!(
+            from_json == from_ubj,
+            "{}: JSON and UBJSON differ",
+            name(&dir)
+        );
+    }
+    // The runtime picks model.ubj when it is the only model file, and names it on failure.
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixtures("xgboost").join("multi_softprob");
+    std::fs::copy(source.join("model.ubj"), dir.path().join("model.ubj")).unwrap();
+    std::fs::copy(source.join("rows.json"), dir.path().join("rows.json")).unwrap();
+    std::fs::copy(
+        source.join("expected.json"),
+        dir.path().join("expected.json"),
+    )
+    .unwrap();
+    check_predictions(dir.path(), 1e-5);
+    let ubj = std::fs::read(source.join("model.ubj")).unwrap();
+    std::fs::write(dir.path().join("model.ubj"), &ubj[..ubj.len() / 3]).unwrap();
+    let err = TreesRuntime
+        .load(dir.path(), &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.ubj") && err.contains("UBJSON"), "{err}");
+}
