@@ -394,8 +394,7 @@ fn walk_rows(layout: &CompiledForest, keys: &[u32], root: u32, depth: u32) -> [u
 fn walk_trees(layout: &CompiledForest, keys: &[u32], at: &mut [usize], depth: u32) {
     let nodes = layout.nodes.as_slice();
     assert!(
-        at.iter().all(|&r| r < nodes.len())
-            && ((layout.max_slot / NEGATED) as usize) < keys.len()
+        at.iter().all(|&r| r < nodes.len()) && ((layout.max_slot / NEGATED) as usize) < keys.len()
     );
     for _ in 0..depth {
         for node_index in at.iter_mut() {
