@@ -301,6 +301,127 @@ def lightgbm_main():
         print(f"{name:28} {f:>3} {trees:>5}  model.txt {size:>8}")
 
 
+ONNXML_OUT = ROOT / "tests" / "fixtures" / "trees" / "onnxml"
+
+
+def mixed_data(seed, n=400):
+    """Three numeric columns (5% NaN) and two integer-coded categorical columns (4 and 3
+    categories), for ColumnTransformer pipelines."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 5)).astype(np.float32)
+    x[:, 3] = rng.integers(0, 4, n)
+    x[:, 4] = rng.integers(0, 3, n)
+    y = ((x[:, 0] + x[:, 3] - 0.5 * x[:, 4] + 0.3 * rng.normal(size=n)) > 1).astype(int)
+    nan = rng.random((n, 3)) < 0.05
+    x[:, :3][nan] = np.nan
+    return x, y
+
+
+def onnxml_cases():
+    """(name, fitted estimator, held-out rows, zipmap option or None for regressors)."""
+    from sklearn.ensemble import (ExtraTreesRegressor, GradientBoostingClassifier,
+                                  GradientBoostingRegressor, RandomForestClassifier,
+                                  RandomForestRegressor)
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+
+    bc = load_breast_cancer()
+    xb, yb = bc.data.astype(np.float32), bc.target
+    ir = load_iris()
+    xi, yi = ir.data.astype(np.float32), ir.target
+    db = load_diabetes()
+    xd, yd = db.data.astype(np.float32), db.target
+    xb_nan = with_nans(xb, 0.1, np.random.default_rng(11))
+
+    def fit(model, x, y, seed):
+        xtr, ytr, xte, _ = split(x, y, seed)
+        return model.fit(xtr, ytr), xte
+
+    rf = dict(n_estimators=10, max_depth=6, random_state=0, n_jobs=1)
+    yield ("random_forest_classifier",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (False,)
+    yield ("random_forest_classifier_zipmap",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (
+        True,)
+    yield ("random_forest_binary",) + fit(RandomForestClassifier(**rf), xb, yb, 1) + (False,)
+    yield ("decision_tree_binary",) + fit(DecisionTreeClassifier(max_depth=5, random_state=0),
+                                          xb, yb, 1) + (False,)
+    yield ("gradient_boosting_binary",) + fit(
+        GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0), xb, yb, 1) + (
+        False,)
+    yield ("gradient_boosting_multiclass",) + fit(
+        GradientBoostingClassifier(n_estimators=10, max_depth=3, random_state=0), xi, yi, 3) + (
+        False,)
+    yield ("random_forest_regressor",) + fit(RandomForestRegressor(**rf), xd, yd, 4) + (None,)
+    yield ("extra_trees_regressor",) + fit(ExtraTreesRegressor(**rf), xd, yd, 4) + (None,)
+    yield ("gradient_boosting_regressor",) + fit(
+        GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0), xd, yd, 4) + (
+        None,)
+    yield ("logistic_regression",) + fit(LogisticRegression(max_iter=1000), xi, yi, 3) + (False,)
+    yield ("logistic_regression_zipmap",) + fit(LogisticRegression(max_iter=1000), xi, yi, 3) + (
+        True,)
+    yield ("logistic_regression_binary",) + fit(LogisticRegression(max_iter=5000), xb, yb, 1) + (
+        False,)
+    yield ("linear_regression",) + fit(LinearRegression(), xd, yd, 4) + (None,)
+    yield ("ridge",) + fit(Ridge(alpha=0.5), xd, yd, 4) + (None,)
+    xm, ym = mixed_data(12)
+    for est_name, est in (("logistic_regression", LogisticRegression(max_iter=1000)),
+                          ("random_forest", RandomForestClassifier(**rf))):
+        numeric = make_pipeline(SimpleImputer(), StandardScaler())
+        columns = ColumnTransformer([("num", numeric, [0, 1, 2]),
+                                     ("cat", OneHotEncoder(handle_unknown="ignore"), [3, 4])])
+        yield (f"column_transformer_{est_name}",) + fit(make_pipeline(columns, est), xm, ym, 12) + (
+            False,)
+    yield ("imputer_scaler_logistic_regression",) + fit(
+        make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000)),
+        xb_nan, yb, 1) + (False,)
+
+
+def onnxml_main():
+    import warnings
+
+    import onnxruntime as ort
+    import skl2onnx
+    from skl2onnx import to_onnx
+
+    warnings.filterwarnings("ignore")
+    summary = []
+    for name, model, rows, zipmap in onnxml_cases():
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        assert rows.shape[0] == N_ROWS
+        options = None if zipmap is None else {"zipmap": zipmap}
+        onx = to_onnx(model, rows[:1], options=options,
+                      target_opset={"": 17, "ai.onnx.ml": 3})
+        d = ONNXML_OUT / name
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "model.onnx").write_bytes(onx.SerializeToString())
+        dump_json(d / "rows.json", {"shape": list(rows.shape), "data": floats(rows)})
+        expected = {"sklearn_version": __import__("sklearn").__version__,
+                    "skl2onnx_version": skl2onnx.__version__,
+                    "ops": sorted({n.op_type for n in onx.graph.node}),
+                    "outputs": [o.name for o in onx.graph.output]}
+        if zipmap is None:
+            expected["kind"] = "regressor"
+            expected["predict"] = [float(v) for v in np.asarray(model.predict(rows)).ravel()]
+        else:
+            expected["kind"] = "classifier"
+            expected["label"] = [int(v) for v in model.predict(rows)]
+            expected["probabilities"] = [float(v) for v in model.predict_proba(rows).ravel()]
+        # onnxruntime on the same file, for reference (not the oracle).
+        session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: rows})
+        if zipmap is None:
+            np.testing.assert_allclose(np.ravel(got[0]), expected["predict"], rtol=1e-4, atol=1e-3)
+        dump_json(d / "expected.json", expected)
+        summary.append((name, expected["ops"]))
+    print(f"skl2onnx {skl2onnx.__version__} -> {ONNXML_OUT.relative_to(ROOT)}")
+    for name, ops in summary:
+        print(f"{name:36} {' '.join(ops)}")
+
+
 if __name__ == "__main__":
     main()
     lightgbm_main()
+    onnxml_main()

@@ -49,6 +49,14 @@ pub trait Runtime: Send + Sync + Debug {
             .any(|f| self.model_files().contains(&f.as_str()))
     }
 
+    /// Whether this runtime takes the version directory `dir` holding `files` when no runtime
+    /// is named. Defaults to [`Runtime::recognizes`]; a runtime sharing a file name with
+    /// another (`model.onnx`) may look inside the file.
+    fn claims(&self, dir: &Path, files: &[String]) -> bool {
+        let _ = dir;
+        self.recognizes(files)
+    }
+
     /// Loads and prepares the model in `dir`.
     fn load(&self, dir: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, LoadError>;
 }
@@ -95,7 +103,7 @@ impl RuntimeRegistry {
         let files = list_files(dir)?;
         self.runtimes
             .iter()
-            .find(|r| r.recognizes(&files))
+            .find(|r| r.claims(dir, &files))
             .cloned()
             .ok_or_else(|| LoadError::NoRuntime {
                 dir: dir.to_owned(),

@@ -59,8 +59,10 @@ impl ServerConfig {
 /// The runtimes this build has, in the order they are tried.
 pub fn runtime_registry() -> RuntimeRegistry {
     let mut registry = RuntimeRegistry::new();
-    ferroserve_onnx::register(&mut registry);
+    // Trees first: its ONNX-ML runtime claims the model.onnx files that import ai.onnx.ml;
+    // tract takes every other model.onnx.
     ferroserve_trees::register(&mut registry);
+    ferroserve_onnx::register(&mut registry);
     registry
 }
 

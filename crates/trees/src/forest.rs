@@ -125,6 +125,19 @@ pub struct LinearLeaf {
     pub coefficients: Vec<f64>,
 }
 
+/// The largest `f32` not above `t`: for a float32 `x`, `x <= t` exactly when
+/// `x < round_down(t).next_up()`.
+pub fn round_down(t: f64) -> f32 {
+    let f = t as f32;
+    if f64::from(f) > t { f.next_down() } else { f }
+}
+
+/// The smallest `f32` not below `t`: for a float32 `x`, `x < t` exactly when `x < round_up(t)`.
+pub fn round_up(t: f64) -> f32 {
+    let f = t as f32;
+    if f64::from(f) < t { f.next_up() } else { f }
+}
+
 /// LightGBM's `kZeroThreshold`: values this close to zero count as zero.
 const ZERO_THRESHOLD: f32 = 1e-35;
 

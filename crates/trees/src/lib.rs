@@ -9,6 +9,7 @@
 //! - [`objective`]: how summed leaf values (margins) become predictions.
 //! - [`xgboost`]: XGBoost `model.json` / `model.ubj` into a [`Forest`].
 //! - [`lightgbm`]: LightGBM `model.txt` into a [`Forest`].
+//! - [`onnxml`]: scikit-learn models converted to ONNX (`ai.onnx.ml` graphs), interpreted.
 //! - [`model`]: [`TreeModel`], a forest and an objective behind the `Model` trait.
 //! - [`runtime`]: [`TreesRuntime`], which recognises the model files.
 //!
@@ -21,6 +22,7 @@ pub mod forest;
 pub mod lightgbm;
 pub mod model;
 pub mod objective;
+pub mod onnxml;
 pub mod runtime;
 pub mod xgboost;
 
@@ -32,4 +34,5 @@ pub use runtime::TreesRuntime;
 /// Adds this crate's runtimes to `registry`.
 pub fn register(registry: &mut ferroserve_core::RuntimeRegistry) {
     registry.register(std::sync::Arc::new(TreesRuntime));
+    registry.register(std::sync::Arc::new(onnxml::OnnxMlRuntime));
 }

@@ -14,7 +14,7 @@
 //! bits 2–3 the missing type (0 None: NaN counts as 0; 1 Zero: 0 and NaN go the default way;
 //! 2 NaN: NaN goes the default way).
 
-use crate::forest::{Branch, CategorySet, Forest, LinearLeaf, Node, Split};
+use crate::forest::{Branch, CategorySet, Forest, LinearLeaf, Node, Split, round_down};
 use crate::objective::Objective;
 use crate::xgboost::FormatError;
 
@@ -402,12 +402,6 @@ impl TreeBlock {
             })
             .collect())
     }
-}
-
-/// The largest `f32` not above `t`.
-fn round_down(t: f64) -> f32 {
-    let f = t as f32;
-    if f64::from(f) > t { f.next_down() } else { f }
 }
 
 /// At most 60 characters of `s`, for error messages.

@@ -1,0 +1,135 @@
+//! The operators: each node is built once, at load, into an [`Op`] that runs on
+//! [`Tensor`]s. Shared here: the input conversions every ML operator does (any numeric tensor
+//! to a float matrix) and the classifier outputs.
+
+mod basic;
+mod linear;
+mod post;
+mod preprocess;
+mod tensor;
+mod tree_ensemble;
+
+use ferroserve_core::{Tensor, TensorData};
+
+use super::attributes::Attributes;
+use super::proto::NodeProto;
+
+/// A built operator.
+pub(crate) trait Op: Send + Sync + std::fmt::Debug {
+    /// The outputs, as shape and data (names filled in by the caller), for `inputs` (a missing
+    /// optional input is `None`).
+    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String>;
+}
+
+/// An operator output: its shape and data.
+pub(crate) type Output = (Vec<usize>, TensorData);
+
+/// The operators this interpreter has, as `domain:op_type` (`ai.onnx.ml:Scaler`, `:Cast`).
+pub(crate) const SUPPORTED: &[&str] = &[
+    "ai.onnx.ml:TreeEnsembleClassifier",
+    "ai.onnx.ml:TreeEnsembleRegressor",
+    "ai.onnx.ml:LinearClassifier",
+    "ai.onnx.ml:LinearRegressor",
+    "ai.onnx.ml:Scaler",
+    "ai.onnx.ml:Imputer",
+    "ai.onnx.ml:Normalizer",
+    "ai.onnx.ml:ZipMap",
+    "ai.onnx.ml:ArrayFeatureExtractor",
+    "ai.onnx.ml:OneHotEncoder",
+    ":Cast",
+    ":Identity",
+    ":Concat",
+    ":Reshape",
+    ":Gather",
+];
+
+/// Whether [`build`] knows `node`'s operator.
+pub(crate) fn supports(node: &NodeProto) -> bool {
+    let domain = if node.domain == "ai.onnx" {
+        ""
+    } else {
+        node.domain.as_str()
+    };
+    SUPPORTED
+        .iter()
+        .any(|s| s.split_once(':') == Some((domain, node.op_type.as_str())))
+}
+
+/// Builds `node` (opset versions are not consulted: these operators' semantics have not
+/// changed in the versions converters emit).
+pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
+    let a = Attributes(&node.attribute);
+    let domain = if node.domain == "ai.onnx" {
+        ""
+    } else {
+        node.domain.as_str()
+    };
+    Ok(match (domain, node.op_type.as_str()) {
+        ("ai.onnx.ml", "TreeEnsembleClassifier") => {
+            Box::new(tree_ensemble::TreeEnsemble::classifier(a)?)
+        }
+        ("ai.onnx.ml", "TreeEnsembleRegressor") => {
+            Box::new(tree_ensemble::TreeEnsemble::regressor(a)?)
+        }
+        ("ai.onnx.ml", "LinearClassifier") => Box::new(linear::LinearClassifier::new(a)?),
+        ("ai.onnx.ml", "LinearRegressor") => Box::new(linear::LinearRegressor::new(a)?),
+        ("ai.onnx.ml", "Scaler") => Box::new(preprocess::Scaler::new(a)),
+        ("ai.onnx.ml", "Imputer") => Box::new(preprocess::Imputer::new(a)?),
+        ("ai.onnx.ml", "Normalizer") => Box::new(preprocess::Normalizer::new(a)?),
+        ("ai.onnx.ml", "ZipMap") => Box::new(basic::ZipMap),
+        ("", "Cast") => Box::new(basic::Cast::new(a)?),
+        ("", "Identity") => Box::new(basic::Identity),
+        ("ai.onnx.ml", "ArrayFeatureExtractor") => Box::new(tensor::ArrayFeatureExtractor),
+        ("ai.onnx.ml", "OneHotEncoder") => Box::new(tensor::OneHotEncoder::new(a)?),
+        ("", "Concat") => Box::new(tensor::Concat::new(a)),
+        ("", "Reshape") => Box::new(tensor::Reshape),
+        ("", "Gather") => Box::new(tensor::Gather::new(a)),
+        (domain, op) => {
+            return Err(format!(
+                "operator {domain}:{op} is not supported (supported: {})",
+                SUPPORTED.join(", ")
+            ));
+        }
+    })
+}
+
+/// A row-major float matrix.
+#[derive(Debug)]
+pub(crate) struct Matrix {
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) data: Vec<f32>,
+}
+
+/// Input `index` as a float matrix: `[N, F]`, or `[F]` as one row; any numeric type.
+pub(crate) fn matrix(inputs: &[Option<&Tensor>], index: usize) -> Result<Matrix, String> {
+    let t = inputs
+        .get(index)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("input {index} is missing"))?;
+    let data: Vec<f32> = match t.data() {
+        TensorData::F32(v) => v.clone(),
+        TensorData::F64(v) => v.iter().map(|&x| x as f32).collect(),
+        TensorData::I64(v) => v.iter().map(|&x| x as f32).collect(),
+        TensorData::I32(v) => v.iter().map(|&x| x as f32).collect(),
+        other => {
+            return Err(format!(
+                "input '{}': {} is not a numeric type",
+                t.name,
+                other.datatype()
+            ));
+        }
+    };
+    let (rows, cols) = match t.shape.as_slice() {
+        [n, f] => (*n, *f),
+        [f] => (1, *f),
+        other => {
+            return Err(format!(
+                "input '{}': expected 2 dimensions, got {other:?}",
+                t.name
+            ));
+        }
+    };
+    Ok(Matrix { rows, cols, data })
+}
