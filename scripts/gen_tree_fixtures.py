@@ -327,6 +327,7 @@ def onnxml_cases():
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from sklearn.svm import SVC, SVR
     from sklearn.tree import DecisionTreeClassifier
 
     bc = load_breast_cancer()
@@ -364,6 +365,11 @@ def onnxml_cases():
         True,)
     yield ("logistic_regression_binary",) + fit(LogisticRegression(max_iter=5000), xb, yb, 1) + (
         False,)
+    yield ("svc_rbf",) + fit(SVC(probability=True, random_state=0), xi, yi, 3) + (False,)
+    yield ("svc_binary_poly",) + fit(
+        make_pipeline(StandardScaler(), SVC(kernel="poly", degree=2, probability=True,
+                                            random_state=0)), xb, yb, 1) + (False,)
+    yield ("svr_rbf",) + fit(SVR(C=50.0), xd, yd, 4) + (None,)
     yield ("linear_regression",) + fit(LinearRegression(), xd, yd, 4) + (None,)
     yield ("ridge",) + fit(Ridge(alpha=0.5), xd, yd, 4) + (None,)
     xm, ym = mixed_data(12)

@@ -6,6 +6,7 @@ mod basic;
 mod linear;
 mod post;
 mod preprocess;
+mod svm;
 mod tensor;
 mod tree_ensemble;
 
@@ -34,6 +35,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "ai.onnx.ml:Imputer",
     "ai.onnx.ml:Normalizer",
     "ai.onnx.ml:ZipMap",
+    "ai.onnx.ml:SVMClassifier",
+    "ai.onnx.ml:SVMRegressor",
     "ai.onnx.ml:ArrayFeatureExtractor",
     "ai.onnx.ml:OneHotEncoder",
     ":Cast",
@@ -77,6 +80,8 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
         ("ai.onnx.ml", "Imputer") => Box::new(preprocess::Imputer::new(a)?),
         ("ai.onnx.ml", "Normalizer") => Box::new(preprocess::Normalizer::new(a)?),
         ("ai.onnx.ml", "ZipMap") => Box::new(basic::ZipMap),
+        ("ai.onnx.ml", "SVMClassifier") => Box::new(svm::SvmClassifier::new(a)?),
+        ("ai.onnx.ml", "SVMRegressor") => Box::new(svm::SvmRegressor::new(a)?),
         ("", "Cast") => Box::new(basic::Cast::new(a)?),
         ("", "Identity") => Box::new(basic::Identity),
         ("ai.onnx.ml", "ArrayFeatureExtractor") => Box::new(tensor::ArrayFeatureExtractor),
