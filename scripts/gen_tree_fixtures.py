@@ -385,6 +385,48 @@ def onnxml_cases():
         xb_nan, yb, 1) + (False,)
 
 
+def onnxmltools_cases():
+    """XGBoost and LightGBM models (scikit-learn API) converted by onnxmltools."""
+    import lightgbm as lgb
+
+    bc = load_breast_cancer()
+    xb, yb = bc.data.astype(np.float32), bc.target
+    ir = load_iris()
+    xi, yi = ir.data.astype(np.float32), ir.target
+    db = load_diabetes()
+    xd, yd = db.data.astype(np.float32), db.target
+
+    def fit(model, x, y, seed):
+        xtr, ytr, xte, _ = split(x, y, seed)
+        return model.fit(xtr, ytr), xte
+
+    xgb_common = dict(n_estimators=20, max_depth=4, n_jobs=1, random_state=0, tree_method="hist")
+    lgb_common = dict(n_estimators=20, num_leaves=15, n_jobs=1, random_state=0, verbose=-1)
+    yield ("onnxmltools_xgboost_binary",) + fit(xgb.XGBClassifier(**xgb_common), xb, yb, 1) + (
+        False,)
+    yield ("onnxmltools_xgboost_multiclass",) + fit(xgb.XGBClassifier(**xgb_common), xi, yi, 3) + (
+        False,)
+    yield ("onnxmltools_xgboost_regressor",) + fit(xgb.XGBRegressor(**xgb_common), xd, yd, 4) + (
+        None,)
+    yield ("onnxmltools_lightgbm_binary",) + fit(lgb.LGBMClassifier(**lgb_common), xb, yb, 1) + (
+        False,)
+    yield ("onnxmltools_lightgbm_multiclass",) + fit(lgb.LGBMClassifier(**lgb_common), xi, yi,
+                                                     3) + (False,)
+    yield ("onnxmltools_lightgbm_regressor",) + fit(lgb.LGBMRegressor(**lgb_common), xd, yd, 4) + (
+        None,)
+
+
+def onnxmltools_convert(name, model, width, zipmap):
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    initial = [("input", FloatTensorType([None, width]))]
+    if "xgboost" in name:
+        return onnxmltools.convert_xgboost(model, initial_types=initial, target_opset=15)
+    options = {} if zipmap is None else {"zipmap": zipmap}
+    return onnxmltools.convert_lightgbm(model, initial_types=initial, target_opset=15, **options)
+
+
 def onnxml_main():
     import warnings
 
@@ -394,12 +436,16 @@ def onnxml_main():
 
     warnings.filterwarnings("ignore")
     summary = []
-    for name, model, rows, zipmap in onnxml_cases():
+    cases = [c + (False,) for c in onnxml_cases()] + [c + (True,) for c in onnxmltools_cases()]
+    for name, model, rows, zipmap, via_onnxmltools in cases:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         assert rows.shape[0] == N_ROWS
-        options = None if zipmap is None else {"zipmap": zipmap}
-        onx = to_onnx(model, rows[:1], options=options,
-                      target_opset={"": 17, "ai.onnx.ml": 3})
+        if via_onnxmltools:
+            onx = onnxmltools_convert(name, model, rows.shape[1], zipmap)
+        else:
+            options = None if zipmap is None else {"zipmap": zipmap}
+            onx = to_onnx(model, rows[:1], options=options,
+                          target_opset={"": 17, "ai.onnx.ml": 3})
         d = ONNXML_OUT / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "model.onnx").write_bytes(onx.SerializeToString())
@@ -420,6 +466,10 @@ def onnxml_main():
         got = session.run(None, {session.get_inputs()[0].name: rows})
         if zipmap is None:
             np.testing.assert_allclose(np.ravel(got[0]), expected["predict"], rtol=1e-4, atol=1e-3)
+        else:
+            probabilities = got[1] if not isinstance(got[1], list) else [list(r.values()) for r in got[1]]
+            np.testing.assert_allclose(np.ravel(probabilities), expected["probabilities"],
+                                       atol=1e-4, err_msg=name)
         dump_json(d / "expected.json", expected)
         summary.append((name, expected["ops"]))
     print(f"skl2onnx {skl2onnx.__version__} -> {ONNXML_OUT.relative_to(ROOT)}")

@@ -4,6 +4,7 @@
 
 mod basic;
 mod linear;
+mod math;
 mod post;
 mod preprocess;
 mod svm;
@@ -44,6 +45,13 @@ pub(crate) const SUPPORTED: &[&str] = &[
     ":Concat",
     ":Reshape",
     ":Gather",
+    ":Add",
+    ":Sub",
+    ":Mul",
+    ":Div",
+    ":Sigmoid",
+    ":Softmax",
+    ":ArgMax",
 ];
 
 /// Whether [`build`] knows `node`'s operator.
@@ -89,6 +97,18 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
         ("", "Concat") => Box::new(tensor::Concat::new(a)),
         ("", "Reshape") => Box::new(tensor::Reshape),
         ("", "Gather") => Box::new(tensor::Gather::new(a)),
+        ("", "Add") => Box::new(math::Arithmetic::Add),
+        ("", "Sub") => Box::new(math::Arithmetic::Sub),
+        ("", "Mul") => Box::new(math::Arithmetic::Mul),
+        ("", "Div") => Box::new(math::Arithmetic::Div),
+        ("", "Sigmoid") => Box::new(math::Activation::Sigmoid),
+        ("", "Softmax") => {
+            if !matches!(a.int("axis", -1), -1 | 1) {
+                return Err("Softmax over an axis other than the last is not supported".into());
+            }
+            Box::new(math::Activation::Softmax)
+        }
+        ("", "ArgMax") => Box::new(math::ArgMax::new(a)?),
         (domain, op) => {
             return Err(format!(
                 "operator {domain}:{op} is not supported (supported: {})",
