@@ -346,6 +346,9 @@ def onnxml_cases():
     yield ("random_forest_classifier",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (False,)
     yield ("random_forest_classifier_zipmap",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (
         True,)
+    names = np.array(ir.target_names)
+    yield ("random_forest_string_labels",) + fit(RandomForestClassifier(**rf), xi, names[yi], 3) + (
+        False,)
     yield ("random_forest_binary",) + fit(RandomForestClassifier(**rf), xb, yb, 1) + (False,)
     yield ("decision_tree_binary",) + fit(DecisionTreeClassifier(max_depth=5, random_state=0),
                                           xb, yb, 1) + (False,)
@@ -459,7 +462,8 @@ def onnxml_main():
             expected["predict"] = [float(v) for v in np.asarray(model.predict(rows)).ravel()]
         else:
             expected["kind"] = "classifier"
-            expected["label"] = [int(v) for v in model.predict(rows)]
+            expected["label"] = [v if isinstance(v, str) else int(v)
+                                 for v in model.predict(rows).tolist()]
             expected["probabilities"] = [float(v) for v in model.predict_proba(rows).ravel()]
         # onnxruntime on the same file, for reference (not the oracle).
         session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])

@@ -81,14 +81,25 @@ fn every_converted_model_matches_scikit_learn() {
             }
         };
         if expected["kind"] == "classifier" {
-            let TensorData::I64(labels) = outputs[0].data() else {
-                panic!("{case}: label is {:?}", outputs[0].datatype())
-            };
-            let want: Vec<i64> = numbers(&expected["label"])
-                .iter()
-                .map(|&v| v as i64)
-                .collect();
-            assert_eq!(labels, &want, "{case}: labels");
+            match outputs[0].data() {
+                TensorData::I64(labels) => {
+                    let want: Vec<i64> = numbers(&expected["label"])
+                        .iter()
+                        .map(|&v| v as i64)
+                        .collect();
+                    assert_eq!(labels, &want, "{case}: labels");
+                }
+                TensorData::Bytes(labels) => {
+                    let want: Vec<Vec<u8>> = expected["label"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().unwrap().as_bytes().to_vec())
+                        .collect();
+                    assert_eq!(labels, &want, "{case}: labels");
+                }
+                other => panic!("{case}: label is {:?}", other.datatype()),
+            }
             let TensorData::F32(p) = outputs[1].data() else {
                 panic!("{case}: probabilities are {:?}", outputs[1].datatype())
             };

@@ -297,11 +297,16 @@ async fn every_tree_fixture_serves_with_no_config_and_matches_its_library() {
         };
         if library_of(&name) == "onnxml" {
             if expected["kind"] == "classifier" {
-                assert_eq!(
-                    numbers(&outputs[0]["data"]),
-                    numbers(&expected["label"]),
-                    "{name}"
-                );
+                if expected["label"][0].is_string() {
+                    assert_eq!(outputs[0]["datatype"], "BYTES", "{name}");
+                    assert_eq!(outputs[0]["data"], expected["label"], "{name}");
+                } else {
+                    assert_eq!(
+                        numbers(&outputs[0]["data"]),
+                        numbers(&expected["label"]),
+                        "{name}"
+                    );
+                }
                 close(
                     &numbers(&outputs[1]["data"]),
                     &numbers(&expected["probabilities"]),

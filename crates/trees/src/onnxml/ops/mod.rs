@@ -3,6 +3,7 @@
 //! to a float matrix) and the classifier outputs.
 
 mod basic;
+mod encode;
 mod linear;
 mod math;
 mod post;
@@ -40,6 +41,8 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "ai.onnx.ml:SVMRegressor",
     "ai.onnx.ml:ArrayFeatureExtractor",
     "ai.onnx.ml:OneHotEncoder",
+    "ai.onnx.ml:LabelEncoder",
+    "ai.onnx.ml:FeatureVectorizer",
     ":Cast",
     ":Identity",
     ":Concat",
@@ -94,6 +97,8 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
         ("", "Identity") => Box::new(basic::Identity),
         ("ai.onnx.ml", "ArrayFeatureExtractor") => Box::new(tensor::ArrayFeatureExtractor),
         ("ai.onnx.ml", "OneHotEncoder") => Box::new(tensor::OneHotEncoder::new(a)?),
+        ("ai.onnx.ml", "LabelEncoder") => Box::new(encode::LabelEncoder::new(a)?),
+        ("ai.onnx.ml", "FeatureVectorizer") => Box::new(encode::FeatureVectorizer::new(a)?),
         ("", "Concat") => Box::new(tensor::Concat::new(a)),
         ("", "Reshape") => Box::new(tensor::Reshape),
         ("", "Gather") => Box::new(tensor::Gather::new(a)),
