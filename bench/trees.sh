@@ -24,7 +24,7 @@ import json, pathlib
 root = pathlib.Path("target")
 ref = json.loads((root / "bench-models/trees/reference.json").read_text())
 rows = {}
-for lib in ("xgboost", "lightgbm"):
+for lib in ("xgboost", "lightgbm", "random_forest"):
     name = f"ferroserve ({lib} model)"
     rows[name] = {}
     for b in ("1", "64", "1024"):

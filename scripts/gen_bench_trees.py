@@ -7,10 +7,13 @@ Owns target/bench-models/trees/ (not committed; regenerated in ~30 s):
   xgboost/model.onnx     the same model converted by onnxmltools (target opset 15)
   lightgbm/model.txt     LightGBM 4.7, binary, 100 trees, 63 leaves, same data
   lightgbm/model.onnx    the same model converted by onnxmltools
+  random_forest/model.onnx  scikit-learn RandomForestClassifier, 100 trees, max_depth 8, same
+                         data, converted by skl2onnx (zipmap off)
   rows.f32               1024 held-out rows, float32 little-endian, row-major (1024 x 20)
   reference.json         median seconds per call, one thread, for batch 1 / 64 / 1024, of
-                         xgboost Booster.inplace_predict, lightgbm Booster.predict and
-                         onnxruntime InferenceSession.run on each ONNX conversion
+                         xgboost Booster.inplace_predict, lightgbm Booster.predict, scikit-learn
+                         predict_proba (n_jobs=1) and onnxruntime InferenceSession.run on each
+                         ONNX conversion
 
 Usage: scripts/python-env.sh && .venv/bin/python scripts/gen_bench_trees.py [--skip-timing]
 bench/trees.sh runs this, then the criterion benchmark, and prints them side by side.
@@ -62,6 +65,7 @@ def main():
     xtr, ytr, xte = x[:-1024], y[:-1024], np.ascontiguousarray(x[-1024:])
     (OUT / "xgboost").mkdir(parents=True, exist_ok=True)
     (OUT / "lightgbm").mkdir(parents=True, exist_ok=True)
+    (OUT / "random_forest").mkdir(parents=True, exist_ok=True)
     xte.tofile(OUT / "rows.f32")
 
     booster = xgb.train({"objective": "binary:logistic", "max_depth": 8, "eta": 0.1,
@@ -72,6 +76,15 @@ def main():
                       "num_threads": 1, "seed": 0, "deterministic": True, "verbose": -1},
                      lgb.Dataset(xtr, label=ytr), num_boost_round=100)
     lgbm.save_model(str(OUT / "lightgbm" / "model.txt"))
+
+    from sklearn.ensemble import RandomForestClassifier
+    from skl2onnx import to_onnx
+
+    forest = RandomForestClassifier(n_estimators=100, max_depth=8, random_state=0, n_jobs=1)
+    forest.fit(xtr, ytr)
+    rf_onnx = to_onnx(forest, xtr[:1], options={"zipmap": False},
+                      target_opset={"": 17, "ai.onnx.ml": 3})
+    (OUT / "random_forest" / "model.onnx").write_bytes(rf_onnx.SerializeToString())
 
     initial = [("input", FloatTensorType([None, 20]))]
     xgb_onnx = onnxmltools.convert_xgboost(booster, initial_types=initial, target_opset=15)
@@ -87,7 +100,7 @@ def main():
     opts.log_severity_level = 3
     sessions = {lib: ort.InferenceSession(str(OUT / lib / "model.onnx"), opts,
                                           providers=["CPUExecutionProvider"])
-                for lib in ("xgboost", "lightgbm")}
+                for lib in ("xgboost", "lightgbm", "random_forest")}
     p_xgb = booster.inplace_predict(xte)
     p_lgb = lgbm.predict(xte)
     for lib, want in (("xgboost", p_xgb), ("lightgbm", p_lgb)):
@@ -97,6 +110,11 @@ def main():
         assert np.allclose(got, want, atol=1e-5), lib
     np.asarray(p_xgb, dtype=np.float32).tofile(OUT / "xgboost" / "expected.f32")
     np.asarray(p_lgb, dtype=np.float64).tofile(OUT / "lightgbm" / "expected.f64")
+    p_rf = forest.predict_proba(xte)[:, 1]
+    s = sessions["random_forest"]
+    got = s.run(None, {s.get_inputs()[0].name: xte})[1][:, 1]
+    assert np.allclose(got, p_rf, atol=1e-5), "random_forest"
+    np.asarray(p_rf, dtype=np.float64).tofile(OUT / "random_forest" / "expected.f64")
 
     if skip_timing:
         return
@@ -107,6 +125,7 @@ def main():
         timings = {
             "xgboost inplace_predict": lambda: booster.inplace_predict(rows),
             "lightgbm predict": lambda: lgbm.predict(rows, num_threads=1),
+            "scikit-learn predict_proba (random forest)": lambda: forest.predict_proba(rows),
         }
         for lib, s in sessions.items():
             name = s.get_inputs()[0].name

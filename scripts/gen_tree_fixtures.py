@@ -430,6 +430,57 @@ def onnxmltools_convert(name, model, width, zipmap):
     return onnxmltools.convert_lightgbm(model, initial_types=initial, target_opset=15, **options)
 
 
+def tree_ensemble_v5(forest, width):
+    """A scikit-learn RandomForestRegressor (any number of targets) written as one ONNX
+    `TreeEnsemble` node (ai.onnx.ml opset 5), which no converter emits yet, AVERAGE aggregation.
+    Thresholds must be float32 like the input: each becomes the largest float32 not above
+    scikit-learn's float64 threshold, which keeps `x <= t` exact for float32 rows."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    a = {k: [] for k in ("splits", "features", "modes", "true", "false", "true_leaf",
+                         "false_leaf", "leaf_targets", "leaf_weights", "roots")}
+    for est in forest.estimators_:
+        t = est.tree_
+        internal = [i for i in range(t.node_count) if t.children_left[i] != -1]
+        leaves = [i for i in range(t.node_count) if t.children_left[i] == -1]
+        node_at = {n: len(a["splits"]) + k for k, n in enumerate(internal)}
+        leaf_at = {}
+        for n in leaves:
+            for target in range(t.n_outputs):
+                leaf_at.setdefault(n, len(a["leaf_targets"]))
+                a["leaf_targets"].append(target)
+                a["leaf_weights"].append(float(t.value[n][target][0]))
+        assert all(t.n_outputs == 1 for _ in [0]), "one target per leaf entry below"
+        a["roots"].append(node_at[0])
+        for n in internal:
+            t32 = np.float32(t.threshold[n])
+            if float(t32) > t.threshold[n]:
+                t32 = np.nextafter(t32, np.float32(-np.inf))
+            a["splits"].append(t32)
+            a["features"].append(int(t.feature[n]))
+            a["modes"].append(0)  # BRANCH_LEQ
+            for side, child in (("true", t.children_left[n]), ("false", t.children_right[n])):
+                is_leaf = t.children_left[child] == -1
+                a[side].append(leaf_at[child] if is_leaf else node_at[child])
+                a[side + "_leaf"].append(int(is_leaf))
+    node = helper.make_node(
+        "TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml",
+        nodes_splits=numpy_helper.from_array(np.array(a["splits"], dtype=np.float32)),
+        nodes_featureids=a["features"],
+        nodes_modes=numpy_helper.from_array(np.array(a["modes"], dtype=np.uint8)),
+        nodes_truenodeids=a["true"], nodes_falsenodeids=a["false"],
+        nodes_trueleafs=a["true_leaf"], nodes_falseleafs=a["false_leaf"],
+        leaf_targetids=a["leaf_targets"],
+        leaf_weights=numpy_helper.from_array(np.array(a["leaf_weights"], dtype=np.float32)),
+        tree_roots=a["roots"], aggregate_function=0, n_targets=1)
+    graph = helper.make_graph(
+        [node], "tree_ensemble_v5",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21),
+                                                   helper.make_opsetid("ai.onnx.ml", 5)])
+
+
 def onnxml_main():
     import warnings
 
@@ -439,11 +490,22 @@ def onnxml_main():
 
     warnings.filterwarnings("ignore")
     summary = []
+    from sklearn.ensemble import RandomForestRegressor
+
+    db = load_diabetes()
+    xtr, ytr, xte, _ = split(db.data.astype(np.float32), db.target, 4)
+    v5_forest = RandomForestRegressor(n_estimators=10, max_depth=6, random_state=0, n_jobs=1)
     cases = [c + (False,) for c in onnxml_cases()] + [c + (True,) for c in onnxmltools_cases()]
+    cases.append(("tree_ensemble_v5_random_forest", v5_forest.fit(xtr, ytr), xte, None, "v5"))
     for name, model, rows, zipmap, via_onnxmltools in cases:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         assert rows.shape[0] == N_ROWS
-        if via_onnxmltools:
+        if via_onnxmltools == "v5":
+            onx = tree_ensemble_v5(model, rows.shape[1])
+            from onnx.reference import ReferenceEvaluator
+            ref = ReferenceEvaluator(onx).run(None, {"X": rows})[0]
+            np.testing.assert_allclose(np.ravel(ref), model.predict(rows), rtol=1e-5, err_msg=name)
+        elif via_onnxmltools:
             onx = onnxmltools_convert(name, model, rows.shape[1], zipmap)
         else:
             options = None if zipmap is None else {"zipmap": zipmap}

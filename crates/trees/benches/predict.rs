@@ -1,8 +1,9 @@
 //! Tree-model prediction speed, one thread, batches of 1 / 64 / 1024 rows, through the same
 //! `Model::predict` the server calls (margins, objective, labels and output tensors included).
 //!
-//! Models: XGBoost (100 trees, depth 8, 20 features, binary:logistic) and LightGBM (100 trees,
-//! 63 leaves) from `scripts/gen_bench_trees.py`, which also times xgboost, lightgbm and
+//! Models: XGBoost (100 trees, depth 8, 20 features, binary:logistic), LightGBM (100 trees,
+//! 63 leaves) and a scikit-learn random forest (100 trees, depth 8, via skl2onnx and the
+//! ONNX-ML interpreter) from `scripts/gen_bench_trees.py`, which also times xgboost, lightgbm and
 //! onnxruntime on the same rows; `bench/trees.sh` runs both and prints them side by side.
 //! Before timing, each model's predictions are checked against its library's.
 
@@ -12,6 +13,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{Runtime, Tensor, TensorData};
 use ferroserve_trees::TreesRuntime;
+use ferroserve_trees::onnxml::OnnxMlRuntime;
 
 const FEATURES: usize = 20;
 
@@ -67,10 +69,17 @@ fn predict(c: &mut Criterion) {
                 .collect::<Vec<_>>(),
         ),
         ("lightgbm", read_f64(&dir.join("lightgbm/expected.f64"))),
+        (
+            "random_forest",
+            read_f64(&dir.join("random_forest/expected.f64")),
+        ),
     ] {
-        let model = TreesRuntime
-            .load(&dir.join(library), &LoadOptions::default())
-            .unwrap();
+        let model = if library == "random_forest" {
+            OnnxMlRuntime.load(&dir.join(library), &LoadOptions::default())
+        } else {
+            TreesRuntime.load(&dir.join(library), &LoadOptions::default())
+        }
+        .unwrap();
         let all = Tensor::new(
             "input",
             vec![rows.len() / FEATURES, FEATURES],

@@ -45,6 +45,34 @@ impl<'a> Attributes<'a> {
         )
     }
 
+    /// A tensor attribute's values as reals (float or double tensors).
+    pub(crate) fn tensor_reals(&self, name: &str) -> Result<Option<Vec<f64>>, String> {
+        match self.get(name).and_then(|a| a.t.as_ref()) {
+            None => Ok(None),
+            Some(t) => tensor_reals(t)
+                .map(Some)
+                .map_err(|e| format!("attribute {name}: {e}")),
+        }
+    }
+
+    /// A tensor attribute's values as integers (uint8 raw bytes or int32 data, as ONNX
+    /// stores small integer tensors).
+    pub(crate) fn tensor_small_ints(&self, name: &str) -> Result<Vec<i64>, String> {
+        let Some(t) = self.get(name).and_then(|a| a.t.as_ref()) else {
+            return Err(format!("attribute {name} is missing"));
+        };
+        if !t.raw_data.is_empty() {
+            if t.data_type == 2 {
+                return Ok(t.raw_data.iter().map(|&b| i64::from(b)).collect());
+            }
+            return Err(format!(
+                "attribute {name}: raw data of type {} is not supported",
+                t.data_type
+            ));
+        }
+        Ok(t.int32_data.iter().map(|&v| i64::from(v)).collect())
+    }
+
     /// A float list given either as `name` (floats) or `name_as_tensor` (a double or float
     /// tensor), as the newer converters write thresholds and weights.
     pub(crate) fn reals(&self, name: &str) -> Result<Vec<f64>, String> {

@@ -31,6 +31,7 @@ pub(crate) type Output = (Vec<usize>, TensorData);
 pub(crate) const SUPPORTED: &[&str] = &[
     "ai.onnx.ml:TreeEnsembleClassifier",
     "ai.onnx.ml:TreeEnsembleRegressor",
+    "ai.onnx.ml:TreeEnsemble",
     "ai.onnx.ml:LinearClassifier",
     "ai.onnx.ml:LinearRegressor",
     "ai.onnx.ml:Scaler",
@@ -85,6 +86,7 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
         ("ai.onnx.ml", "TreeEnsembleRegressor") => {
             Box::new(tree_ensemble::TreeEnsemble::regressor(a)?)
         }
+        ("ai.onnx.ml", "TreeEnsemble") => Box::new(tree_ensemble::TreeEnsemble::v5(a)?),
         ("ai.onnx.ml", "LinearClassifier") => Box::new(linear::LinearClassifier::new(a)?),
         ("ai.onnx.ml", "LinearRegressor") => Box::new(linear::LinearRegressor::new(a)?),
         ("ai.onnx.ml", "Scaler") => Box::new(preprocess::Scaler::new(a)),

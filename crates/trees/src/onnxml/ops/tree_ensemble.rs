@@ -1,5 +1,6 @@
-//! `TreeEnsembleClassifier` and `TreeEnsembleRegressor` (ai.onnx.ml opset 1–3 attributes),
-//! compiled into the same [`CompiledForest`] as XGBoost and LightGBM models.
+//! `TreeEnsembleClassifier` and `TreeEnsembleRegressor` (ai.onnx.ml opset 1–3 attributes) and
+//! the newer `TreeEnsemble` (opset 5), compiled into the same [`CompiledForest`] as XGBoost and
+//! LightGBM models.
 //!
 //! Every comparison mode becomes a [`Split`] on float32 inputs: `BRANCH_LEQ t` is
 //! `x < round_down(t).next_up()`, `BRANCH_LT t` is `x < round_up(t)`, `BRANCH_GTE`/`BRANCH_GT`
@@ -115,6 +116,227 @@ impl TreeEnsemble {
             forest,
         })
     }
+}
+
+impl TreeEnsemble {
+    /// `TreeEnsemble` (ai.onnx.ml opset 5): nodes and leaves in separate arrays, tensor
+    /// attributes, integer enums; output `[N, n_targets]`.
+    pub(crate) fn v5(a: Attributes<'_>) -> Result<TreeEnsemble, String> {
+        let splits = a
+            .tensor_reals("nodes_splits")?
+            .ok_or("nodes_splits is missing")?;
+        let modes = a.tensor_small_ints("nodes_modes")?;
+        let features = a.ints("nodes_featureids");
+        let trues = a.ints("nodes_truenodeids");
+        let falses = a.ints("nodes_falsenodeids");
+        let true_leafs = a.ints("nodes_trueleafs");
+        let false_leafs = a.ints("nodes_falseleafs");
+        let missing = a.ints("nodes_missing_value_tracks_true");
+        let leaf_targets = a.ints("leaf_targetids");
+        let leaf_weights = a
+            .tensor_reals("leaf_weights")?
+            .ok_or("leaf_weights is missing")?;
+        let roots = a.ints("tree_roots");
+        let n = splits.len();
+        for (name, len) in [
+            ("nodes_modes", modes.len()),
+            ("nodes_featureids", features.len()),
+            ("nodes_truenodeids", trues.len()),
+            ("nodes_falsenodeids", falses.len()),
+            ("nodes_trueleafs", true_leafs.len()),
+            ("nodes_falseleafs", false_leafs.len()),
+        ] {
+            if len != n {
+                return Err(format!("{name} has {len} entries, nodes_splits {n}"));
+            }
+        }
+        if !(missing.is_empty() || missing.len() == n) || leaf_targets.len() != leaf_weights.len() {
+            return Err(
+                "nodes_missing_value_tracks_true or the leaf lists differ in length".into(),
+            );
+        }
+        let n_targets = usize::try_from(a.int("n_targets", 1))
+            .map_err(|_| "n_targets")?
+            .max(1);
+        let leaf_group = |l: usize| -> Result<usize, String> {
+            usize::try_from(leaf_targets[l])
+                .ok()
+                .filter(|&t| t < n_targets)
+                .ok_or_else(|| format!("leaf {l}: target {} of {n_targets}", leaf_targets[l]))
+        };
+        let mut forest = Forest {
+            groups: n_targets,
+            features: features.iter().copied().max().map_or(1, |m| m as usize + 1),
+            ..Forest::default()
+        };
+        // A child reference: (is a leaf, index).
+        let child = |i: usize, leaf: bool, id: i64| -> Result<(bool, usize), String> {
+            let limit = if leaf { leaf_weights.len() } else { n };
+            usize::try_from(id)
+                .ok()
+                .filter(|&j| j < limit)
+                .map(|j| (leaf, j))
+                .ok_or_else(|| format!("node {i}: child {id} does not exist"))
+        };
+        for (t, &root) in roots.iter().enumerate() {
+            let r = usize::try_from(root)
+                .ok()
+                .filter(|&r| r < n.max(leaf_weights.len()));
+            let r = r.ok_or_else(|| format!("tree_roots[{t}] = {root} is not a node"))?;
+            let single_leaf =
+                r < n && true_leafs[r] != 0 && false_leafs[r] != 0 && trues[r] == falses[r];
+            // The leaves reachable from the root, for the groups this tree feeds.
+            let mut groups = std::collections::BTreeSet::new();
+            let mut stack = vec![(single_leaf, r)];
+            let mut budget = n + leaf_weights.len() + 1;
+            while let Some((leaf, i)) = stack.pop() {
+                budget = budget.checked_sub(1).ok_or("node references form a loop")?;
+                if leaf {
+                    groups.insert(leaf_group(i)?);
+                } else {
+                    stack.push(child(i, true_leafs[i] != 0, trues[i])?);
+                    stack.push(child(i, false_leafs[i] != 0, falses[i])?);
+                }
+            }
+            for group in groups {
+                forest.roots.push(forest.nodes.len() as u32);
+                forest.tree_group.push(group as u32);
+                let mut stack_budget = n + leaf_weights.len() + 1;
+                emit_v5(
+                    &mut forest,
+                    &V5 {
+                        splits: &splits,
+                        modes: &modes,
+                        features: &features,
+                        trues: &trues,
+                        falses: &falses,
+                        true_leafs: &true_leafs,
+                        false_leafs: &false_leafs,
+                        missing: &missing,
+                        leaf_targets: &leaf_targets,
+                        leaf_weights: &leaf_weights,
+                    },
+                    (single_leaf, r),
+                    group,
+                    &mut stack_budget,
+                )?;
+            }
+        }
+        forest.validate().map_err(|e| e.0)?;
+        let transform = match a.int("post_transform", 0) {
+            0 => PostTransform::None,
+            1 => PostTransform::Softmax,
+            2 => PostTransform::Logistic,
+            3 => PostTransform::SoftmaxZero,
+            other => return Err(format!("post_transform {other} is not supported")),
+        };
+        let divisor = match a.int("aggregate_function", 1) {
+            1 => 1.0,
+            0 => roots.len().max(1) as f64,
+            other => {
+                return Err(format!(
+                    "aggregate_function {other} is not supported (SUM, AVERAGE are)"
+                ));
+            }
+        };
+        Ok(TreeEnsemble {
+            forest: CompiledForest::new(forest),
+            base: vec![0.0; n_targets],
+            divisor,
+            transform,
+            kind: Kind::Regressor,
+        })
+    }
+}
+
+/// The attribute arrays of a `TreeEnsemble` node.
+struct V5<'a> {
+    splits: &'a [f64],
+    modes: &'a [i64],
+    features: &'a [i64],
+    trues: &'a [i64],
+    falses: &'a [i64],
+    true_leafs: &'a [i64],
+    false_leafs: &'a [i64],
+    missing: &'a [i64],
+    leaf_targets: &'a [i64],
+    leaf_weights: &'a [f64],
+}
+
+/// Appends the subtree at `(is_leaf, index)` for output `group` and returns its position.
+fn emit_v5(
+    forest: &mut Forest,
+    v: &V5<'_>,
+    (leaf, i): (bool, usize),
+    group: usize,
+    budget: &mut usize,
+) -> Result<u32, String> {
+    *budget = budget.checked_sub(1).ok_or("node references form a loop")?;
+    let at = forest.nodes.len();
+    forest.nodes.push(Node::Leaf {
+        value: 0.0,
+        linear: None,
+    });
+    if leaf {
+        let value = if v.leaf_targets.get(i).is_some_and(|&t| t as usize == group) {
+            v.leaf_weights[i]
+        } else {
+            0.0
+        };
+        forest.nodes[at] = Node::Leaf {
+            value,
+            linear: None,
+        };
+        return Ok(at as u32);
+    }
+    let t = v.splits[i];
+    let (split, true_left) = match v.modes[i] {
+        0 => (Split::Less(round_down(t).next_up()), true),
+        1 => (Split::Less(round_up(t)), true),
+        2 => (Split::Less(round_up(t)), false),
+        3 => (Split::Less(round_down(t).next_up()), false),
+        4 => (Split::Equal(t as f32), true),
+        5 => (Split::Equal(t as f32), false),
+        6 => {
+            return Err(format!(
+                "node {i}: set membership (BRANCH_MEMBER) is not supported yet"
+            ));
+        }
+        m => return Err(format!("node {i}: unknown mode {m}")),
+    };
+    let missing_to_true = v.missing.get(i).is_some_and(|&m| m != 0) || v.modes[i] == 5;
+    let to_ref = |leaf: i64, id: i64| -> Result<(bool, usize), String> {
+        let leaf = leaf != 0;
+        let limit = if leaf {
+            v.leaf_weights.len()
+        } else {
+            v.splits.len()
+        };
+        usize::try_from(id)
+            .ok()
+            .filter(|&j| j < limit)
+            .map(|j| (leaf, j))
+            .ok_or_else(|| format!("node {i}: child {id} does not exist"))
+    };
+    let true_ref = to_ref(v.true_leafs[i], v.trues[i])?;
+    let false_ref = to_ref(v.false_leafs[i], v.falses[i])?;
+    let (l, r) = if true_left {
+        (true_ref, false_ref)
+    } else {
+        (false_ref, true_ref)
+    };
+    let left = emit_v5(forest, v, l, group, budget)?;
+    let right = emit_v5(forest, v, r, group, budget)?;
+    let feature =
+        u32::try_from(v.features[i]).map_err(|_| format!("node {i}: feature {}", v.features[i]))?;
+    forest.nodes[at] = Node::Branch(Branch {
+        feature,
+        split,
+        left,
+        right,
+        default_left: missing_to_true == true_left,
+    });
+    Ok(at as u32)
 }
 
 /// `base_values`: one per group, or none (zeros).
