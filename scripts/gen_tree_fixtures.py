@@ -99,13 +99,17 @@ def categorical_data(seed, n=600):
     return x, y
 
 
+def datasets(class_dtype=None):
+    """breast_cancer, iris and diabetes as float32 features; class labels cast to class_dtype
+    (None keeps scikit-learn's integers), diabetes targets float64."""
+    bc, ir, db = load_breast_cancer(), load_iris(), load_diabetes()
+    cast = (lambda y: y) if class_dtype is None else (lambda y: y.astype(class_dtype))
+    return (bc.data.astype(np.float32), cast(bc.target), ir.data.astype(np.float32),
+            cast(ir.target), db.data.astype(np.float32), db.target.astype(np.float64))
+
+
 def cases():
-    bc = load_breast_cancer()
-    xb, yb = bc.data.astype(np.float32), bc.target.astype(np.float32)
-    ir = load_iris()
-    xi, yi = ir.data.astype(np.float32), ir.target.astype(np.float32)
-    db = load_diabetes()
-    xd, yd = db.data.astype(np.float32), db.target.astype(np.float64)
+    xb, yb, xi, yi, xd, yd = datasets(np.float32)
 
     common = {"tree_method": "hist", "nthread": 1, "seed": SEED}
     binary = dict(common, objective="binary:logistic", max_depth=4, eta=0.3)
@@ -221,12 +225,7 @@ LGB_OUT = ROOT / "tests" / "fixtures" / "trees" / "lightgbm"
 
 def lightgbm_cases():
     """(name, params, rounds, (xtr, ytr, xte, yte), categorical_feature, extra Dataset kwargs)."""
-    bc = load_breast_cancer()
-    xb, yb = bc.data.astype(np.float32), bc.target.astype(np.float64)
-    ir = load_iris()
-    xi, yi = ir.data.astype(np.float32), ir.target.astype(np.float64)
-    db = load_diabetes()
-    xd, yd = db.data.astype(np.float32), db.target.astype(np.float64)
+    xb, yb, xi, yi, xd, yd = datasets(np.float64)
     common = {"num_threads": 1, "seed": 0, "deterministic": True, "verbose": -1,
               "num_leaves": 15, "learning_rate": 0.2, "min_data_in_leaf": 5}
     rng = np.random.default_rng(7)
@@ -304,6 +303,12 @@ def lightgbm_main():
 ONNXML_OUT = ROOT / "tests" / "fixtures" / "trees" / "onnxml"
 
 
+def fit(model, x, y, seed):
+    """The model fitted on the training part of a split, and the held-out rows."""
+    xtr, ytr, xte, _ = split(x, y, seed)
+    return model.fit(xtr, ytr), xte
+
+
 def mixed_data(seed, n=400):
     """Three numeric columns (5% NaN) and two integer-coded categorical columns (4 and 3
     categories), for ColumnTransformer pipelines."""
@@ -330,23 +335,14 @@ def onnxml_cases():
     from sklearn.svm import SVC, SVR
     from sklearn.tree import DecisionTreeClassifier
 
-    bc = load_breast_cancer()
-    xb, yb = bc.data.astype(np.float32), bc.target
-    ir = load_iris()
-    xi, yi = ir.data.astype(np.float32), ir.target
-    db = load_diabetes()
-    xd, yd = db.data.astype(np.float32), db.target
+    xb, yb, xi, yi, xd, yd = datasets()
     xb_nan = with_nans(xb, 0.1, np.random.default_rng(11))
-
-    def fit(model, x, y, seed):
-        xtr, ytr, xte, _ = split(x, y, seed)
-        return model.fit(xtr, ytr), xte
 
     rf = dict(n_estimators=10, max_depth=6, random_state=0, n_jobs=1)
     yield ("random_forest_classifier",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (False,)
     yield ("random_forest_classifier_zipmap",) + fit(RandomForestClassifier(**rf), xi, yi, 3) + (
         True,)
-    names = np.array(ir.target_names)
+    names = np.array(load_iris().target_names)
     yield ("random_forest_string_labels",) + fit(RandomForestClassifier(**rf), xi, names[yi], 3) + (
         False,)
     yield ("random_forest_binary",) + fit(RandomForestClassifier(**rf), xb, yb, 1) + (False,)
@@ -392,16 +388,7 @@ def onnxmltools_cases():
     """XGBoost and LightGBM models (scikit-learn API) converted by onnxmltools."""
     import lightgbm as lgb
 
-    bc = load_breast_cancer()
-    xb, yb = bc.data.astype(np.float32), bc.target
-    ir = load_iris()
-    xi, yi = ir.data.astype(np.float32), ir.target
-    db = load_diabetes()
-    xd, yd = db.data.astype(np.float32), db.target
-
-    def fit(model, x, y, seed):
-        xtr, ytr, xte, _ = split(x, y, seed)
-        return model.fit(xtr, ytr), xte
+    xb, yb, xi, yi, xd, yd = datasets()
 
     xgb_common = dict(n_estimators=20, max_depth=4, n_jobs=1, random_state=0, tree_method="hist")
     lgb_common = dict(n_estimators=20, num_leaves=15, n_jobs=1, random_state=0, verbose=-1)
@@ -511,6 +498,12 @@ def onnxml_main():
             options = None if zipmap is None else {"zipmap": zipmap}
             onx = to_onnx(model, rows[:1], options=options,
                           target_opset={"": 17, "ai.onnx.ml": 3})
+        # The files must be reproducible: onnxmltools names the graph with a random UUID, and
+        # the converters list opset imports in set order, which varies with hash seeds.
+        onx.graph.name = name
+        imports = sorted(onx.opset_import, key=lambda o: o.domain)
+        del onx.opset_import[:]
+        onx.opset_import.extend(imports)
         d = ONNXML_OUT / name
         d.mkdir(parents=True, exist_ok=True)
         (d / "model.onnx").write_bytes(onx.SerializeToString())

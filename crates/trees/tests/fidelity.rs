@@ -7,55 +7,15 @@
 //! Class labels exactly. Every case in the fixture directories is checked, including any added
 //! later.
 
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::{cases, fixtures, numbers, read, rows};
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{Runtime, Tensor, TensorData};
 use ferroserve_trees::model::TreeModel;
 use ferroserve_trees::{TreesRuntime, lightgbm, xgboost};
-use serde_json::Value;
-
-fn fixtures(library: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/trees")
-        .join(library)
-}
-
-/// Every case directory of `library`, sorted.
-fn cases(library: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures(library))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 10, "{library}: fixtures missing");
-    dirs
-}
-
-fn read(dir: &Path, file: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
-}
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
-
-fn rows(dir: &Path) -> Tensor {
-    let rows = read(dir, "rows.json");
-    let shape: Vec<usize> = rows["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data = numbers(&rows["data"]).iter().map(|&v| v as f32).collect();
-    Tensor::new("input", shape, TensorData::F32(data)).unwrap()
-}
 
 fn name(dir: &Path) -> String {
     dir.file_name().unwrap().to_string_lossy().into_owned()

@@ -3,46 +3,17 @@
 //! `predict_proba` on 32 held-out rows. Labels exactly; probabilities and regression values
 //! within 1e-5 absolute (scikit-learn computes in float64; the graphs' outputs are float32).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{numbers, read, rows};
 use ferroserve_core::model::LoadOptions;
-use ferroserve_core::{RuntimeRegistry, Tensor, TensorData};
+use ferroserve_core::{RuntimeRegistry, TensorData};
 use ferroserve_trees::onnxml::runtime::imports_ml_domain;
-use serde_json::Value;
 
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/trees/onnxml");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    assert!(dirs.len() >= 10, "fixtures missing");
-    dirs
-}
-
-fn read(dir: &Path, file: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap()
-}
-
-fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap_or(f64::NAN))
-        .collect()
-}
-
-fn rows(dir: &Path) -> Tensor {
-    let rows = read(dir, "rows.json");
-    let data = numbers(&rows["data"]).iter().map(|&v| v as f32).collect();
-    Tensor::new(
-        "X",
-        vec![32, rows["shape"][1].as_u64().unwrap() as usize],
-        TensorData::F32(data),
-    )
-    .unwrap()
+    common::cases("onnxml")
 }
 
 fn registry() -> RuntimeRegistry {

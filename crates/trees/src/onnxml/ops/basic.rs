@@ -1,9 +1,9 @@
-//! Plain operators ML graphs use around the ML ones: `Cast`, `Identity`, and `ai.onnx.ml`'s
-//! `ZipMap`.
+//! Plain operators ML graphs use around the ML ones: `Cast` and `Identity` (which also serves
+//! `ai.onnx.ml`'s `ZipMap`).
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::{Op, Output};
+use super::{Op, Output, input};
 use crate::onnxml::attributes::Attributes;
 use crate::onnxml::proto::data_type;
 
@@ -13,28 +13,7 @@ pub(crate) struct Identity;
 
 impl Op for Identity {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
-        Ok(vec![(t.shape.clone(), t.data().clone())])
-    }
-}
-
-/// `ZipMap`: ONNX turns a probability matrix into a sequence of maps (class → probability).
-/// V2 tensors have no maps, so the served output stays the `[N, classes]` matrix, its columns
-/// in class-label order (the labels are in the model's `/config`).
-#[derive(Debug)]
-pub(crate) struct ZipMap;
-
-impl Op for ZipMap {
-    fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
+        let t = input(inputs, 0)?;
         Ok(vec![(t.shape.clone(), t.data().clone())])
     }
 }
@@ -59,11 +38,7 @@ impl Cast {
 
 impl Op for Cast {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
+        let t = input(inputs, 0)?;
         let as_f64: Vec<f64> = match t.data() {
             TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
             TensorData::F64(v) => v.clone(),

@@ -3,7 +3,7 @@
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::{Op, Output};
+use super::{Op, Output, input};
 use crate::onnxml::attributes::Attributes;
 
 /// One side of a label mapping.
@@ -68,11 +68,7 @@ impl LabelEncoder {
 
 impl Op for LabelEncoder {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
+        let t = input(inputs, 0)?;
         let positions: Vec<Option<usize>> = match (&self.keys, t.data()) {
             (Column::Ints(k), TensorData::I64(v)) => {
                 v.iter().map(|x| k.iter().position(|k| k == x)).collect()

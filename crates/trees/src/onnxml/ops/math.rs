@@ -4,7 +4,7 @@
 use ferroserve_core::{Tensor, TensorData};
 
 use super::post::{argmax, logistic};
-use super::{Op, Output};
+use super::{Op, Output, input};
 use crate::onnxml::attributes::Attributes;
 
 /// Which arithmetic.
@@ -64,12 +64,7 @@ fn source_indices(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
 
 impl Op for Arithmetic {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let (Some(a), Some(b)) = (
-            inputs.first().copied().flatten(),
-            inputs.get(1).copied().flatten(),
-        ) else {
-            return Err("two inputs are needed".into());
-        };
+        let (a, b) = (input(inputs, 0)?, input(inputs, 1)?);
         let shape = broadcast(&a.shape, &b.shape)?;
         let (ia, ib) = (
             source_indices(&a.shape, &shape),
@@ -124,11 +119,7 @@ pub(crate) enum Activation {
 
 impl Op for Activation {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
+        let t = input(inputs, 0)?;
         let TensorData::F32(v) = t.data() else {
             return Err(format!("{} input is not supported (FP32 is)", t.datatype()));
         };
@@ -171,11 +162,7 @@ impl ArgMax {
 
 impl Op for ArgMax {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
-        let t = inputs
-            .first()
-            .copied()
-            .flatten()
-            .ok_or("input 0 is missing")?;
+        let t = input(inputs, 0)?;
         let (TensorData::F32(v), [rows, cols]) = (t.data(), t.shape.as_slice()) else {
             return Err("ArgMax takes a 2-D FP32 tensor".into());
         };

@@ -92,7 +92,10 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
         ("ai.onnx.ml", "Scaler") => Box::new(preprocess::Scaler::new(a)),
         ("ai.onnx.ml", "Imputer") => Box::new(preprocess::Imputer::new(a)?),
         ("ai.onnx.ml", "Normalizer") => Box::new(preprocess::Normalizer::new(a)?),
-        ("ai.onnx.ml", "ZipMap") => Box::new(basic::ZipMap),
+        // ONNX turns the probability matrix into a sequence of maps (class → probability);
+        // V2 tensors have no maps, so the served output stays the `[N, classes]` matrix, its
+        // columns in class-label order.
+        ("ai.onnx.ml", "ZipMap") => Box::new(basic::Identity),
         ("ai.onnx.ml", "SVMClassifier") => Box::new(svm::SvmClassifier::new(a)?),
         ("ai.onnx.ml", "SVMRegressor") => Box::new(svm::SvmRegressor::new(a)?),
         ("", "Cast") => Box::new(basic::Cast::new(a)?),
@@ -123,6 +126,15 @@ pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
             ));
         }
     })
+}
+
+/// Input `i`, which must be present.
+pub(crate) fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a Tensor, String> {
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("input {i} is missing"))
 }
 
 /// A row-major float matrix.

@@ -4,16 +4,8 @@
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::{Op, Output};
+use super::{Op, Output, input};
 use crate::onnxml::attributes::Attributes;
-
-fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a Tensor, String> {
-    inputs
-        .get(i)
-        .copied()
-        .flatten()
-        .ok_or_else(|| format!("input {i} is missing"))
-}
 
 /// An int64 tensor's values (indices, shapes).
 fn int64s(t: &Tensor) -> Result<&[i64], String> {
