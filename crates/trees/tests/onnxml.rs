@@ -150,3 +150,44 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out[at..at + from.len()].copy_from_slice(to);
     out
 }
+
+#[test]
+fn a_row_alone_equals_the_row_inside_a_batch() {
+    let registry = registry();
+    for dir in cases() {
+        let model = registry
+            .select(&dir, None)
+            .unwrap()
+            .load(&dir, &LoadOptions::default())
+            .unwrap();
+        let batch = rows(&dir);
+        let width = batch.shape[1];
+        let TensorData::F32(x) = batch.data() else {
+            unreachable!()
+        };
+        let all = model.predict(std::slice::from_ref(&batch)).unwrap();
+        let last = all.len() - 1;
+        let TensorData::F32(together) = all[last].data() else {
+            panic!("{}: last output is not FP32", dir.display())
+        };
+        let per_row = together.len() / 32;
+        for row in [0, 13, 31] {
+            let one = ferroserve_core::Tensor::new(
+                "input",
+                vec![1, width],
+                TensorData::F32(x[row * width..(row + 1) * width].to_vec()),
+            )
+            .unwrap();
+            let alone = model.predict(&[one]).unwrap();
+            let TensorData::F32(a) = alone[last].data() else {
+                unreachable!()
+            };
+            assert_eq!(
+                a.as_slice(),
+                &together[row * per_row..(row + 1) * per_row],
+                "{} row {row}",
+                dir.display()
+            );
+        }
+    }
+}
