@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! Every tree whose splits are all plain numeric comparisons (`Split::Less`) is renumbered
-//! breadth-first into one shared array of 12-byte nodes, each node's two children adjacent
+//! breadth-first into one shared array of 8-byte nodes, each node's two children adjacent
 //! (`first`, `first + 1`). Values are compared as *keys*: an `f32` mapped to a `u32` whose
 //! unsigned order is the float order, with NaN mapped to 0, below every number. A node then
 //! holds a key and a *slot* (which feature, and whether to read the feature or its negation)
@@ -18,7 +18,7 @@
 //! and tests `x < t` as `key(-x) > key(-t)`. NaN's key (0) is never greater, so it always takes
 //! `first`, the default side. A leaf points to itself with the largest key, so a walk may take
 //! more steps than the leaf's depth and stay put: every walk runs a fixed number of steps
-//! (the tree's depth) with no data-dependent branch.
+//! (the tree's depth) with no data-dependent branch. `FastNode` packs a node in 8 bytes.
 //!
 //! # Evaluation
 //! - Blocks of [`LANES`] rows: the rows' keys are laid out feature-major (`[feature][lane]`,
@@ -26,7 +26,7 @@
 //!   sixteen independent load chains the CPU overlaps.
 //! - Fewer rows than a block (a single request row, a block's remainder): each row walks all
 //!   its compiled trees level by level, a hundred independent walks for the CPU to overlap.
-//! - Blocks are taken [`BLOCKS_PER_PASS`] at a time, tree by tree, so a tree's nodes are
+//! - Blocks are taken `BLOCKS_PER_PASS` at a time, tree by tree, so a tree's nodes are
 //!   reused from L1 by every block of the pass.
 //! - Trees with categorical, zero-as-missing or equality splits, linear leaves, or more than
 //!   [`MAX_FAST_DEPTH`] levels keep the reference walk ([`Forest::leaf_value`]).
@@ -53,35 +53,46 @@ const NEGATED: u32 = LANES as u32;
 /// Slots per feature: the keys of the lanes' values, then of their negations.
 const SLOTS: usize = 2 * LANES;
 
-/// One node of the compiled layout: 12 bytes, the test read with one 8-byte load (the walk is
-/// bound by loads, so this is worth a quarter of its time).
+/// One node of the compiled layout, in 8 bytes read with one load (the walk is bound by
+/// loads and by L1 capacity): the key in bits 0–31, the slot (`feature * 2`, plus 1 when the
+/// node tests the negated value) in bits 32–47, and in bits 48–63 the distance from the node to
+/// its first child (the child taken when the key is not greater, and the missing side; a leaf's
+/// is 0, itself). Trees with more than 32767 features or wider than the offset allows keep the
+/// reference walk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C, packed(4))]
-struct FastNode {
-    /// The slot (`feature * SLOTS`, plus [`NEGATED`] when the node tests the negated value) in
-    /// the high half; the key in the low half: go to `first + 1` when the value's key is
-    /// greater.
-    test: u64,
-    /// The child taken otherwise (and the missing side). A leaf's is itself.
-    first: u32,
-}
+struct FastNode(u64);
 
 impl FastNode {
-    fn new(slot: u32, key: u32, first: u32) -> FastNode {
-        FastNode {
-            test: (u64::from(slot) << 32) | u64::from(key),
-            first,
-        }
+    /// A node at index `at` with first child `first`, or `None` when it does not fit.
+    fn new(slot: u32, key: u32, first: u32, at: u32) -> Option<FastNode> {
+        let slot = u16::try_from(slot / NEGATED).ok()?;
+        let offset = u16::try_from(first.checked_sub(at)?).ok()?;
+        Some(FastNode(
+            (u64::from(offset) << 48) | (u64::from(slot) << 32) | u64::from(key),
+        ))
     }
 
+    /// The slot in the block key layout (`feature * SLOTS`, plus [`NEGATED`]).
     #[inline(always)]
     fn slot(self) -> u32 {
-        (self.test >> 32) as u32
+        (((self.0 >> 32) & 0xffff) as u32) * NEGATED
+    }
+
+    /// The slot in the row key layout (`feature * 2`, plus 1).
+    #[inline(always)]
+    fn row_slot(self) -> usize {
+        ((self.0 >> 32) & 0xffff) as usize
     }
 
     #[inline(always)]
     fn key(self) -> u32 {
-        self.test as u32
+        self.0 as u32
+    }
+
+    /// The first child of this node at `at`.
+    #[inline(always)]
+    fn first(self, at: usize) -> usize {
+        at + (self.0 >> 48) as usize
     }
 }
 
@@ -135,7 +146,8 @@ impl CompiledForest {
         };
         // Node 0: a leaf that idle lanes of a partial group of trees walk (and stay on).
         let sentinel = compiled.push_placeholders(1);
-        compiled.nodes[sentinel as usize] = FastNode::new(0, u32::MAX, sentinel);
+        compiled.nodes[sentinel as usize] =
+            FastNode::new(0, u32::MAX, sentinel, sentinel).expect("a leaf always fits");
         for &root in &forest.roots {
             let plan = if forest.features > 0 && compilable(&forest, root) {
                 compiled.compile_tree(&forest, root)
@@ -161,8 +173,11 @@ impl CompiledForest {
     fn check_layout(&self) {
         let n = self.nodes.len();
         assert!(
-            self.nodes.iter().all(|node| (node.first as usize) < n
-                && (node.key() == u32::MAX || (node.first as usize) + 1 < n)),
+            self.nodes
+                .iter()
+                .enumerate()
+                .all(|(at, node)| node.first(at) < n
+                    && (node.key() == u32::MAX || node.first(at) + 1 < n)),
             "compiled forest layout is inconsistent"
         );
         assert_eq!(self.values.len(), n);
@@ -181,8 +196,10 @@ impl CompiledForest {
             .count()
     }
 
-    /// Lays `root`'s tree out breadth-first in the fast layout.
+    /// Lays `root`'s tree out breadth-first in the fast layout, or leaves it to the reference
+    /// walk when a node does not fit.
     fn compile_tree(&mut self, forest: &Forest, root: u32) -> Plan {
+        let start = self.nodes.len();
         let new_root = self.push_placeholders(1);
         let mut queue = std::collections::VecDeque::from([(root, new_root, 0u32)]);
         let mut depth = 0;
@@ -190,7 +207,8 @@ impl CompiledForest {
             depth = depth.max(level);
             match &forest.nodes[old as usize] {
                 Node::Leaf { value, .. } => {
-                    self.nodes[new as usize] = FastNode::new(0, u32::MAX, new);
+                    self.nodes[new as usize] =
+                        FastNode::new(0, u32::MAX, new, new).expect("a leaf always fits");
                     self.values[new as usize] = *value;
                 }
                 Node::Branch(b) => {
@@ -212,7 +230,12 @@ impl CompiledForest {
                         // second iff x < t, i.e. -x > -t
                         (b.right, b.left, base + NEGATED, key(-t))
                     };
-                    self.nodes[new as usize] = FastNode::new(slot, key, first);
+                    let Some(node) = FastNode::new(slot, key, first, new) else {
+                        self.nodes.truncate(start);
+                        self.values.truncate(start);
+                        return Plan::Reference;
+                    };
+                    self.nodes[new as usize] = node;
                     queue.push_back((first_old, first, level + 1));
                     queue.push_back((second_old, first + 1, level + 1));
                 }
@@ -266,7 +289,7 @@ impl CompiledForest {
         }
     }
 
-    /// Up to [`BLOCKS_PER_PASS`] blocks of [`LANES`] rows: tree by tree, each tree walked by
+    /// Up to `BLOCKS_PER_PASS` blocks of [`LANES`] rows: tree by tree, each tree walked by
     /// every block in turn while its nodes are in L1.
     fn accumulate_blocks<M: Margin>(&self, x: &[f32], keys: &mut [u32], margins: &mut [M]) {
         let features = self.forest.features;
@@ -381,7 +404,7 @@ fn walk_rows(layout: &CompiledForest, keys: &[u32], root: u32, depth: u32) -> [u
                 let node = *nodes.get_unchecked(*node_index);
                 (node, *keys.get_unchecked(node.slot() as usize + lane))
             };
-            *node_index = node.first as usize + usize::from(k > node.key());
+            *node_index = node.first(*node_index) + usize::from(k > node.key());
         }
     }
     at
@@ -403,9 +426,9 @@ fn walk_trees(layout: &CompiledForest, keys: &[u32], at: &mut [usize], depth: u3
             #[allow(unsafe_code)]
             let (node, k) = unsafe {
                 let node = *nodes.get_unchecked(*node_index);
-                (node, *keys.get_unchecked((node.slot() / NEGATED) as usize))
+                (node, *keys.get_unchecked(node.row_slot()))
             };
-            *node_index = node.first as usize + usize::from(k > node.key());
+            *node_index = node.first(*node_index) + usize::from(k > node.key());
         }
     }
 }
