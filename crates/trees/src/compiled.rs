@@ -144,10 +144,6 @@ impl CompiledForest {
             fast_roots: Vec::new(),
             max_depth: 0,
         };
-        // Node 0: a leaf that idle lanes of a partial group of trees walk (and stay on).
-        let sentinel = compiled.push_placeholders(1);
-        compiled.nodes[sentinel as usize] =
-            FastNode::new(0, u32::MAX, sentinel, sentinel).expect("a leaf always fits");
         for &root in &forest.roots {
             let plan = if forest.features > 0 && compilable(&forest, root) {
                 compiled.compile_tree(&forest, root)

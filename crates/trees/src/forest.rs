@@ -253,22 +253,6 @@ impl Forest {
             }
         }
     }
-
-    /// The depth (edges from the root to its deepest leaf) of tree `tree`.
-    pub fn depth(&self, tree: usize) -> usize {
-        let mut deepest = 0;
-        let mut stack = vec![(self.roots[tree], 0usize)];
-        while let Some((node, depth)) = stack.pop() {
-            match &self.nodes[node as usize] {
-                Node::Leaf { .. } => deepest = deepest.max(depth),
-                Node::Branch(b) => {
-                    stack.push((b.left, depth + 1));
-                    stack.push((b.right, depth + 1));
-                }
-            }
-        }
-        deepest
-    }
 }
 
 impl Branch {

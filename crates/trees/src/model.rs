@@ -10,7 +10,7 @@ use ferroserve_core::{DataType, Model, ModelError, Signature, Tensor, TensorData
 
 use crate::compiled::CompiledForest;
 use crate::forest::Forest;
-use crate::objective::{Objective, Real, sigmoid, softmax};
+use crate::objective::{Objective, Real, argmax, sigmoid, softmax};
 
 /// The precision a model sums and transforms in, and the datatype of its outputs.
 pub trait Precision: Real {
@@ -151,14 +151,7 @@ impl<M: Precision> Model for TreeModel<M> {
         };
         let labels = probabilities
             .chunks(classes)
-            .map(|row| {
-                // The first of equal maxima, as numpy's argmax.
-                let best = row
-                    .iter()
-                    .enumerate()
-                    .fold(0, |best, (i, &p)| if p > row[best] { i } else { best });
-                best as i64
-            })
+            .map(|row| argmax(row) as i64)
             .collect();
         Ok(vec![
             output("label", vec![rows], TensorData::I64(labels))?,

@@ -128,6 +128,14 @@ pub fn sigmoid<M: Real>(x: M, scale: f64) -> M {
     one / (one + (M::default() - scaled).exp())
 }
 
+/// The index of the first largest value, as numpy's `argmax` (how every classifier here
+/// turns scores, probabilities or votes into a label).
+pub fn argmax<T: PartialOrd>(row: &[T]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+}
+
 /// Replaces `margins` (one row of class margins) by their softmax.
 pub fn softmax<M: Real>(margins: &mut [M]) {
     let max = margins

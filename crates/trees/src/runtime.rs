@@ -43,10 +43,7 @@ impl Runtime for TreesRuntime {
                 .unwrap_or(MODEL_FILES[0]),
         };
         let path = dir.join(file);
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = read_model_file(&path)?;
         let engine = |e: FormatError| LoadError::Engine {
             path: path.clone(),
             message: e.to_string(),
@@ -69,4 +66,12 @@ impl Runtime for TreesRuntime {
         };
         Ok(model)
     }
+}
+
+/// The bytes of a model file, or the I/O error naming it.
+pub(crate) fn read_model_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }

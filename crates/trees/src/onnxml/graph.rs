@@ -5,6 +5,7 @@
 //! (initializers excluded) and outputs; a `ZipMap` output (a sequence of maps in ONNX) is
 //! served as its FP32 `[N, classes]` matrix.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use ferroserve_core::{DataType, Model, ModelError, Signature, Tensor, TensorData, TensorSpec};
@@ -175,9 +176,10 @@ impl Model for OnnxMlModel {
     }
 
     fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError> {
-        let mut values: HashMap<&str, Tensor> = HashMap::new();
+        // The request's tensors are borrowed, the nodes' outputs owned.
+        let mut values: HashMap<&str, Cow<'_, Tensor>> = HashMap::new();
         for (spec, t) in self.signature.inputs.iter().zip(inputs) {
-            values.insert(spec.name.as_str(), t.clone());
+            values.insert(spec.name.as_str(), Cow::Borrowed(t));
         }
         let failed = |node: &BuiltNode, message: String| ModelError::Execution {
             message: format!("node '{}' ({}): {message}", node.name, node.op_type),
@@ -192,6 +194,7 @@ impl Model for OnnxMlModel {
                     } else {
                         values
                             .get(name.as_str())
+                            .map(|v| v.as_ref())
                             .or_else(|| self.initializers.get(name))
                     }
                 })
@@ -214,7 +217,7 @@ impl Model for OnnxMlModel {
                 }
                 let tensor = Tensor::new(name.clone(), shape, data)
                     .map_err(|e| failed(node, e.to_string()))?;
-                values.insert(name.as_str(), tensor);
+                values.insert(name.as_str(), Cow::Owned(tensor));
             }
         }
         self.signature
@@ -223,6 +226,7 @@ impl Model for OnnxMlModel {
             .map(|spec| {
                 values
                     .remove(spec.name.as_str())
+                    .map(Cow::into_owned)
                     .ok_or_else(|| ModelError::Output {
                         tensor: spec.name.clone(),
                         reason: "no node computes it".into(),

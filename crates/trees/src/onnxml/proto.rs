@@ -169,6 +169,30 @@ pub struct Dimension {
     pub dim_param: Option<String>,
 }
 
+/// A `ModelProto` read for its operators only (`graph.node[].domain/op_type`): what choosing a
+/// runtime needs, decoded without the weights and attributes.
+#[derive(Clone, PartialEq, Message)]
+pub struct ModelOps {
+    #[prost(message, optional, tag = "7")]
+    pub graph: Option<GraphOps>,
+}
+
+/// `GraphProto`, its nodes' operators only.
+#[derive(Clone, PartialEq, Message)]
+pub struct GraphOps {
+    #[prost(message, repeated, tag = "1")]
+    pub node: Vec<NodeOp>,
+}
+
+/// `NodeProto`, its operator only.
+#[derive(Clone, PartialEq, Message)]
+pub struct NodeOp {
+    #[prost(string, tag = "4")]
+    pub op_type: String,
+    #[prost(string, tag = "7")]
+    pub domain: String,
+}
+
 /// ONNX `TensorProto.DataType` codes we handle.
 pub mod data_type {
     pub const FLOAT: i32 = 1;

@@ -9,7 +9,7 @@ use ferroserve_core::{LoadError, Model, Runtime};
 use prost::Message;
 
 use super::graph::OnnxMlModel;
-use super::proto::{ModelProto, OperatorSetIdProto};
+use super::proto::{ModelOps, ModelProto, OperatorSetIdProto};
 
 /// The ONNX model file name.
 const MODEL_FILE: &str = "model.onnx";
@@ -39,17 +39,18 @@ impl Runtime for OnnxMlRuntime {
             && imports_ml_domain(&path).unwrap_or(false)
             && std::fs::read(&path)
                 .ok()
-                .and_then(|bytes| ModelProto::decode(bytes.as_slice()).ok())
+                .and_then(|bytes| ModelOps::decode(bytes.as_slice()).ok())
                 .and_then(|m| m.graph)
-                .is_some_and(|g| g.node.iter().all(super::ops::supports))
+                .is_some_and(|g| {
+                    g.node
+                        .iter()
+                        .all(|n| super::ops::supports(&n.domain, &n.op_type))
+                })
     }
 
     fn load(&self, dir: &Path, options: &LoadOptions) -> Result<Arc<dyn Model>, LoadError> {
         let path = dir.join(options.model_file.as_deref().unwrap_or(MODEL_FILE));
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes = crate::runtime::read_model_file(&path)?;
         let engine = |message: String| LoadError::Engine {
             path: path.clone(),
             message,

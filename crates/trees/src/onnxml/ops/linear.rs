@@ -3,8 +3,9 @@
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::post::{Labels, PostTransform, argmax, binary_scores};
+use super::post::{Labels, PostTransform, binary_scores};
 use super::{Matrix, Op, Output, matrix};
+use crate::objective::argmax;
 use crate::onnxml::attributes::Attributes;
 
 /// The weights shared by both operators: `rows × features` coefficients and one intercept per

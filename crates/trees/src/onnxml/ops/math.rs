@@ -3,8 +3,9 @@
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::post::{argmax, logistic};
+use super::post::logistic;
 use super::{Op, Output, input};
+use crate::objective::argmax;
 use crate::onnxml::attributes::Attributes;
 
 /// Which arithmetic.

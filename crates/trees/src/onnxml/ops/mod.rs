@@ -58,28 +58,24 @@ pub(crate) const SUPPORTED: &[&str] = &[
     ":ArgMax",
 ];
 
+/// The node's operator domain, the default one (`ai.onnx`) written as `""`.
+fn domain(domain: &str) -> &str {
+    if domain == "ai.onnx" { "" } else { domain }
+}
+
 /// Whether [`build`] knows `node`'s operator.
-pub(crate) fn supports(node: &NodeProto) -> bool {
-    let domain = if node.domain == "ai.onnx" {
-        ""
-    } else {
-        node.domain.as_str()
-    };
+pub(crate) fn supports(node_domain: &str, op_type: &str) -> bool {
+    let domain = domain(node_domain);
     SUPPORTED
         .iter()
-        .any(|s| s.split_once(':') == Some((domain, node.op_type.as_str())))
+        .any(|s| s.split_once(':') == Some((domain, op_type)))
 }
 
 /// Builds `node` (opset versions are not consulted: these operators' semantics have not
 /// changed in the versions converters emit).
 pub(crate) fn build(node: &NodeProto) -> Result<Box<dyn Op>, String> {
     let a = Attributes(&node.attribute);
-    let domain = if node.domain == "ai.onnx" {
-        ""
-    } else {
-        node.domain.as_str()
-    };
-    Ok(match (domain, node.op_type.as_str()) {
+    Ok(match (domain(&node.domain), node.op_type.as_str()) {
         ("ai.onnx.ml", "TreeEnsembleClassifier") => {
             Box::new(tree_ensemble::TreeEnsemble::classifier(a)?)
         }
@@ -137,23 +133,22 @@ pub(crate) fn input<'a>(inputs: &[Option<&'a Tensor>], i: usize) -> Result<&'a T
         .ok_or_else(|| format!("input {i} is missing"))
 }
 
-/// A row-major float matrix.
+/// A row-major float matrix, borrowing an FP32 input rather than copying it.
 #[derive(Debug)]
-pub(crate) struct Matrix {
+pub(crate) struct Matrix<'a> {
     pub(crate) rows: usize,
     pub(crate) cols: usize,
-    pub(crate) data: Vec<f32>,
+    pub(crate) data: std::borrow::Cow<'a, [f32]>,
 }
 
 /// Input `index` as a float matrix: `[N, F]`, or `[F]` as one row; any numeric type.
-pub(crate) fn matrix(inputs: &[Option<&Tensor>], index: usize) -> Result<Matrix, String> {
-    let t = inputs
-        .get(index)
-        .copied()
-        .flatten()
-        .ok_or_else(|| format!("input {index} is missing"))?;
-    let data: Vec<f32> = match t.data() {
-        TensorData::F32(v) => v.clone(),
+pub(crate) fn matrix<'a>(
+    inputs: &[Option<&'a Tensor>],
+    index: usize,
+) -> Result<Matrix<'a>, String> {
+    let t = input(inputs, index)?;
+    let data: std::borrow::Cow<'a, [f32]> = match t.data() {
+        TensorData::F32(v) => v.as_slice().into(),
         TensorData::F64(v) => v.iter().map(|&x| x as f32).collect(),
         TensorData::I64(v) => v.iter().map(|&x| x as f32).collect(),
         TensorData::I32(v) => v.iter().map(|&x| x as f32).collect(),

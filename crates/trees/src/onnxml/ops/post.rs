@@ -31,8 +31,8 @@ impl PostTransform {
         match self {
             PostTransform::None => {}
             PostTransform::Logistic => row.iter_mut().for_each(|v| *v = logistic(*v)),
-            PostTransform::Softmax => softmax(row, false),
-            PostTransform::SoftmaxZero => softmax(row, true),
+            PostTransform::Softmax => crate::objective::softmax(row),
+            PostTransform::SoftmaxZero => softmax_zero(row),
         }
     }
 }
@@ -43,11 +43,12 @@ pub(crate) fn logistic(x: f32) -> f32 {
     if x < 0.0 { 1.0 - v } else { v }
 }
 
-fn softmax(row: &mut [f32], keep_zeros: bool) {
+/// Softmax over the non-zero scores; zeros stay zero (onnxruntime's `SOFTMAX_ZERO`).
+fn softmax_zero(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in row.iter_mut() {
-        if !(keep_zeros && *v == 0.0) {
+        if *v != 0.0 {
             *v = (*v - max).exp();
             sum += *v;
         }
@@ -95,13 +96,6 @@ impl Labels {
             }
         }
     }
-}
-
-/// The index of the first largest value.
-pub(crate) fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
 
 /// Expands a binary classifier's one score `s` into two columns, as onnxruntime does when

@@ -50,12 +50,15 @@ impl Op for Scaler {
         let mut m = matrix(inputs, 0)?;
         check_width("offset", &self.offset, m.cols)?;
         check_width("scale", &self.scale, m.cols)?;
-        for row in m.data.chunks_mut(m.cols.max(1)) {
+        for row in m.data.to_mut().chunks_mut(m.cols.max(1)) {
             for (c, v) in row.iter_mut().enumerate() {
                 *v = (*v - per_column(&self.offset, c)) * per_column(&self.scale, c);
             }
         }
-        Ok(vec![(vec![m.rows, m.cols], TensorData::F32(m.data))])
+        Ok(vec![(
+            vec![m.rows, m.cols],
+            TensorData::F32(m.data.into_owned()),
+        )])
     }
 }
 
@@ -86,7 +89,7 @@ impl Op for Imputer {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
         let mut m = matrix(inputs, 0)?;
         check_width("imputed_value_floats", &self.imputed, m.cols)?;
-        for row in m.data.chunks_mut(m.cols.max(1)) {
+        for row in m.data.to_mut().chunks_mut(m.cols.max(1)) {
             for (c, v) in row.iter_mut().enumerate() {
                 let missing = if self.replaced.is_nan() {
                     v.is_nan()
@@ -98,7 +101,10 @@ impl Op for Imputer {
                 }
             }
         }
-        Ok(vec![(vec![m.rows, m.cols], TensorData::F32(m.data))])
+        Ok(vec![(
+            vec![m.rows, m.cols],
+            TensorData::F32(m.data.into_owned()),
+        )])
     }
 }
 
@@ -130,7 +136,7 @@ impl Normalizer {
 impl Op for Normalizer {
     fn run(&self, inputs: &[Option<&Tensor>]) -> Result<Vec<Output>, String> {
         let mut m = matrix(inputs, 0)?;
-        for row in m.data.chunks_mut(m.cols.max(1)) {
+        for row in m.data.to_mut().chunks_mut(m.cols.max(1)) {
             let divisor = match self.norm {
                 Norm::Max => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
                 Norm::L1 => row.iter().map(|v| v.abs()).sum(),
@@ -140,6 +146,9 @@ impl Op for Normalizer {
                 row.iter_mut().for_each(|v| *v /= divisor);
             }
         }
-        Ok(vec![(vec![m.rows, m.cols], TensorData::F32(m.data))])
+        Ok(vec![(
+            vec![m.rows, m.cols],
+            TensorData::F32(m.data.into_owned()),
+        )])
     }
 }

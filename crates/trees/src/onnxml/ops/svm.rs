@@ -8,6 +8,7 @@ use ferroserve_core::{Tensor, TensorData};
 
 use super::post::{Labels, PostTransform};
 use super::{Op, Output, matrix};
+use crate::objective::argmax;
 use crate::onnxml::attributes::Attributes;
 
 /// The kernel and its parameters.
@@ -269,12 +270,7 @@ impl Op for SvmClassifier {
                     pair += 1;
                 }
             }
-            labels.push(
-                votes
-                    .iter()
-                    .enumerate()
-                    .fold(0, |b, (i, &v)| if v > votes[b] { i } else { b }),
-            );
+            labels.push(argmax(&votes));
             if with_proba {
                 let p = self.probabilities(&decisions, classes);
                 scores.extend(p.iter().map(|&v| v as f32));

@@ -14,10 +14,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use ferroserve_core::{Tensor, TensorData};
 
-use super::post::{Labels, PostTransform, argmax, binary_scores};
+use super::post::{Labels, PostTransform, binary_scores};
 use super::{Op, Output, matrix};
 use crate::compiled::CompiledForest;
 use crate::forest::{Branch, Forest, Node, Split, round_down, round_up};
+use crate::objective::argmax;
 use crate::onnxml::attributes::Attributes;
 
 /// A built tree ensemble.
@@ -138,18 +139,17 @@ impl TreeEnsemble {
             .ok_or("leaf_weights is missing")?;
         let roots = a.ints("tree_roots");
         let n = splits.len();
-        for (name, len) in [
-            ("nodes_modes", modes.len()),
-            ("nodes_featureids", features.len()),
-            ("nodes_truenodeids", trues.len()),
-            ("nodes_falsenodeids", falses.len()),
-            ("nodes_trueleafs", true_leafs.len()),
-            ("nodes_falseleafs", false_leafs.len()),
-        ] {
-            if len != n {
-                return Err(format!("{name} has {len} entries, nodes_splits {n}"));
-            }
-        }
+        same_lengths(
+            ("nodes_splits", n),
+            &[
+                ("nodes_modes", modes.len()),
+                ("nodes_featureids", features.len()),
+                ("nodes_truenodeids", trues.len()),
+                ("nodes_falsenodeids", falses.len()),
+                ("nodes_trueleafs", true_leafs.len()),
+                ("nodes_falseleafs", false_leafs.len()),
+            ],
+        )?;
         if !(missing.is_empty() || missing.len() == n) || leaf_targets.len() != leaf_weights.len() {
             return Err(
                 "nodes_missing_value_tracks_true or the leaf lists differ in length".into(),
@@ -339,6 +339,14 @@ fn emit_v5(
     Ok(at as u32)
 }
 
+/// Checks that every per-node attribute list has as many entries as `base`.
+fn same_lengths((base, n): (&str, usize), lists: &[(&str, usize)]) -> Result<(), String> {
+    match lists.iter().find(|(_, len)| *len != n) {
+        Some((name, len)) => Err(format!("{name} has {len} entries, {base} {n}")),
+        None => Ok(()),
+    }
+}
+
 /// `base_values`: one per group, or none (zeros).
 fn base_values(a: Attributes<'_>, groups: usize) -> Result<Vec<f64>, String> {
     let base = a.reals("base_values")?;
@@ -372,18 +380,17 @@ fn build_forest(
     let falses = a.ints("nodes_falsenodeids");
     let missing = a.ints("nodes_missing_value_tracks_true");
     let n = tree_ids.len();
-    for (name, len) in [
-        ("nodes_nodeids", node_ids.len()),
-        ("nodes_featureids", features.len()),
-        ("nodes_values", thresholds.len()),
-        ("nodes_modes", modes.len()),
-        ("nodes_truenodeids", trues.len()),
-        ("nodes_falsenodeids", falses.len()),
-    ] {
-        if len != n {
-            return Err(format!("{name} has {len} entries, nodes_treeids {n}"));
-        }
-    }
+    same_lengths(
+        ("nodes_treeids", n),
+        &[
+            ("nodes_nodeids", node_ids.len()),
+            ("nodes_featureids", features.len()),
+            ("nodes_values", thresholds.len()),
+            ("nodes_modes", modes.len()),
+            ("nodes_truenodeids", trues.len()),
+            ("nodes_falsenodeids", falses.len()),
+        ],
+    )?;
     if !(missing.is_empty() || missing.len() == n) {
         return Err(format!(
             "nodes_missing_value_tracks_true has {} entries for {n} nodes",
@@ -438,18 +445,20 @@ fn build_forest(
         features: usize::try_from(max_feature + 1).map_err(|_| "too many features")?,
         ..Forest::default()
     };
+    // Each tree's root: its one node that no branch of the tree points to (one pass over all
+    // nodes, not one per tree).
+    let children: std::collections::HashSet<(i64, i64)> = nodes
+        .iter()
+        .filter(|(_, node)| node.mode != "LEAF")
+        .flat_map(|(&(t, _), node)| [(t, node.true_id), (t, node.false_id)])
+        .collect();
+    let mut roots: HashMap<i64, Vec<i64>> = HashMap::new();
+    for &(t, id) in nodes.keys().filter(|key| !children.contains(key)) {
+        roots.entry(t).or_default().push(id);
+    }
     for (&tree, tree_group_set) in &tree_groups {
-        let children: std::collections::HashSet<i64> = nodes
-            .iter()
-            .filter(|((t, _), node)| *t == tree && node.mode != "LEAF")
-            .flat_map(|(_, node)| [node.true_id, node.false_id])
-            .collect();
-        let mut roots = nodes
-            .keys()
-            .filter(|(t, id)| *t == tree && !children.contains(id))
-            .map(|&(_, id)| id);
-        let root = match (roots.next(), roots.next()) {
-            (Some(root), None) => root,
+        let root = match roots.get(&tree).map(Vec::as_slice) {
+            Some(&[root]) => root,
             _ => return Err(format!("tree {tree}: no single root node")),
         };
         for &group in tree_group_set {
@@ -548,7 +557,7 @@ impl Op for TreeEnsemble {
             ));
         }
         let rows_data: std::borrow::Cow<'_, [f32]> = if x.cols == features {
-            std::borrow::Cow::Borrowed(&x.data)
+            std::borrow::Cow::Borrowed(&*x.data)
         } else {
             x.data
                 .chunks(x.cols)
