@@ -1,129 +1,102 @@
 //! [`CompiledForest`]: the batch evaluator. A [`Forest`] is compiled once, at load, into a
 //! layout made for walking many trees and rows at once without branches.
 //!
-//! # Layout
-//! Every tree whose splits are all plain numeric comparisons (`Split::Less`) is renumbered
-//! breadth-first into one shared array of 8-byte nodes, each node's two children adjacent
-//! (`first`, `first + 1`). Values are compared as *keys*: an `f32` mapped to a `u32` whose
-//! unsigned order is the float order, with NaN mapped to 0, below every number. A node then
-//! holds a key and a *slot* (which feature, and whether to read the feature or its negation)
-//! and a step is one integer comparison:
+//! # Keys and steps
+//! Values are compared as *keys*: an `f32` mapped to a `u32` whose unsigned order is the
+//! reverse of the float order (the bits made order-preserving, then inverted), with NaN the
+//! largest key. Rows hold keys widened to `u64` ([`row_key`]) so that a node's bound is
+//! compared without unpacking it. A plain split (`Split::Less`) becomes a [`Step`]: which slot to read (the
+//! feature or its negation), a *bound*, and which child is first. A step is one comparison:
 //!
 //! ```text
-//! next = node.first + (key_of(slot) > node.key)
+//! child = first + (key(slot) < bound)
 //! ```
 //!
-//! The missing-value direction is folded in: a node whose missing values go left tests
-//! `x >= t` as `key(x) > key(prev(t))`; one whose missing values go right swaps its children
-//! and tests `x < t` as `key(-x) > key(-t)`. NaN's key (0) is never greater, so it always takes
-//! `first`, the default side. A leaf points to itself with the largest key, so a walk may take
-//! more steps than the leaf's depth and stay put: every walk runs a fixed number of steps
-//! (the tree's depth) with no data-dependent branch. `FastNode` packs a node in 8 bytes.
+//! The missing-value direction is folded in: a split whose missing values go left tests
+//! `x >= t` as `key(x) < key(prev(t))`; one whose missing values go right swaps its children and
+//! tests `x < t` as `key(-x) < key(-t)`. NaN's key is never below a bound, so it takes `first`,
+//! the default side. Bound 0 is never taken: leaves and padding use it to stay put, so every
+//! walk runs a fixed number of steps with no data-dependent branch.
+//!
+//! # Layouts
+//! - [`heap`]: trees padded to one depth, stored as implicit heaps (`h -> 2h + taken`); the
+//!   fewest instructions a step can take. Chosen when padding is cheap (XGBoost's and
+//!   scikit-learn's depth-limited trees).
+//! - [`linked`]: trees of any shape, breadth-first with explicit child offsets (LightGBM's
+//!   deep, lopsided trees).
 //!
 //! # Evaluation
-//! - Blocks of [`LANES`] rows: the rows' keys are laid out feature-major (`[feature][lane]`,
-//!   then the negations) once per block, and each tree is walked by all lanes in lock step —
-//!   sixteen independent load chains the CPU overlaps.
-//! - Fewer rows than a block (a single request row, a block's remainder): each row walks all
-//!   its compiled trees level by level, a hundred independent walks for the CPU to overlap.
-//! - Blocks are taken `BLOCKS_PER_PASS` at a time, tree by tree, so a tree's nodes are
+//! - Blocks of [`LANES`] rows: the rows' keys are laid out slot-major (`[slot][lane]`) once per
+//!   block, and each tree is walked by all lanes in lock step: sixteen independent load chains
+//!   the CPU overlaps.
+//! - Fewer rows than a block (a single request row, a block's remainder): the row walks all its
+//!   trees at once, level by level (many independent walks for the CPU to overlap), its scratch
+//!   on the stack and its sum in a register (a single row is the latency case).
+//! - Blocks are taken [`BLOCKS_PER_PASS`] at a time, tree by tree, so a tree's nodes are
 //!   reused from L1 by every block of the pass.
 //! - Trees with categorical, zero-as-missing or equality splits, linear leaves, or more than
-//!   [`MAX_FAST_DEPTH`] levels keep the reference walk ([`Forest::leaf_value`]).
+//!   [`MAX_DEPTH`] levels keep the reference walk ([`Forest::leaf_value`]).
 //!
 //! Every row's tree values are added in tree order, so a row's result does not depend on the
 //! batch it came in (and in `f32` matches XGBoost's own summation). Written by hand: no crate
 //! evaluates XGBoost, LightGBM and ONNX-ML trees in one layout without threads of its own.
 
-use crate::forest::{Forest, Margin, Node, Split};
+mod heap;
+mod linked;
 
-/// Rows walked in lock step. Measured on the benchmark model: 16 beats 8, 12 and 24.
+use crate::forest::{Branch, Forest, Margin, Node, Split};
+use heap::HeapTrees;
+use linked::LinkedTrees;
+
+/// Rows walked in lock step. Measured on the benchmark model: 16 beats 8, 20, 24 and 32 (fewer
+/// chains leave the CPU waiting on loads; more no longer fit its registers).
 pub const LANES: usize = 16;
 
-/// Blocks of rows that walk each tree in turn before the next tree (128 rows: their keys,
-/// 20 KiB at 20 features, and the tree's nodes stay in L1). Measured: 8 beats 4, 16 and 32.
-const BLOCKS_PER_PASS: usize = 8;
+/// Blocks of rows that walk each tree in turn before the next tree (128 rows: their keys and
+/// the tree's nodes stay in L1 or close). Measured: 8 beats 16 and 32, ties with 4.
+const BLOCKS_PER_PASS: usize = 4;
 
 /// Trees deeper than this keep the reference walk: a fixed-depth walk would waste steps.
-pub const MAX_FAST_DEPTH: usize = 24;
+pub const MAX_DEPTH: usize = 24;
 
-/// Offset of the negated keys within a feature's slots.
-const NEGATED: u32 = LANES as u32;
-
-/// Slots per feature: the keys of the lanes' values, then of their negations.
+/// Key slots per feature in a block: the lanes' values, then their negations.
 const SLOTS: usize = 2 * LANES;
 
-/// One node of the compiled layout, in 8 bytes read with one load (the walk is bound by
-/// loads and by L1 capacity): the key in bits 0–31, the slot (`feature * 2`, plus 1 when the
-/// node tests the negated value) in bits 32–47, and in bits 48–63 the distance from the node to
-/// its first child (the child taken when the key is not greater, and the missing side; a leaf's
-/// is 0, itself). Trees with more than 32767 features or wider than the offset allows keep the
-/// reference walk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct FastNode(u64);
-
-impl FastNode {
-    /// A node at index `at` with first child `first`, or `None` when it does not fit.
-    fn new(slot: u32, key: u32, first: u32, at: u32) -> Option<FastNode> {
-        let slot = u16::try_from(slot / NEGATED).ok()?;
-        let offset = u16::try_from(first.checked_sub(at)?).ok()?;
-        Some(FastNode(
-            (u64::from(offset) << 48) | (u64::from(slot) << 32) | u64::from(key),
-        ))
-    }
-
-    /// The slot in the block key layout (`feature * SLOTS`, plus [`NEGATED`]).
-    #[inline(always)]
-    fn slot(self) -> u32 {
-        (((self.0 >> 32) & 0xffff) as u32) * NEGATED
-    }
-
-    /// The slot in the row key layout (`feature * 2`, plus 1).
-    #[inline(always)]
-    fn row_slot(self) -> usize {
-        ((self.0 >> 32) & 0xffff) as usize
-    }
-
-    #[inline(always)]
-    fn key(self) -> u32 {
-        self.0 as u32
-    }
-
-    /// The first child of this node at `at`.
-    #[inline(always)]
-    fn first(self, at: usize) -> usize {
-        at + (self.0 >> 48) as usize
-    }
-}
-
-/// How one tree is evaluated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Plan {
-    /// Compiled: its root in the fast layout and its depth.
-    Fast { root: u32, depth: u32 },
-    /// The reference walk over the forest's nodes.
-    Reference,
-}
-
-/// A forest compiled for batch evaluation.
-#[derive(Clone, Debug)]
-pub struct CompiledForest {
-    forest: Forest,
-    nodes: Vec<FastNode>,
-    /// Leaf value per fast node (0 for branches).
-    values: Vec<f64>,
-    plans: Vec<Plan>,
-    /// The largest slot any fast node reads.
-    max_slot: u32,
-    /// The roots of the compiled trees, in tree order.
-    fast_roots: Vec<usize>,
-    /// The depth of the deepest compiled tree.
-    max_depth: u32,
-}
-
-/// The order-preserving key of `v`: NaN is 0; -0 and +0 are the same.
+/// The key of `v`: unsigned order is the reverse of float order; NaN is `u32::MAX`, above every
+/// number; -0 and +0 are the same.
 #[inline]
 fn key(v: f32) -> u32 {
+    !ordered(v)
+}
+
+/// The key of `v` as rows hold it: `(key(v) << 32) | 0xffff_ffff`. A node packs its bound in
+/// the high half of a `u64` and its slot (and offset) in the low half, so `row < node` is
+/// exactly `key < bound` (the low bits never decide it): one compare with the row's key in
+/// memory, no unpacking of the bound.
+#[inline(always)]
+fn row_key(v: f32) -> u64 {
+    (u64::from(key(v)) << 32) | 0xffff_ffff
+}
+
+/// `a + b + carry`: on x86-64 the one `adc` it is (LLVM left to itself computes every lane's
+/// comparison with `setb` first and spills them; measured 25 % slower).
+#[inline(always)]
+fn add_carry(a: usize, b: usize, carry: bool) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut sum = 0u64;
+        let _ = std::arch::x86_64::_addcarry_u64(u8::from(carry), a as u64, b as u64, &mut sum);
+        sum as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        a + b + usize::from(carry)
+    }
+}
+
+/// `v`'s bits made order-preserving as an unsigned integer, NaN 0 (below every number).
+#[inline]
+fn ordered(v: f32) -> u32 {
     if v.is_nan() {
         return 0;
     }
@@ -132,51 +105,145 @@ fn key(v: f32) -> u32 {
     bits ^ mask
 }
 
+/// A plain split as one comparison: `second` is taken when the key in `slot` is below `bound`.
+struct Step {
+    /// The child taken otherwise, and by missing values.
+    first: u32,
+    second: u32,
+    /// `feature * 2`, plus 1 when the negated value is read.
+    slot: u32,
+    bound: u32,
+}
+
+impl Step {
+    fn of(b: &Branch) -> Step {
+        let Split::Less(t) = b.split else {
+            unreachable!("only Less splits are compiled")
+        };
+        let t = t + 0.0;
+        if b.default_left {
+            // second iff x >= t, i.e. x > prev(t); nothing is below -inf
+            let bound = if t == f32::NEG_INFINITY {
+                u32::MAX
+            } else {
+                key(t.next_down())
+            };
+            Step {
+                first: b.left,
+                second: b.right,
+                slot: b.feature * 2,
+                bound,
+            }
+        } else {
+            // second iff x < t, i.e. -x > -t
+            Step {
+                first: b.right,
+                second: b.left,
+                slot: b.feature * 2 + 1,
+                bound: key(-t),
+            }
+        }
+    }
+}
+
+/// Where the compiled trees live.
+#[derive(Clone, Debug)]
+enum Layout {
+    Heap(HeapTrees),
+    Linked(LinkedTrees),
+}
+
+/// What the evaluation loops need of a layout (the loops are compiled once per layout).
+trait Walker {
+    /// Walks compiled tree `tree` for a block of [`LANES`] rows' keys (`[slot][lane]`); the
+    /// leaf each lane ends at.
+    fn walk_block(&self, tree: usize, keys: &[u64]) -> [usize; LANES];
+
+    /// Walks every compiled tree for one row's keys (`[slot]`); `leaves[i]` gets tree `i`'s
+    /// leaf.
+    fn walk_row(&self, keys: &[u64], leaves: &mut [usize]);
+
+    /// Leaf values, indexed by the leaves walks end at.
+    fn values(&self) -> &[f64];
+}
+
+/// How one tree is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    /// Compiled: its index in the layout.
+    Fast(usize),
+    /// The reference walk over the forest's nodes.
+    Reference,
+}
+
+/// A forest compiled for batch evaluation.
+#[derive(Clone, Debug)]
+pub struct CompiledForest {
+    forest: Forest,
+    layout: Layout,
+    plans: Vec<Plan>,
+    /// How many trees are compiled.
+    compiled: usize,
+}
+
+/// Which layouts [`CompiledForest::with_layouts`] may choose from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutChoice {
+    /// The heap layout when padding is cheap, else the linked one.
+    Best,
+    /// The linked layout only.
+    LinkedOnly,
+}
+
 impl CompiledForest {
     /// Compiles `forest`, which must be valid ([`Forest::validate`]).
     pub fn new(forest: Forest) -> CompiledForest {
-        let mut compiled = CompiledForest {
-            nodes: Vec::new(),
-            values: Vec::new(),
-            plans: Vec::with_capacity(forest.roots.len()),
-            forest: Forest::default(),
-            max_slot: 0,
-            fast_roots: Vec::new(),
-            max_depth: 0,
-        };
-        for &root in &forest.roots {
-            let plan = if forest.features > 0 && compilable(&forest, root) {
-                compiled.compile_tree(&forest, root)
-            } else {
-                Plan::Reference
-            };
-            compiled.plans.push(plan);
-        }
-        compiled.max_slot = compiled.nodes.iter().map(|n| n.slot()).max().unwrap_or(0);
-        for plan in &compiled.plans {
-            if let Plan::Fast { root, depth } = *plan {
-                compiled.fast_roots.push(root as usize);
-                compiled.max_depth = compiled.max_depth.max(depth);
-            }
-        }
-        compiled.check_layout();
-        compiled.forest = forest;
-        compiled
+        CompiledForest::with_layouts(forest, LayoutChoice::Best)
     }
 
-    /// Asserts what the unchecked walks rely on: both children of every node are nodes.
-    /// Holds by construction; a failure is a bug in `compile_tree`, never a bad model file.
-    fn check_layout(&self) {
-        let n = self.nodes.len();
-        assert!(
-            self.nodes
+    /// Compiles `forest` choosing among `choice`'s layouts (tests pin one).
+    pub fn with_layouts(forest: Forest, choice: LayoutChoice) -> CompiledForest {
+        let plain: Vec<u32> = if forest.features > 0 {
+            forest
+                .roots
                 .iter()
-                .enumerate()
-                .all(|(at, node)| node.first(at) < n
-                    && (node.key() == u32::MAX || node.first(at) + 1 < n)),
-            "compiled forest layout is inconsistent"
-        );
-        assert_eq!(self.values.len(), n);
+                .copied()
+                .filter(|&r| compilable(&forest, r))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let heap = match choice {
+            LayoutChoice::Best => HeapTrees::build(&forest, &plain),
+            LayoutChoice::LinkedOnly => None,
+        };
+        let (layout, placed) = match heap {
+            Some(heap) => (Layout::Heap(heap), (0..plain.len()).map(Some).collect()),
+            None => {
+                let (linked, placed) = LinkedTrees::build(&forest, &plain);
+                (Layout::Linked(linked), placed)
+            }
+        };
+        let mut placed = plain.iter().zip(placed).peekable();
+        let plans: Vec<Plan> = forest
+            .roots
+            .iter()
+            .map(|root| match placed.peek() {
+                Some((r, index)) if *r == root => {
+                    let plan = index.map_or(Plan::Reference, Plan::Fast);
+                    placed.next();
+                    plan
+                }
+                _ => Plan::Reference,
+            })
+            .collect();
+        let compiled = plans.iter().filter(|p| matches!(p, Plan::Fast(_))).count();
+        CompiledForest {
+            forest,
+            layout,
+            plans,
+            compiled,
+        }
     }
 
     /// The forest this was compiled from.
@@ -186,100 +253,62 @@ impl CompiledForest {
 
     /// How many trees take the compiled walk (the rest take the reference walk).
     pub fn compiled_trees(&self) -> usize {
-        self.plans
-            .iter()
-            .filter(|p| matches!(p, Plan::Fast { .. }))
-            .count()
+        self.compiled
     }
 
-    /// Lays `root`'s tree out breadth-first in the fast layout, or leaves it to the reference
-    /// walk when a node does not fit.
-    fn compile_tree(&mut self, forest: &Forest, root: u32) -> Plan {
-        let start = self.nodes.len();
-        let new_root = self.push_placeholders(1);
-        let mut queue = std::collections::VecDeque::from([(root, new_root, 0u32)]);
-        let mut depth = 0;
-        while let Some((old, new, level)) = queue.pop_front() {
-            depth = depth.max(level);
-            match &forest.nodes[old as usize] {
-                Node::Leaf { value, .. } => {
-                    self.nodes[new as usize] =
-                        FastNode::new(0, u32::MAX, new, new).expect("a leaf always fits");
-                    self.values[new as usize] = *value;
-                }
-                Node::Branch(b) => {
-                    let Split::Less(t) = b.split else {
-                        unreachable!("compilable() admits only Less splits")
-                    };
-                    let t = t + 0.0;
-                    let first = self.push_placeholders(2);
-                    let base = b.feature * SLOTS as u32;
-                    let (first_old, second_old, slot, key) = if b.default_left {
-                        // second iff x >= t, i.e. x > prev(t)
-                        let k = if t == f32::NEG_INFINITY {
-                            0
-                        } else {
-                            key(t.next_down())
-                        };
-                        (b.left, b.right, base, k)
-                    } else {
-                        // second iff x < t, i.e. -x > -t
-                        (b.right, b.left, base + NEGATED, key(-t))
-                    };
-                    let Some(node) = FastNode::new(slot, key, first, new) else {
-                        self.nodes.truncate(start);
-                        self.values.truncate(start);
-                        return Plan::Reference;
-                    };
-                    self.nodes[new as usize] = node;
-                    queue.push_back((first_old, first, level + 1));
-                    queue.push_back((second_old, first + 1, level + 1));
-                }
-            }
+    /// The name of the layout the compiled trees are in (`heap` or `linked`).
+    pub fn layout_name(&self) -> &'static str {
+        match self.layout {
+            Layout::Heap(_) => "heap",
+            Layout::Linked(_) => "linked",
         }
-        Plan::Fast {
-            root: new_root,
-            depth,
-        }
-    }
-
-    fn push_placeholders(&mut self, n: usize) -> u32 {
-        let at = self.nodes.len() as u32;
-        self.nodes.resize(self.nodes.len() + n, FastNode::default());
-        self.values.resize(self.values.len() + n, 0.0);
-        at
     }
 
     /// Adds every tree's value to `margins` (`rows × groups`, row-major) for `x`
     /// (`rows × features`, row-major).
     pub fn accumulate<M: Margin>(&self, x: &[f32], margins: &mut [M]) {
-        let features = self.forest.features;
-        let groups = self.forest.groups;
-        if features == 0 {
+        if self.forest.features == 0 {
             self.forest.accumulate_reference(x, margins);
             return;
         }
+        match &self.layout {
+            Layout::Heap(heap) => self.accumulate_in(heap, x, margins),
+            Layout::Linked(linked) => self.accumulate_in(linked, x, margins),
+        }
+    }
+
+    fn accumulate_in<W: Walker, M: Margin>(&self, walker: &W, x: &[f32], margins: &mut [M]) {
+        let features = self.forest.features;
+        let groups = self.forest.groups;
         let rows = x.len() / features;
         debug_assert_eq!(margins.len(), rows * groups);
         let full_blocks = rows / LANES;
         let span = features * SLOTS;
-        let mut keys = vec![0u32; full_blocks.min(BLOCKS_PER_PASS) * span];
+        let mut keys = vec![0u64; full_blocks.min(BLOCKS_PER_PASS) * span];
         for first in (0..full_blocks).step_by(BLOCKS_PER_PASS) {
             let blocks = (full_blocks - first).min(BLOCKS_PER_PASS);
             let (start, end) = (first * LANES, (first + blocks) * LANES);
             self.accumulate_blocks(
+                walker,
                 &x[start * features..end * features],
                 &mut keys[..blocks * span],
                 &mut margins[start * groups..end * groups],
             );
         }
-        let mut row_keys = vec![0u32; features * 2];
-        let mut at = Vec::with_capacity(self.fast_roots.len());
+        if full_blocks * LANES == rows {
+            return;
+        }
+        // A single row is the latency case: its scratch lives on the stack when small.
+        let (mut keys_on_stack, mut leaves_on_stack) = ([0u64; 256], [0usize; 256]);
+        let (mut keys_on_heap, mut leaves_on_heap) = (Vec::new(), Vec::new());
+        let row_keys = scratch(&mut keys_on_stack, &mut keys_on_heap, 2 * features);
+        let leaves = scratch(&mut leaves_on_stack, &mut leaves_on_heap, self.compiled);
         for row in full_blocks * LANES..rows {
             self.accumulate_row(
+                walker,
                 &x[row * features..(row + 1) * features],
-                &mut row_keys,
-                &mut at,
+                row_keys,
+                leaves,
                 &mut margins[row * groups..(row + 1) * groups],
             );
         }
@@ -287,7 +316,13 @@ impl CompiledForest {
 
     /// Up to `BLOCKS_PER_PASS` blocks of [`LANES`] rows: tree by tree, each tree walked by
     /// every block in turn while its nodes are in L1.
-    fn accumulate_blocks<M: Margin>(&self, x: &[f32], keys: &mut [u32], margins: &mut [M]) {
+    fn accumulate_blocks<W: Walker, M: Margin>(
+        &self,
+        walker: &W,
+        x: &[f32],
+        keys: &mut [u64],
+        margins: &mut [M],
+    ) {
         let features = self.forest.features;
         let groups = self.forest.groups;
         let span = features * SLOTS;
@@ -298,20 +333,21 @@ impl CompiledForest {
             for (f, slots) in block_keys.chunks_exact_mut(SLOTS).enumerate() {
                 for lane in 0..LANES {
                     let v = block_x[lane * features + f];
-                    slots[lane] = key(v);
-                    slots[LANES + lane] = key(-v);
+                    slots[lane] = row_key(v);
+                    slots[LANES + lane] = row_key(-v);
                 }
             }
         }
+        let values = walker.values();
         for (t, plan) in self.plans.iter().enumerate() {
             let group = self.forest.tree_group[t] as usize;
             for (b, block_keys) in keys.chunks_exact(span).enumerate() {
                 let block_margins = &mut margins[b * LANES * groups..(b + 1) * LANES * groups];
                 match *plan {
-                    Plan::Fast { root, depth } => {
-                        let leaves = walk_rows(self, block_keys, root, depth);
+                    Plan::Fast(tree) => {
+                        let leaves = walker.walk_block(tree, block_keys);
                         for (lane, &leaf) in leaves.iter().enumerate() {
-                            block_margins[lane * groups + group].add(self.values[leaf]);
+                            block_margins[lane * groups + group].add(values[leaf]);
                         }
                     }
                     Plan::Reference => {
@@ -326,31 +362,61 @@ impl CompiledForest {
         }
     }
 
-    /// One row: every compiled tree walked level by level, all at once (a hundred independent
-    /// walks for the CPU to overlap), then every tree's value added in tree order.
-    fn accumulate_row<M: Margin>(
+    /// One row: its keys laid out `[feature * 2 + negated]`, every compiled tree walked at
+    /// once, then every tree's value added in tree order.
+    fn accumulate_row<W: Walker, M: Margin>(
         &self,
+        walker: &W,
         x: &[f32],
-        keys: &mut [u32],
-        at: &mut Vec<usize>,
+        keys: &mut [u64],
+        leaves: &mut [usize],
         margins: &mut [M],
     ) {
-        for (f, &v) in x.iter().enumerate() {
-            keys[2 * f] = key(v);
-            keys[2 * f + 1] = key(-v);
+        for (&v, keys) in x.iter().zip(keys.chunks_exact_mut(2)) {
+            keys[0] = row_key(v);
+            keys[1] = row_key(-v);
         }
-        at.clear();
-        at.extend_from_slice(&self.fast_roots);
-        walk_trees(self, keys, at, self.max_depth);
+        walker.walk_row(keys, leaves);
+        let values = walker.values();
         let tree_group = &self.forest.tree_group;
-        let mut leaves = at.iter();
+        if self.compiled == self.plans.len() {
+            if let [margin] = margins {
+                // One output: summed in a register, not through memory (a third of the time of
+                // a single row went to store-to-load latency).
+                let mut sum = *margin;
+                for &leaf in leaves.iter() {
+                    sum.add(values[leaf]);
+                }
+                *margin = sum;
+            } else {
+                for (&leaf, &group) in leaves.iter().zip(tree_group) {
+                    margins[group as usize].add(values[leaf]);
+                }
+            }
+            return;
+        }
+        let mut leaves = leaves.iter();
         for (t, plan) in self.plans.iter().enumerate() {
             let value = match plan {
-                Plan::Fast { .. } => leaves.next().map_or(0.0, |&leaf| self.values[leaf]),
+                Plan::Fast(_) => leaves.next().map_or(0.0, |&leaf| values[leaf]),
                 Plan::Reference => self.forest.leaf_value(t, x),
             };
             margins[tree_group[t] as usize].add(value);
         }
+    }
+}
+
+/// `len` zeroed elements: a prefix of `stack` when it is long enough, else of `heap`, grown.
+fn scratch<'a, T: Copy + Default>(
+    stack: &'a mut [T],
+    heap: &'a mut Vec<T>,
+    len: usize,
+) -> &'a mut [T] {
+    if len <= stack.len() {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, T::default());
+        heap
     }
 }
 
@@ -359,7 +425,7 @@ impl CompiledForest {
 fn compilable(forest: &Forest, root: u32) -> bool {
     let mut stack = vec![(root, 0usize)];
     while let Some((node, depth)) = stack.pop() {
-        if depth > MAX_FAST_DEPTH {
+        if depth > MAX_DEPTH {
             return false;
         }
         match &forest.nodes[node as usize] {
@@ -377,56 +443,6 @@ fn compilable(forest: &Forest, root: u32) -> bool {
         }
     }
     true
-}
-
-/// Walks one tree for [`LANES`] rows whose keys are laid out `[feature][lane | negated lane]`.
-///
-/// The hot loop of every tree model, so it indexes without bounds checks; what makes that
-/// sound is checked once per call here and once per forest in [`CompiledForest::new`]:
-/// every node's `first + 1` is a node (`check_layout`), `root` is a node, and every slot plus
-/// a lane is inside `keys` (`max_slot + LANES <= keys.len()`).
-#[inline]
-fn walk_rows(layout: &CompiledForest, keys: &[u32], root: u32, depth: u32) -> [usize; LANES] {
-    let nodes = layout.nodes.as_slice();
-    assert!((root as usize) < nodes.len() && layout.max_slot as usize + LANES <= keys.len());
-    let mut at = [root as usize; LANES];
-    for _ in 0..depth {
-        for (lane, node_index) in at.iter_mut().enumerate() {
-            // SAFETY: `*node_index` is `root` or some node's `first` or `first + 1`, all nodes
-            // (asserted above and in `check_layout`); `node.slot() + lane` is at most
-            // `max_slot + LANES - 1`, inside `keys` (asserted above).
-            #[allow(unsafe_code)]
-            let (node, k) = unsafe {
-                let node = *nodes.get_unchecked(*node_index);
-                (node, *keys.get_unchecked(node.slot() as usize + lane))
-            };
-            *node_index = node.first(*node_index) + usize::from(k > node.key());
-        }
-    }
-    at
-}
-
-/// Walks every tree whose current node is in `at` (roots of compiled trees, each checked at
-/// compile time) `depth` steps for one row whose keys are laid out `[feature][value | negated]`.
-/// Unchecked indexing as [`walk_rows`], on the same grounds.
-#[inline]
-fn walk_trees(layout: &CompiledForest, keys: &[u32], at: &mut [usize], depth: u32) {
-    let nodes = layout.nodes.as_slice();
-    assert!(
-        at.iter().all(|&r| r < nodes.len()) && ((layout.max_slot / NEGATED) as usize) < keys.len()
-    );
-    for _ in 0..depth {
-        for node_index in at.iter_mut() {
-            // SAFETY: as in `walk_rows`; `slot / NEGATED` is at most `max_slot / NEGATED`,
-            // inside `keys` (asserted above).
-            #[allow(unsafe_code)]
-            let (node, k) = unsafe {
-                let node = *nodes.get_unchecked(*node_index);
-                (node, *keys.get_unchecked(node.row_slot()))
-            };
-            *node_index = node.first(*node_index) + usize::from(k > node.key());
-        }
-    }
 }
 
 #[cfg(test)]
@@ -447,11 +463,12 @@ mod tests {
             f32::INFINITY,
         ];
         for w in values.windows(2) {
-            assert!(key(w[0]) < key(w[1]), "{} {}", w[0], w[1]);
+            assert!(key(w[0]) > key(w[1]), "{} {}", w[0], w[1]);
+            assert!(row_key(w[0]) > row_key(w[1]));
         }
         assert_eq!(key(-0.0), key(0.0));
-        assert_eq!(key(f32::NAN), 0);
-        assert!(key(f32::NEG_INFINITY) > 0);
+        assert_eq!(key(f32::NAN), u32::MAX);
+        assert!(key(f32::NEG_INFINITY) < u32::MAX);
     }
 
     /// A small deterministic generator, so the property test needs no crate.
@@ -516,6 +533,7 @@ mod tests {
             (true, 1) => Split::Category(0),
             (true, 2) => Split::LessZeroMissing(0.5),
             _ => {
+                // `Forest::validate` rejects NaN thresholds.
                 let t = rng.value();
                 Split::Less(if t.is_nan() { 0.25 } else { t })
             }
@@ -540,20 +558,79 @@ mod tests {
     #[test]
     fn compiled_walk_equals_the_reference_walk_for_every_batch_size() {
         let mut rng = Lcg(7);
-        for case in 0..20 {
-            let features = 1 + rng.below(5) as usize;
+        let mut layouts = std::collections::BTreeSet::new();
+        for case in 0..24 {
+            // The last cases are wide: more trees and features than the row walk's stack scratch.
+            let (features, trees) = if case >= 20 {
+                (130 + rng.below(20) as usize, 260 + rng.below(40) as usize)
+            } else {
+                (1 + rng.below(5) as usize, 1 + rng.below(40) as usize)
+            };
             let groups = 1 + rng.below(3) as usize;
-            let trees = 1 + rng.below(40) as usize;
             let forest = random_forest(&mut rng, trees, features, groups);
-            let compiled = CompiledForest::new(forest.clone());
-            for rows in [1, 3, 16, 17, 40] {
-                let x: Vec<f32> = (0..rows * features).map(|_| rng.value()).collect();
-                let mut want = vec![0.0f64; rows * groups];
-                forest.accumulate_reference(&x, &mut want);
-                let mut got = vec![0.0f64; rows * groups];
-                compiled.accumulate(&x, &mut got);
-                assert_eq!(got, want, "case {case}, {rows} rows");
+            for choice in [LayoutChoice::Best, LayoutChoice::LinkedOnly] {
+                let compiled = CompiledForest::with_layouts(forest.clone(), choice);
+                layouts.insert(compiled.layout_name());
+                for rows in [1, 3, 16, 17, 40, 200] {
+                    let x: Vec<f32> = (0..rows * features).map(|_| rng.value()).collect();
+                    let mut want = vec![0.0f64; rows * groups];
+                    forest.accumulate_reference(&x, &mut want);
+                    let mut got = vec![0.0f64; rows * groups];
+                    compiled.accumulate(&x, &mut got);
+                    assert_eq!(got, want, "case {case}, {choice:?}, {rows} rows");
+                }
             }
+        }
+        assert_eq!(layouts.len(), 2, "both layouts exercised: {layouts:?}");
+    }
+
+    /// A chain: every right child a branch, `depth` levels.
+    fn lopsided_forest(depth: usize) -> Forest {
+        let mut f = Forest {
+            groups: 1,
+            features: 1,
+            roots: vec![0],
+            tree_group: vec![0],
+            ..Forest::default()
+        };
+        for level in 0..depth {
+            let at = f.nodes.len() as u32;
+            f.nodes.push(Node::Branch(Branch {
+                feature: 0,
+                split: Split::Less(level as f32),
+                left: at + 1,
+                right: at + 2,
+                default_left: level % 2 == 0,
+            }));
+            f.nodes.push(Node::Leaf {
+                value: level as f64,
+                linear: None,
+            });
+        }
+        f.nodes.push(Node::Leaf {
+            value: -1.0,
+            linear: None,
+        });
+        f.validate().unwrap();
+        f
+    }
+
+    #[test]
+    fn shallow_trees_take_the_heap_and_lopsided_ones_the_linked_layout() {
+        assert_eq!(
+            CompiledForest::new(lopsided_forest(4)).layout_name(),
+            "heap"
+        );
+        for depth in [12, 20] {
+            let forest = lopsided_forest(depth);
+            let compiled = CompiledForest::new(forest.clone());
+            assert_eq!(compiled.layout_name(), "linked");
+            assert_eq!(compiled.compiled_trees(), 1);
+            let x: Vec<f32> = (0..40).map(|i| i as f32 / 2.0 - 1.0).collect();
+            let (mut want, mut got) = (vec![0.0f64; 40], vec![0.0f64; 40]);
+            forest.accumulate_reference(&x, &mut want);
+            compiled.accumulate(&x, &mut got);
+            assert_eq!(got, want);
         }
     }
 
