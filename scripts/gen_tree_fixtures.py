@@ -417,15 +417,18 @@ def onnxmltools_convert(name, model, width, zipmap):
     return onnxmltools.convert_lightgbm(model, initial_types=initial, target_opset=15, **options)
 
 
-def tree_ensemble_v5(forest, width):
+def tree_ensemble_v5(forest, width, member_feature=None, categories=()):
     """A scikit-learn RandomForestRegressor (any number of targets) written as one ONNX
     `TreeEnsemble` node (ai.onnx.ml opset 5), which no converter emits yet, AVERAGE aggregation.
     Thresholds must be float32 like the input: each becomes the largest float32 not above
-    scikit-learn's float64 threshold, which keeps `x <= t` exact for float32 rows."""
+    scikit-learn's float64 threshold, which keeps `x <= t` exact for float32 rows.
+    With `member_feature`, splits on that integer-coded feature become BRANCH_MEMBER of the
+    `categories` at or below the threshold (the same tree for integer values; sets listed in
+    node order, each ended by NaN, as the specification says)."""
     from onnx import TensorProto, helper, numpy_helper
 
     a = {k: [] for k in ("splits", "features", "modes", "true", "false", "true_leaf",
-                         "false_leaf", "leaf_targets", "leaf_weights", "roots")}
+                         "false_leaf", "leaf_targets", "leaf_weights", "roots", "members")}
     for est in forest.estimators_:
         t = est.tree_
         internal = [i for i in range(t.node_count) if t.children_left[i] != -1]
@@ -445,7 +448,11 @@ def tree_ensemble_v5(forest, width):
                 t32 = np.nextafter(t32, np.float32(-np.inf))
             a["splits"].append(t32)
             a["features"].append(int(t.feature[n]))
-            a["modes"].append(0)  # BRANCH_LEQ
+            if t.feature[n] == member_feature:
+                a["modes"].append(6)  # BRANCH_MEMBER
+                a["members"] += [c for c in categories if c <= t.threshold[n]] + [np.nan]
+            else:
+                a["modes"].append(0)  # BRANCH_LEQ
             for side, child in (("true", t.children_left[n]), ("false", t.children_right[n])):
                 is_leaf = t.children_left[child] == -1
                 a[side].append(leaf_at[child] if is_leaf else node_at[child])
@@ -460,6 +467,10 @@ def tree_ensemble_v5(forest, width):
         leaf_targetids=a["leaf_targets"],
         leaf_weights=numpy_helper.from_array(np.array(a["leaf_weights"], dtype=np.float32)),
         tree_roots=a["roots"], aggregate_function=0, n_targets=1)
+    if a["members"]:
+        node.attribute.append(helper.make_attribute(
+            "membership_values",
+            numpy_helper.from_array(np.array(a["members"], dtype=np.float32))))
     graph = helper.make_graph(
         [node], "tree_ensemble_v5",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, width])],
@@ -484,14 +495,34 @@ def onnxml_main():
     v5_forest = RandomForestRegressor(n_estimators=10, max_depth=6, random_state=0, n_jobs=1)
     cases = [c + (False,) for c in onnxml_cases()] + [c + (True,) for c in onnxmltools_cases()]
     cases.append(("tree_ensemble_v5_random_forest", v5_forest.fit(xtr, ytr), xte, None, "v5"))
+    # Feature 0 an integer category 1..9 (0 is avoided: onnx's reference evaluator ends a set
+    # at any falsy value); held-out rows add values between and beyond the categories and NaN,
+    # where membership and `<=` differ, so the oracle there is onnx's reference evaluator.
+    rng = np.random.default_rng(5)
+    xm = np.column_stack([rng.integers(1, 10, 400), rng.normal(size=(400, 3))]).astype(np.float32)
+    ym = np.isin(xm[:, 0], [2, 3, 7]) * 3.0 + xm[:, 1] + rng.normal(scale=0.1, size=400)
+    rows_m = xm[-N_ROWS:].copy()
+    rows_m[:6, 0] = [2.5, 0.0, 11.0, -1.0, np.nan, 9.5]
+    member_forest = RandomForestRegressor(n_estimators=8, max_depth=5, random_state=0, n_jobs=1)
+    cases.append(("tree_ensemble_v5_member", member_forest.fit(xm[:-N_ROWS], ym[:-N_ROWS]),
+                  rows_m, None, "v5-member"))
     for name, model, rows, zipmap, via_onnxmltools in cases:
         rows = np.ascontiguousarray(rows, dtype=np.float32)
         assert rows.shape[0] == N_ROWS
+        reference = None
         if via_onnxmltools == "v5":
             onx = tree_ensemble_v5(model, rows.shape[1])
             from onnx.reference import ReferenceEvaluator
             ref = ReferenceEvaluator(onx).run(None, {"X": rows})[0]
             np.testing.assert_allclose(np.ravel(ref), model.predict(rows), rtol=1e-5, err_msg=name)
+        elif via_onnxmltools == "v5-member":
+            onx = tree_ensemble_v5(model, rows.shape[1], member_feature=0, categories=range(1, 10))
+            from onnx.reference import ReferenceEvaluator
+            reference = np.ravel(ReferenceEvaluator(onx).run(None, {"X": rows})[0])
+            integral = np.isin(rows[:, 0], np.arange(1, 10))
+            assert integral.sum() >= N_ROWS - 6
+            np.testing.assert_allclose(reference[integral], model.predict(rows[integral]),
+                                       rtol=1e-5, err_msg=name)
         elif via_onnxmltools:
             onx = onnxmltools_convert(name, model, rows.shape[1], zipmap)
         else:
@@ -512,7 +543,11 @@ def onnxml_main():
                     "skl2onnx_version": skl2onnx.__version__,
                     "ops": sorted({n.op_type for n in onx.graph.node}),
                     "outputs": [o.name for o in onx.graph.output]}
-        if zipmap is None:
+        if reference is not None:
+            expected["kind"] = "regressor"
+            expected["oracle"] = "onnx.reference.ReferenceEvaluator"
+            expected["predict"] = [float(v) for v in reference]
+        elif zipmap is None:
             expected["kind"] = "regressor"
             expected["predict"] = [float(v) for v in np.asarray(model.predict(rows)).ravel()]
         else:

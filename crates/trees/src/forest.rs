@@ -22,6 +22,8 @@ pub struct Forest {
     pub features: usize,
     /// The category sets that [`Split::Category`] nodes refer to.
     pub category_sets: Vec<CategorySet>,
+    /// The value sets that [`Split::Member`] nodes refer to.
+    pub member_sets: Vec<MemberSet>,
     /// The linear models that [`Node::Leaf::linear`] leaves refer to (LightGBM `linear_tree`).
     pub linear_leaves: Vec<LinearLeaf>,
 }
@@ -68,6 +70,36 @@ pub enum Split {
     Equal(f32),
     /// `x`, as an integer category, is in [`Forest::category_sets`]`[index]`.
     Category(u32),
+    /// `x` equals one of the values of [`Forest::member_sets`]`[index]` (ONNX `BRANCH_MEMBER`:
+    /// exact equality, so 2.5 is not a member of {2, 3}).
+    Member(u32),
+}
+
+/// A set of values for [`Split::Member`], sorted for binary search.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MemberSet {
+    values: Vec<f32>,
+}
+
+impl MemberSet {
+    /// A set of `values`; NaN is never a member (missing values go the default way), and -0 and
+    /// +0 are the same.
+    pub fn new(values: impl IntoIterator<Item = f32>) -> MemberSet {
+        let mut values: Vec<f32> = values
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .map(|v| v + 0.0)
+            .collect();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        MemberSet { values }
+    }
+
+    /// Whether `x` (not NaN) is a member.
+    pub fn contains(&self, x: f32) -> bool {
+        let x = x + 0.0;
+        self.values.binary_search_by(|v| v.total_cmp(&x)).is_ok()
+    }
 }
 
 /// A set of integer categories, as a bitset.
@@ -209,6 +241,9 @@ impl Forest {
                         Split::Category(s) if s as usize >= self.category_sets.len() => {
                             return fail(format!("node {i}: category set {s} does not exist"));
                         }
+                        Split::Member(s) if s as usize >= self.member_sets.len() => {
+                            return fail(format!("node {i}: member set {s} does not exist"));
+                        }
                         _ => {}
                     }
                     for child in [b.left, b.right] {
@@ -236,7 +271,7 @@ impl Forest {
                     };
                 }
                 Node::Branch(b) => {
-                    let go_left = b.goes_left(x[b.feature as usize], &self.category_sets);
+                    let go_left = b.goes_left(x[b.feature as usize], self);
                     node = if go_left { b.left } else { b.right } as usize;
                 }
             }
@@ -256,9 +291,9 @@ impl Forest {
 }
 
 impl Branch {
-    /// Whether value `x` of the tested feature goes left.
+    /// Whether value `x` of the tested feature goes left (`forest` holds the sets).
     #[inline]
-    pub fn goes_left(&self, x: f32, sets: &[CategorySet]) -> bool {
+    pub fn goes_left(&self, x: f32, forest: &Forest) -> bool {
         if x.is_nan() {
             return self.default_left;
         }
@@ -272,7 +307,8 @@ impl Branch {
                 }
             }
             Split::Equal(v) => x == v,
-            Split::Category(s) => sets[s as usize].contains(x),
+            Split::Category(s) => forest.category_sets[s as usize].contains(x),
+            Split::Member(s) => forest.member_sets[s as usize].contains(x),
         }
     }
 }
@@ -360,6 +396,7 @@ pub(crate) mod tests {
             groups: 1,
             features: 1,
             category_sets: vec![CategorySet::from_members([1, 33], false)],
+            member_sets: vec![MemberSet::new([1.0, 2.5, -0.0, f32::NAN])],
             linear_leaves: vec![],
         }
     }
@@ -394,6 +431,21 @@ pub(crate) mod tests {
         let lightgbm = CategorySet::from_members([0], true);
         assert!(lightgbm.contains(-0.5) && !lightgbm.contains(-1.0));
         assert!(!CategorySet::from_members([0], false).contains(-0.5));
+    }
+
+    #[test]
+    fn members_are_exactly_equal_values() {
+        let f = stump(Split::Member(0));
+        f.validate().unwrap();
+        let x = [1.0, 2.5, 0.0, 2.0, 1.5, f32::NAN];
+        assert_eq!(run(&f, &x), vec![-1.0, -1.0, -1.0, 1.0, 1.0, 1.0]);
+        assert!(
+            stump(Split::Member(1))
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("member set 1")
+        );
     }
 
     #[test]

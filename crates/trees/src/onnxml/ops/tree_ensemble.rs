@@ -4,7 +4,8 @@
 //!
 //! Every comparison mode becomes a [`Split`] on float32 inputs: `BRANCH_LEQ t` is
 //! `x < round_down(t).next_up()`, `BRANCH_LT t` is `x < round_up(t)`, `BRANCH_GTE`/`BRANCH_GT`
-//! are those with the children swapped, `BRANCH_EQ`/`BRANCH_NEQ` an equality. A missing value
+//! are those with the children swapped, `BRANCH_EQ`/`BRANCH_NEQ` an equality, `BRANCH_MEMBER`
+//! (opset 5) a [`MemberSet`] from `membership_values`. A missing value
 //! goes to the true branch when `nodes_missing_value_tracks_true` says so, and otherwise where
 //! the comparison with NaN sends it (false, except `BRANCH_NEQ`). A tree whose leaves add to
 //! several classes (random forests) becomes one tree per class. Leaf values are summed in
@@ -17,7 +18,7 @@ use ferroserve_core::{Tensor, TensorData};
 use super::post::{Labels, PostTransform, binary_scores};
 use super::{Op, Output, matrix};
 use crate::compiled::CompiledForest;
-use crate::forest::{Branch, Forest, Node, Split, round_down, round_up};
+use crate::forest::{Branch, Forest, MemberSet, Node, Split, round_down, round_up};
 use crate::objective::argmax;
 use crate::onnxml::attributes::Attributes;
 
@@ -139,6 +140,7 @@ impl TreeEnsemble {
             .ok_or("leaf_weights is missing")?;
         let roots = a.ints("tree_roots");
         let n = splits.len();
+        let membership = a.tensor_reals("membership_values")?.unwrap_or_default();
         same_lengths(
             ("nodes_splits", n),
             &[
@@ -169,6 +171,7 @@ impl TreeEnsemble {
             features: features.iter().copied().max().map_or(1, |m| m as usize + 1),
             ..Forest::default()
         };
+        let member_set = member_sets(&modes, &membership, &mut forest)?;
         // A child reference: (is a leaf, index).
         let child = |i: usize, leaf: bool, id: i64| -> Result<(bool, usize), String> {
             let limit = if leaf { leaf_weights.len() } else { n };
@@ -213,6 +216,7 @@ impl TreeEnsemble {
                         true_leafs: &true_leafs,
                         false_leafs: &false_leafs,
                         missing: &missing,
+                        member_set: &member_set,
                         leaf_targets: &leaf_targets,
                         leaf_weights: &leaf_weights,
                     },
@@ -249,6 +253,27 @@ impl TreeEnsemble {
     }
 }
 
+/// Splits `membership_values` at its NaNs into one set per `BRANCH_MEMBER` node, in node order
+/// (as the specification lists them), adds them to `forest`, and gives each node its set.
+fn member_sets(
+    modes: &[i64],
+    membership: &[f64],
+    forest: &mut Forest,
+) -> Result<Vec<Option<u32>>, String> {
+    let mut sets = membership.split(|v| v.is_nan());
+    let mut of_node = vec![None; modes.len()];
+    for (i, _) in modes.iter().enumerate().filter(|(_, m)| **m == 6) {
+        let values = sets.next().ok_or_else(|| {
+            format!("node {i}: BRANCH_MEMBER has no set in membership_values (sets end at NaN)")
+        })?;
+        of_node[i] = Some(forest.member_sets.len() as u32);
+        forest
+            .member_sets
+            .push(MemberSet::new(values.iter().map(|&v| v as f32)));
+    }
+    Ok(of_node)
+}
+
 /// The attribute arrays of a `TreeEnsemble` node.
 struct V5<'a> {
     splits: &'a [f64],
@@ -259,6 +284,8 @@ struct V5<'a> {
     true_leafs: &'a [i64],
     false_leafs: &'a [i64],
     missing: &'a [i64],
+    /// The set of each `BRANCH_MEMBER` node.
+    member_set: &'a [Option<u32>],
     leaf_targets: &'a [i64],
     leaf_weights: &'a [f64],
 }
@@ -297,11 +324,10 @@ fn emit_v5(
         3 => (Split::Less(round_down(t).next_up()), false),
         4 => (Split::Equal(t as f32), true),
         5 => (Split::Equal(t as f32), false),
-        6 => {
-            return Err(format!(
-                "node {i}: set membership (BRANCH_MEMBER) is not supported yet"
-            ));
-        }
+        6 => (
+            Split::Member(v.member_set[i].expect("every BRANCH_MEMBER node has a set")),
+            true,
+        ),
         m => return Err(format!("node {i}: unknown mode {m}")),
     };
     let missing_to_true = v.missing.get(i).is_some_and(|&m| m != 0) || v.modes[i] == 5;
