@@ -111,6 +111,12 @@ pub enum ValidationError {
         /// Elements given.
         got: usize,
     },
+    /// Tensors of one batch could not be stacked or a batch's output split back per request.
+    #[error("{message}")]
+    Batch {
+        /// What did not fit.
+        message: String,
+    },
 }
 
 /// A loaded model failed while computing a prediction.

@@ -65,6 +65,36 @@ macro_rules! dispatch_tensor_data {
 }
 
 impl TensorData {
+    /// Appends the elements of `other`, which must be of the same datatype (checked by the
+    /// callers; a mismatch is a bug and panics).
+    fn extend_from(&mut self, other: &TensorData) {
+        macro_rules! extend {
+            ($($v:ident),*) => {
+                match (self, other) {
+                    $((TensorData::$v(a), TensorData::$v(b)) => a.extend_from_slice(b),)*
+                    (a, b) => panic!("cannot append {:?} to {:?}", b.datatype(), a.datatype()),
+                }
+            };
+        }
+        extend!(
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        );
+    }
+
+    /// A copy of elements `start..end`.
+    fn slice(&self, start: usize, end: usize) -> TensorData {
+        macro_rules! slice {
+            ($($v:ident),*) => {
+                match self {
+                    $(TensorData::$v(a) => TensorData::$v(a[start..end].to_vec()),)*
+                }
+            };
+        }
+        slice!(
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        )
+    }
+
     /// The datatype of the elements.
     pub fn datatype(&self) -> DataType {
         match self {
@@ -187,6 +217,69 @@ impl Tensor {
     pub fn batch_size(&self) -> Option<usize> {
         self.shape.first().copied()
     }
+
+    /// The tensors of `parts` (the same name, datatype and dimensions after the first, each at
+    /// least one-dimensional) stacked along the first dimension: what a dynamic batcher sends
+    /// the model.
+    pub fn concat_rows(parts: &[Tensor]) -> Result<Tensor, ValidationError> {
+        let first = parts.first().ok_or_else(|| ValidationError::Batch {
+            message: "no tensors to batch".to_owned(),
+        })?;
+        let (name, inner) = (&first.name, first.shape.get(1..).unwrap_or(&[]));
+        let mut rows = 0usize;
+        for part in parts {
+            if part.shape.is_empty()
+                || part.shape[1..] != *inner
+                || part.datatype() != first.datatype()
+                || part.name != *name
+            {
+                return Err(ValidationError::Batch {
+                    message: format!(
+                        "cannot batch '{}' {:?} {} with '{name}' {:?} {}",
+                        part.name,
+                        part.shape,
+                        part.datatype().name(),
+                        first.shape,
+                        first.datatype().name()
+                    ),
+                });
+            }
+            rows += part.shape[0];
+        }
+        let mut data =
+            TensorData::with_capacity(first.datatype(), parts.iter().map(Tensor::len).sum());
+        for part in parts {
+            data.extend_from(&part.data);
+        }
+        let mut shape = first.shape.clone();
+        shape[0] = rows;
+        Tensor::new(name.clone(), shape, data)
+    }
+
+    /// Splits this tensor along its first dimension into consecutive pieces of `rows[i]` rows:
+    /// the inverse of [`Tensor::concat_rows`], handing each request its part of a batch's output.
+    pub fn split_rows(self, rows: &[usize]) -> Result<Vec<Tensor>, ValidationError> {
+        let total: usize = rows.iter().sum();
+        if self.shape.first() != Some(&total) {
+            return Err(ValidationError::Batch {
+                message: format!(
+                    "output '{}' has shape {:?}, but the batch has {total} rows",
+                    self.name, self.shape
+                ),
+            });
+        }
+        let row_len: usize = self.shape[1..].iter().product();
+        let mut pieces = Vec::with_capacity(rows.len());
+        let mut start = 0;
+        for &n in rows {
+            let mut shape = self.shape.clone();
+            shape[0] = n;
+            let data = self.data.slice(start * row_len, (start + n) * row_len);
+            pieces.push(Tensor::new(self.name.clone(), shape, data)?);
+            start += n;
+        }
+        Ok(pieces)
+    }
 }
 
 /// The number of elements of `shape`, or `None` if it overflows `usize`.
@@ -219,6 +312,34 @@ mod tests {
         let t = Tensor::new("s", vec![], TensorData::I64(vec![7])).unwrap();
         assert_eq!(t.len(), 1);
         assert_eq!(t.batch_size(), None);
+    }
+
+    #[test]
+    fn concat_then_split_gives_back_the_parts() {
+        let a = Tensor::new("x", vec![1, 2], TensorData::F32(vec![1.0, 2.0])).unwrap();
+        let b = Tensor::new("x", vec![2, 2], TensorData::F32(vec![3.0, 4.0, 5.0, 6.0])).unwrap();
+        let batch = Tensor::concat_rows(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(batch.shape, [3, 2]);
+        assert_eq!(batch.split_rows(&[1, 2]).unwrap(), vec![a, b]);
+        let words = Tensor::new("s", vec![2], TensorData::Bytes(vec![b"a".to_vec(), vec![]]));
+        let words = words.unwrap();
+        let twice = Tensor::concat_rows(&[words.clone(), words.clone()]).unwrap();
+        assert_eq!(
+            twice.split_rows(&[2, 2]).unwrap(),
+            vec![words.clone(), words]
+        );
+    }
+
+    #[test]
+    fn refuses_to_batch_different_shapes_or_split_the_wrong_rows() {
+        let a = Tensor::new("x", vec![1, 2], TensorData::F32(vec![1.0, 2.0])).unwrap();
+        let b = Tensor::new("x", vec![1, 3], TensorData::F32(vec![3.0; 3])).unwrap();
+        let err = Tensor::concat_rows(&[a.clone(), b])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[1, 3]") && err.contains("[1, 2]"), "{err}");
+        let err = a.split_rows(&[2]).unwrap_err().to_string();
+        assert!(err.contains("2 rows"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,30 @@ pub enum InferError {
     /// The model failed while computing.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The model failed while computing a batch this request was in.
+    #[error("model '{model}' failed: {source}")]
+    Execution {
+        /// The model.
+        model: String,
+        /// What went wrong (the same for every request of the batch).
+        source: ModelError,
+    },
+    /// A request parameter has a value the model cannot take.
+    #[error("parameter '{parameter}': {message}")]
+    Parameter {
+        /// The parameter.
+        parameter: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The request's timeout passed before it was answered.
+    #[error("model '{model}': the request's timeout of {timeout:?} passed before it ran")]
+    DeadlineExceeded {
+        /// The model.
+        model: String,
+        /// The timeout the request gave.
+        timeout: std::time::Duration,
+    },
     /// The version's queue is full.
     #[error("model '{model}' is overloaded: {capacity} requests are already queued")]
     Overloaded {

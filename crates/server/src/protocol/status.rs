@@ -40,9 +40,16 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             InferError::ModelNotFound { .. } | InferError::VersionNotFound { .. } => {
                 StatusCode::NOT_FOUND
             }
-            InferError::Validation(_) => StatusCode::BAD_REQUEST,
-            InferError::Model(ModelError::UnsupportedDatatype { .. }) => StatusCode::BAD_REQUEST,
-            InferError::Model(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            InferError::Validation(_) | InferError::Parameter { .. } => StatusCode::BAD_REQUEST,
+            InferError::Model(ModelError::UnsupportedDatatype { .. })
+            | InferError::Execution {
+                source: ModelError::UnsupportedDatatype { .. },
+                ..
+            } => StatusCode::BAD_REQUEST,
+            InferError::Model(_) | InferError::Execution { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            InferError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             InferError::ModelNotReady { .. }
             | InferError::Overloaded { .. }
             | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -152,6 +159,32 @@ mod tests {
             (
                 InferError::Unavailable { model: "m".into() }.into(),
                 StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                InferError::Execution {
+                    model: "m".into(),
+                    source: ModelError::Panicked {
+                        message: "boom".into(),
+                    },
+                }
+                .into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (
+                InferError::Parameter {
+                    parameter: "priority".into(),
+                    message: "x".into(),
+                }
+                .into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                InferError::DeadlineExceeded {
+                    model: "m".into(),
+                    timeout: std::time::Duration::from_millis(1),
+                }
+                .into(),
+                StatusCode::GATEWAY_TIMEOUT,
             ),
             (
                 RepositoryError::ControlDisabled.into(),

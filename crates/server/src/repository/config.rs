@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ferroserve_core::{DataType, LoadError, Signature};
 use serde::Deserialize;
+
+use crate::scheduler::{BatchMode, BatchPolicy};
 
 /// The file name of a model's configuration, beside its version directories.
 pub const CONFIG_FILE: &str = "model.toml";
@@ -73,6 +76,21 @@ pub struct RawModelConfig {
     pub instances: Option<usize>,
     /// Requests that may wait for an instance before new ones are turned away.
     pub max_queue_size: Option<usize>,
+    /// How requests are batched: `"dynamic"` (default for models with a batch dimension),
+    /// `"adaptive"` (batch size follows `latency_objective_us`) or `"off"`.
+    pub batching: Option<BatchingMode>,
+    /// Microseconds the oldest waiting request may wait for a fuller batch (default 0: batch
+    /// whatever is waiting when an instance is free, never wait for more).
+    pub max_queue_delay_us: Option<u64>,
+    /// Batch sizes sent as soon as they can be formed.
+    #[serde(default)]
+    pub preferred_batch_sizes: Vec<usize>,
+    /// Adaptive batching: the longest a batch may take to compute, in microseconds.
+    pub latency_objective_us: Option<u64>,
+    /// Priority levels requests may name (`parameters.priority`, 1 the highest); default 1.
+    pub priority_levels: Option<usize>,
+    /// The level of requests that name none; default the lowest.
+    pub default_priority_level: Option<usize>,
     /// Which versions to load.
     pub version_policy: Option<VersionPolicy>,
     /// Names for versions (`stable = 1`), usable wherever a version number is.
@@ -84,6 +102,18 @@ pub struct RawModelConfig {
     /// Overrides of the outputs the model file declares.
     #[serde(default)]
     pub output: Vec<RawTensorOverride>,
+}
+
+/// `batching` in `model.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchingMode {
+    /// Every request is its own model call.
+    Off,
+    /// Batches up to `max_batch_size`.
+    Dynamic,
+    /// Batch size adapted to `latency_objective_us`.
+    Adaptive,
 }
 
 /// The default `max_batch_size` of a model whose tensors all have a dynamic first dimension.
@@ -172,6 +202,55 @@ impl ModelConfig {
     /// The queue length of one version.
     pub fn max_queue_size(&self) -> usize {
         self.raw.max_queue_size.unwrap_or(DEFAULT_MAX_QUEUE_SIZE)
+    }
+
+    /// The batching policy for a version served with `max_batch_size`, checked.
+    pub fn batch_policy(&self, max_batch_size: usize) -> Result<BatchPolicy, LoadError> {
+        let raw = &self.raw;
+        let mut preferred = raw.preferred_batch_sizes.clone();
+        preferred.sort_unstable();
+        preferred.dedup();
+        if let Some(&bad) = preferred.iter().find(|&&p| p == 0 || p > max_batch_size) {
+            return Err(self.error(&format!(
+                "preferred_batch_sizes: {bad} is not between 1 and max_batch_size                  ({max_batch_size})"
+            )));
+        }
+        let mode = match raw.batching.unwrap_or(BatchingMode::Dynamic) {
+            BatchingMode::Off => BatchMode::Off,
+            BatchingMode::Dynamic => BatchMode::Dynamic,
+            BatchingMode::Adaptive => match raw.latency_objective_us {
+                Some(us) if us > 0 => BatchMode::Adaptive {
+                    latency_objective: Duration::from_micros(us),
+                },
+                _ => {
+                    return Err(self.error(
+                        "batching = \"adaptive\" needs latency_objective_us (the longest a \
+                         batch may take, in microseconds)",
+                    ));
+                }
+            },
+        };
+        let levels = raw.priority_levels.unwrap_or(1);
+        if levels == 0 {
+            return Err(self.error("priority_levels: must be at least 1"));
+        }
+        let default_priority = raw.default_priority_level.unwrap_or(levels);
+        if !(1..=levels).contains(&default_priority) {
+            return Err(self.error(&format!(
+                "default_priority_level: {default_priority} is not a level between 1 and \
+                 priority_levels ({levels})"
+            )));
+        }
+        Ok(BatchPolicy {
+            max_batch_size,
+            mode,
+            max_queue_delay: Duration::from_micros(raw.max_queue_delay_us.unwrap_or(0)),
+            preferred_batch_sizes: preferred,
+            instances: self.instances(),
+            max_queue_size: self.max_queue_size(),
+            priority_levels: levels,
+            default_priority,
+        })
     }
 
     /// The `max_batch_size` to serve `signature` with, checked against it.
@@ -315,6 +394,48 @@ mod tests {
                 .to_string()
                 .contains("'z'")
         );
+    }
+
+    #[test]
+    fn batching_settings_become_a_policy_and_bad_ones_name_the_key() {
+        let c = parse(
+            "batching = \"adaptive\"\nlatency_objective_us = 2000\nmax_queue_delay_us = 300\n\
+             preferred_batch_sizes = [32, 8]\npriority_levels = 3\n",
+        )
+        .unwrap();
+        let p = c.batch_policy(64).unwrap();
+        assert_eq!(
+            p.mode,
+            BatchMode::Adaptive {
+                latency_objective: Duration::from_millis(2)
+            }
+        );
+        assert_eq!(p.max_queue_delay, Duration::from_micros(300));
+        assert_eq!(p.preferred_batch_sizes, [8, 32]);
+        assert_eq!((p.priority_levels, p.default_priority), (3, 3));
+        let defaults = parse("").unwrap().batch_policy(16).unwrap();
+        assert_eq!(defaults.mode, BatchMode::Dynamic);
+        assert_eq!(defaults.max_queue_delay, Duration::ZERO);
+        for (text, needle) in [
+            ("batching = \"adaptive\"", "latency_objective_us"),
+            (
+                "preferred_batch_sizes = [128]",
+                "preferred_batch_sizes: 128",
+            ),
+            (
+                "priority_levels = 2\ndefault_priority_level = 3",
+                "default_priority_level",
+            ),
+            ("priority_levels = 0", "priority_levels"),
+        ] {
+            let err = parse(text)
+                .unwrap()
+                .batch_policy(64)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        assert!(parse("batching = \"sometimes\"").is_err());
     }
 
     #[test]

@@ -409,9 +409,12 @@ impl Repository {
         let max_batch_size = config
             .max_batch_size(&signature)
             .map_err(|e| e.to_string())?;
-        let instances = config.instances();
+        let policy = config
+            .batch_policy(max_batch_size)
+            .map_err(|e| e.to_string())?;
+        let instances = policy.instances;
         let stats = Arc::new(VersionStats::default());
-        let scheduler = Scheduler::start(name, &model, instances, config.max_queue_size(), &stats)
+        let scheduler = Scheduler::start(name, &model, policy, &stats)
             .map_err(|e| format!("cannot start worker threads: {e}"))?;
         Ok(LoadedVersion {
             model_name: name.to_owned(),

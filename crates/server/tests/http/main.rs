@@ -9,6 +9,7 @@
 mod kit;
 
 mod bad_input;
+mod batching;
 mod endpoints;
 mod infer;
 mod lifecycle;

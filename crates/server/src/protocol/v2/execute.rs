@@ -9,6 +9,7 @@ use crate::error::InferError;
 use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{EncodedResponse, ProtocolError, V2Request, encode_response};
 use crate::repository::LoadedVersion;
+use crate::scheduler::Request;
 use crate::stats::RequestTimes;
 
 /// Validates `request` against `version`, runs it through the version's queue and encodes the
@@ -24,6 +25,8 @@ pub async fn execute(
         inputs,
         outputs: requested,
         binary_output,
+        priority,
+        timeout,
     } = request;
     let signature = &version.signature;
     let selection: Vec<(usize, bool)> = if requested.is_empty() {
@@ -58,7 +61,15 @@ pub async fn execute(
     };
     let compute_input = started.elapsed();
 
-    let executed = version.scheduler.infer(inputs, rows).await?;
+    let executed = version
+        .scheduler
+        .infer(Request {
+            inputs,
+            rows,
+            priority,
+            timeout,
+        })
+        .await?;
 
     let encoding = Instant::now();
     let mut outputs: Vec<Option<Tensor>> = executed.outputs.into_iter().map(Some).collect();

@@ -29,6 +29,10 @@ pub struct V2Request {
     pub outputs: Vec<RequestedOutput>,
     /// Whether outputs not asked for individually come back binary (`binary_data_output`).
     pub binary_output: bool,
+    /// Request parameter `priority`: 1 is the highest level; absent or 0 the model's default.
+    pub priority: Option<u64>,
+    /// Request parameter `timeout`, given in microseconds as Triton's clients send it.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// One entry of the request's `outputs`.

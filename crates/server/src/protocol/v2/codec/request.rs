@@ -167,6 +167,10 @@ pub fn decode_request(
         inputs,
         outputs,
         binary_output,
+        priority: uint_parameter(&raw.parameters, "priority")?,
+        timeout: uint_parameter(&raw.parameters, "timeout")?
+            .filter(|&us| us > 0)
+            .map(std::time::Duration::from_micros),
     })
 }
 
@@ -243,6 +247,23 @@ pub fn decode_raw_binary(
         binary_output: true,
         ..V2Request::default()
     })
+}
+
+/// A request-level parameter that must be a non-negative integer.
+fn uint_parameter(
+    parameters: &HashMap<String, Value>,
+    key: &str,
+) -> Result<Option<u64>, ProtocolError> {
+    parameters
+        .get(key)
+        .map(|v| {
+            v.as_u64().ok_or_else(|| ProtocolError::Json {
+                message: format!(
+                    "request: parameter {key} must be a non-negative integer, got {v}"
+                ),
+            })
+        })
+        .transpose()
 }
 
 fn bool_parameter(

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{AppState, ModelPath};
 use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionPolicy};
+use crate::scheduler::BatchMode;
 
 /// `GET /v2/models/{m}[/versions/{v}]/config`.
 pub(super) async fn model(
@@ -69,7 +70,7 @@ pub(crate) fn model_config(v: &LoadedVersion) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut config = json!({
         "name": v.model_name,
         "platform": v.platform,
         "backend": v.runtime,
@@ -96,5 +97,29 @@ pub(crate) fn model_config(v: &LoadedVersion) -> Value {
         "model_warmup": [],
         "model_transaction_policy": { "decoupled": false },
         "response_cache": { "enable": false },
-    })
+    });
+    let policy = v.scheduler.policy();
+    if batched && policy.mode != BatchMode::Off {
+        // Triton's shape, plus ferroserve's own keys for what Triton has no field for.
+        let mut batching = json!({
+            "preferred_batch_size": policy.preferred_batch_sizes,
+            "max_queue_delay_microseconds": policy.max_queue_delay.as_micros() as u64,
+            "preserve_ordering": false,
+            "priority_levels": policy.priority_levels,
+            "default_priority_level": policy.default_priority,
+            "default_queue_policy": {
+                "timeout_action": "REJECT",
+                "default_timeout_microseconds": 0,
+                "allow_timeout_override": true,
+                "max_queue_size": policy.max_queue_size,
+            },
+        });
+        if let BatchMode::Adaptive { latency_objective } = policy.mode {
+            batching["ferroserve_adaptive"] = json!({
+                "latency_objective_microseconds": latency_objective.as_micros() as u64,
+            });
+        }
+        config["dynamic_batching"] = batching;
+    }
+    config
 }
