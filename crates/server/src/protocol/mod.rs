@@ -2,4 +2,5 @@
 //! and scheduler, and encodes the answer. Status codes are decided in [`status`] alone.
 
 pub mod status;
+pub mod tfserving;
 pub mod v2;

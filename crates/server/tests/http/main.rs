@@ -14,3 +14,4 @@ mod endpoints;
 mod infer;
 mod lifecycle;
 mod repository;
+mod tfserving;

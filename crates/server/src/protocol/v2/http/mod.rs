@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/repository/models/{model}/unload",
             post(repository::unload),
         )
+        .merge(crate::protocol::tfserving::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -112,7 +113,10 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The body, or the error of reading it (too large, or the connection broke).
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ProtocolError::BodyTooLarge { limit }.into()

@@ -1,0 +1,314 @@
+//! The TensorFlow Serving REST API over the same repository and schedulers, so a TF Serving
+//! client switches to ferroserve by changing the URL:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /v1/models/{m}[/versions/{v}\|/labels/{l}]` | `model_version_status` |
+//! | `GET …/metadata` | `model_spec` and the `serving_default` `signature_def` |
+//! | `POST …:predict` | `predictions` (row request) or `outputs` (columnar request) |
+//! | `POST …:classify` | `result`: `[class, score]` pairs per example |
+//! | `POST …:regress` | `result`: one value per example |
+//!
+//! Errors are `{"error": "..."}` as TF Serving's, with the same status codes as the V2 API.
+
+mod codec;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use ferroserve_core::{Tensor, TensorData};
+use serde_json::{Value, json};
+
+use crate::error::InferError;
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::ProtocolError;
+use crate::protocol::v2::http::{AppState, read_body};
+use crate::repository::{LoadedVersion, VersionState};
+use crate::scheduler::Request;
+use crate::stats::RequestTimes;
+use codec::Format;
+
+/// The TF Serving routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/models/{*path}", get(status_or_metadata).post(post))
+}
+
+/// What a `/v1/models/...` path names.
+#[derive(Debug, PartialEq)]
+struct TfPath {
+    model: String,
+    /// A version number or a label.
+    version: Option<String>,
+    /// What follows: `metadata`, or the `:verb` of a POST.
+    action: Option<String>,
+}
+
+/// Splits `m[/versions/v|/labels/l][/metadata|:verb]`.
+fn parse_path(path: &str) -> Option<TfPath> {
+    let (path, verb) = match path.rsplit_once(':') {
+        Some((p, v)) if !v.contains('/') => (p, Some(v.to_owned())),
+        _ => (path, None),
+    };
+    let mut parts = path.split('/');
+    let model = parts.next().filter(|m| !m.is_empty())?.to_owned();
+    let rest: Vec<&str> = parts.collect();
+    let (version, tail) = match rest.as_slice() {
+        ["versions" | "labels", v, tail @ ..] => (Some((*v).to_owned()), tail),
+        tail => (None, tail),
+    };
+    let action = match (tail, verb) {
+        ([], verb) => verb,
+        (["metadata"], None) => Some("metadata".to_owned()),
+        _ => return None,
+    };
+    Some(TfPath {
+        model,
+        version,
+        action,
+    })
+}
+
+fn no_route(method: &str, path: &str) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_owned(),
+        path: format!("/v1/models/{path}"),
+    }
+}
+
+async fn status_or_metadata(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let parsed = parse_path(&path).ok_or_else(|| no_route("GET", &path))?;
+    match parsed.action.as_deref() {
+        None => status(&state, &parsed),
+        Some("metadata") => {
+            let version = state
+                .repository
+                .resolve(&parsed.model, parsed.version.as_deref())?;
+            Ok(axum::Json(metadata(&version)).into_response())
+        }
+        Some(_) => Err(no_route("GET", &path)),
+    }
+}
+
+/// `model_version_status` of the model's versions (or the one asked for).
+fn status(state: &AppState, path: &TfPath) -> Result<Response, ApiError> {
+    let entry = state
+        .repository
+        .entry(&path.model)
+        .ok_or_else(|| InferError::ModelNotFound {
+            model: path.model.clone(),
+        })?;
+    let wanted = match &path.version {
+        Some(v) => Some(
+            v.parse::<u64>()
+                .ok()
+                .or_else(|| entry.labels.get(v).copied())
+                .filter(|n| entry.versions.contains_key(n))
+                .ok_or_else(|| InferError::VersionNotFound {
+                    model: path.model.clone(),
+                    version: v.clone(),
+                    available: entry.versions.keys().copied().collect(),
+                })?,
+        ),
+        None => None,
+    };
+    let statuses: Vec<Value> = entry
+        .versions
+        .iter()
+        .rev()
+        .filter(|(n, _)| wanted.is_none_or(|w| w == **n))
+        .map(|(n, state)| {
+            let (tf_state, code, message) = match state {
+                VersionState::Ready(_) => ("AVAILABLE", "OK", String::new()),
+                other => ("END", "UNKNOWN", other.reason().to_owned()),
+            };
+            json!({"version": n.to_string(), "state": tf_state,
+                   "status": {"error_code": code, "error_message": message}})
+        })
+        .collect();
+    Ok(axum::Json(json!({ "model_version_status": statuses })).into_response())
+}
+
+/// `GetModelMetadata`: the signature as TF Serving's `serving_default` `signature_def`.
+fn metadata(v: &LoadedVersion) -> Value {
+    let tensors = |specs: &[ferroserve_core::TensorSpec]| -> Value {
+        specs
+            .iter()
+            .map(|s| {
+                let dims: Vec<Value> = s
+                    .shape
+                    .iter()
+                    .map(|d| json!({"size": d.to_string(), "name": ""}))
+                    .collect();
+                (
+                    s.name.clone(),
+                    json!({"dtype": codec::tf_dtype(s.datatype), "name": s.name,
+                           "tensor_shape": {"dim": dims, "unknown_rank": false}}),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    json!({
+        "model_spec": {"name": v.model_name, "signature_name": "", "version": v.version.to_string()},
+        "metadata": {"signature_def": {"signature_def": {"serving_default": {
+            "inputs": tensors(&v.signature.inputs),
+            "outputs": tensors(&v.signature.outputs),
+            "method_name": "tensorflow/serving/predict",
+        }}}}
+    })
+}
+
+async fn post(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let parsed = parse_path(&path).ok_or_else(|| no_route("POST", &path))?;
+    let verb = parsed.action.clone().unwrap_or_default();
+    if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
+        return Err(no_route("POST", &path));
+    }
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    let version = state
+        .repository
+        .resolve(&parsed.model, parsed.version.as_deref())?;
+    let result = run(&version, &verb, &body, started).await;
+    if result.is_err() {
+        version.stats.record_failure(started.elapsed());
+    }
+    result
+}
+
+async fn run(
+    version: &LoadedVersion,
+    verb: &str,
+    body: &[u8],
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| ProtocolError::Json {
+        message: format!("the body is not JSON: {e}"),
+    })?;
+    let (inputs, format) = match verb {
+        "predict" => codec::decode_predict(&body, &version.signature)?,
+        _ => (
+            codec::decode_examples(&body, &version.signature)?,
+            Format::Row,
+        ),
+    };
+    let inputs = version
+        .signature
+        .validate_inputs(inputs, version.max_batch_size)
+        .map_err(InferError::from)?;
+    let rows = match version.max_batch_size {
+        0 => 1,
+        _ => inputs.first().and_then(Tensor::batch_size).unwrap_or(1),
+    };
+    let compute_input = started.elapsed();
+    let executed = version.scheduler.infer(Request::new(inputs, rows)).await?;
+    let encoding = Instant::now();
+    let encoded = match verb {
+        "predict" => codec::encode_predict(&executed.outputs, format)?,
+        "classify" => classify(&executed.outputs)?,
+        _ => regress(&executed.outputs)?,
+    };
+    version.stats.record_success(RequestTimes {
+        total: started.elapsed(),
+        queue: executed.queue,
+        compute_input,
+        compute_infer: executed.infer,
+        compute_output: encoding.elapsed(),
+    });
+    Ok(([(CONTENT_TYPE, "application/json")], encoded).into_response())
+}
+
+/// The scores of every row of a `[N, classes]` floating-point output.
+fn score_rows(outputs: &[Tensor]) -> Option<(usize, Vec<f64>)> {
+    outputs.iter().rev().find_map(|t| {
+        let [n, classes] = t.shape[..] else {
+            return None;
+        };
+        let values: Vec<f64> = match t.data() {
+            TensorData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            TensorData::F64(v) => v.clone(),
+            _ => return None,
+        };
+        (n > 0).then_some((classes, values))
+    })
+}
+
+/// `:classify`: `[class, score]` for every class of every example, from the model's
+/// `[N, classes]` score output (the last such output: classifiers list labels first).
+fn classify(outputs: &[Tensor]) -> Result<Vec<u8>, ProtocolError> {
+    let (classes, scores) = score_rows(outputs).ok_or_else(|| ProtocolError::Json {
+        message: "classify needs a model with a [N, classes] floating-point score output; use \
+                  :predict"
+            .into(),
+    })?;
+    let result: Vec<Value> = scores
+        .chunks(classes)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(c, s)| json!([c.to_string(), s]))
+                .collect()
+        })
+        .collect();
+    Ok(serde_json::to_vec(&json!({ "result": result })).expect("JSON values serialise"))
+}
+
+/// `:regress`: one value per example, from the model's single `[N]` or `[N, 1]` output.
+fn regress(outputs: &[Tensor]) -> Result<Vec<u8>, ProtocolError> {
+    let values: Option<Vec<f64>> = match outputs {
+        [t] if t.shape.len() == 1 || t.shape.get(1) == Some(&1) => match t.data() {
+            TensorData::F32(v) => Some(v.iter().map(|&x| f64::from(x)).collect()),
+            TensorData::F64(v) => Some(v.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let values = values.ok_or_else(|| ProtocolError::Json {
+        message: "regress needs a model with one floating-point output of one value per row; \
+                  use :predict"
+            .into(),
+    })?;
+    Ok(serde_json::to_vec(&json!({ "result": values })).expect("JSON values serialise"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_model_version_and_action() {
+        let p = |s: &str| parse_path(s);
+        assert_eq!(
+            p("m:predict"),
+            Some(TfPath {
+                model: "m".into(),
+                version: None,
+                action: Some("predict".into())
+            })
+        );
+        assert_eq!(
+            p("m/versions/3:classify").unwrap().version.as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            p("m/labels/stable/metadata").unwrap().action.as_deref(),
+            Some("metadata")
+        );
+        assert_eq!(p("m").unwrap().action, None);
+        assert_eq!(p("m/other"), None);
+        assert_eq!(p(""), None);
+    }
+}
