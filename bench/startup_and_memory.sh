@@ -12,7 +12,7 @@ trap 'rm -f "$PORT_FILE"' EXIT
 
 for run in $(seq 1 "$RUNS"); do
     start=$(date +%s%N)
-    "$BIN" serve --model-repository "$ROOT/examples/models" --host 127.0.0.1 --http-port 0 --log info 2>"$PORT_FILE" &
+    "$BIN" serve --model-repository "$ROOT/examples/models" --host 127.0.0.1 --http-port 0 --grpc-port 0 --log info 2>"$PORT_FILE" &
     pid=$!
     port=""
     for _ in $(seq 1 5000); do

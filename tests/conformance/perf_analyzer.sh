@@ -18,7 +18,7 @@
 #   PA_MODEL         model [digits_mlp]           PA_CONCURRENCY  concurrency levels ["1 8"]
 #   PA_INTERVAL_MS   measurement window [2000]    PA_TIMEOUT_S    limit per run [120]
 #   PA_STABILITY     stability percentage, perf_analyzer -s [25 (debug), 10 (release)]
-#   PA_FORMATS       tensor formats ["binary json"]
+#   PA_FORMATS       protocols and tensor formats ["binary json grpc"]: HTTP binary, HTTP JSON, gRPC
 #   PA_PIN           1: server on CPU 0, perf_analyzer on CPU 1 (taskset) [0, or 1 with --release]
 #   PA_OUT           folder for the csv files and logs [a temp folder, removed at exit]
 set -euo pipefail
@@ -42,7 +42,7 @@ MODEL="${PA_MODEL:-digits_mlp}"
 CONCURRENCY="${PA_CONCURRENCY:-1 8}"
 INTERVAL_MS="${PA_INTERVAL_MS:-2000}"
 TIMEOUT_S="${PA_TIMEOUT_S:-120}"
-FORMATS="${PA_FORMATS:-binary json}"
+FORMATS="${PA_FORMATS:-binary json grpc}"
 if [[ "$PROFILE" == release ]]; then
     STABILITY="${PA_STABILITY:-10}"; PIN="${PA_PIN:-1}"
 else
@@ -82,7 +82,7 @@ fi
 # ------------------------------------------------------------------ start the server
 SERVER_LOG="$OUT/server.log"
 NO_COLOR=1 "${SERVER_PIN[@]}" "$BIN" serve --model-repository "$ROOT/examples/models" \
-    --http-port 0 --host 127.0.0.1 >"$SERVER_LOG" 2>&1 </dev/null &
+    --http-port 0 --grpc-port 0 --host 127.0.0.1 >"$SERVER_LOG" 2>&1 </dev/null &
 SERVER_PID=$!
 
 PORT=""
@@ -94,6 +94,8 @@ for _ in $(seq 600); do # 60 s
     sleep 0.1
 done
 [[ -n "$PORT" ]] || { tail -50 "$SERVER_LOG" >&2; die "no 'listening on http://127.0.0.1:PORT' line within 60 s"; }
+GRPC_PORT="$(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$SERVER_LOG" |
+    grep -oE 'listening on grpc://127\.0\.0\.1:[0-9]+' | head -1 | grep -oE '[0-9]+$' || true)"
 
 http_status() { # GET path -> HTTP status code, with bash's /dev/tcp (no curl needed)
     local line=""
@@ -117,17 +119,22 @@ echo "perf_analyzer.sh: $(basename "$BIN") ($PROFILE) on 127.0.0.1:$PORT, model 
 ROWS=()
 FAILED=0
 for fmt in $FORMATS; do
+    endpoint=(-u "127.0.0.1:$PORT" -i http)
     case "$fmt" in
         binary) fmt_args=() ;;
         json) fmt_args=(--input-tensor-format json --output-tensor-format json) ;;
-        *) die "unknown tensor format $fmt (binary|json)" ;;
+        grpc)
+            [[ -n "$GRPC_PORT" ]] || die "the server logged no 'listening on grpc://127.0.0.1:PORT' line"
+            fmt_args=() endpoint=(-u "127.0.0.1:$GRPC_PORT" -i grpc)
+            ;;
+        *) die "unknown tensor format $fmt (binary|json|grpc)" ;;
     esac
     for c in $CONCURRENCY; do
         tag="${fmt}-c${c}"
         csv="$OUT/$tag.csv"
         log="$OUT/$tag.log"
         rc=0
-        timeout --kill-after=10 "$TIMEOUT_S" "${PA_PIN_CMD[@]}" "$PA" -m "$MODEL" -u "127.0.0.1:$PORT" -i http \
+        timeout --kill-after=10 "$TIMEOUT_S" "${PA_PIN_CMD[@]}" "$PA" -m "$MODEL" "${endpoint[@]}" \
             --input-data "$INPUT_DATA" --concurrency-range "$c:$c" --measurement-interval "$INTERVAL_MS" \
             -s "$STABILITY" "${fmt_args[@]}" -f "$csv" >"$log" 2>&1 || rc=$?
         if [[ $rc -ne 0 || ! -s "$csv" ]]; then

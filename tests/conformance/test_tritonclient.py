@@ -6,7 +6,7 @@ example repository (examples/models), with results compared to the oracles in ex
 (FP32 within rtol 1e-5 + atol 1e-6, INT64 exact).
 
 The suite starts the server binary itself:
-    $FERROSERVE_BIN serve --model-repository DIR --http-port 0 --host 127.0.0.1 [--model-control explicit]
+    $FERROSERVE_BIN serve --model-repository DIR --http-port 0 --grpc-port 0 --host 127.0.0.1 [--model-control explicit]
 FERROSERVE_BIN defaults to target/debug/ferroserve (relative to the repo root). The port is read
 from the log line "listening on http://127.0.0.1:PORT" (stderr or stdout), then
 /v2/health/ready is polled until 200. Teardown sends SIGTERM and waits.
@@ -43,6 +43,7 @@ RTOL, ATOL = 1e-5, 1e-6
 START_TIMEOUT_S = 60.0
 
 LISTEN_RE = re.compile(r"listening on https?://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
+GRPC_LISTEN_RE = re.compile(r"listening on grpc://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 NP_DTYPE = {"FP32": np.float32, "INT64": np.int64}
@@ -110,7 +111,8 @@ class Server:
         if not exe.is_file():
             pytest.fail(f"ferroserve binary not found at {exe} (build it with `cargo build`, "
                         f"or set FERROSERVE_BIN)", pytrace=False)
-        cmd = [str(exe), "serve", "--model-repository", str(repo), "--http-port", "0", "--host", "127.0.0.1"]
+        cmd = [str(exe), "serve", "--model-repository", str(repo), "--http-port", "0", "--grpc-port", "0",
+               "--host", "127.0.0.1"]
         if explicit:
             cmd += ["--model-control", "explicit"]
         self.cmd = cmd
@@ -118,6 +120,7 @@ class Server:
         self._port_found = threading.Event()
         self._eof = threading.Event()
         self.port: int | None = None
+        self.grpc_port: int | None = None
         env = dict(os.environ, NO_COLOR="1")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -134,6 +137,10 @@ class Server:
         for raw in self.proc.stdout:
             line = ANSI_RE.sub("", raw.decode("utf-8", "replace")).rstrip("\n")
             self.log.append(line)
+            if self.grpc_port is None:
+                m = GRPC_LISTEN_RE.search(line)
+                if m:
+                    self.grpc_port = int(m.group(1))
             if self.port is None:
                 m = LISTEN_RE.search(line)
                 if m:
@@ -514,3 +521,142 @@ def test_server_survives_errors(client):
     assert client.is_server_live() and client.is_server_ready()
     res = client.infer("cnn", [make_input("cnn")])
     assert_output("cnn", "logits", res.as_numpy("logits"))
+
+
+# ----------------------------------------------------------------------------- gRPC (tritonclient.grpc)
+import tritonclient.grpc as grpcclient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def grpc_client(server):
+    assert server.grpc_port, f"the server logged no 'listening on grpc://' line:\n{server.logs()}"
+    c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def explicit_grpc_client(explicit_server):
+    c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{explicit_server.grpc_port}")
+    yield c
+    c.close()
+
+
+def grpc_input(model: str, x: np.ndarray | None = None) -> grpcclient.InferInput:
+    o = ORACLE[model]
+    x = o.x if x is None else x
+    inp = grpcclient.InferInput(o.input_name, list(x.shape), o.input_datatype)
+    inp.set_data_from_numpy(x)
+    return inp
+
+
+def test_grpc_health_and_metadata(grpc_client):
+    assert grpc_client.is_server_live()
+    assert grpc_client.is_server_ready()
+    for model in MODELS:
+        assert grpc_client.is_model_ready(model)
+        assert grpc_client.is_model_ready(model, "1")
+    assert not grpc_client.is_model_ready("no_such_model")
+    md = grpc_client.get_server_metadata(as_json=True)
+    assert md["name"] == "ferroserve"
+    assert "model_configuration" in md["extensions"]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grpc_model_metadata_and_config(grpc_client, model):
+    o = ORACLE[model]
+    md = grpc_client.get_model_metadata(model, as_json=True)
+    assert md["name"] == model
+    (inp,) = md["inputs"]
+    assert inp["name"] == o.input_name and inp["datatype"] == o.input_datatype
+    assert [int(d) for d in inp["shape"]] == [-1, *o.x.shape[1:]]
+    cfg = grpc_client.get_model_config(model, as_json=True)["config"]
+    assert cfg["name"] == model and int(cfg["max_batch_size"]) > 0
+    (cin,) = cfg["input"]
+    assert cin["data_type"] == "TYPE_FP32"
+    assert [int(d) for d in cin["dims"]] == list(o.x.shape[1:])
+    out_types = {t["name"]: t["data_type"] for t in cfg["output"]}
+    assert out_types == {n: "TYPE_" + dt for n, (dt, _) in o.outputs.items()}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_grpc_infer_matches_the_oracle(grpc_client, model):
+    o = ORACLE[model]
+    res = grpc_client.infer(model, [grpc_input(model)], request_id="g-1")
+    assert res.get_response().id == "g-1"
+    for name in o.output_names:
+        assert_output(model, name, res.as_numpy(name))
+    # one output asked for, one row
+    name = o.output_names[-1]
+    res = grpc_client.infer(model, [grpc_input(model, o.x[:1])],
+                            outputs=[grpcclient.InferRequestedOutput(name)])
+    assert [t.name for t in res.get_response().outputs] == [name]
+    assert_output(model, name, res.as_numpy(name), rows=slice(0, 1))
+
+
+def test_grpc_async_and_stream_infer(grpc_client):
+    import queue
+
+    o = ORACLE["digits_mlp"]
+    done: queue.Queue = queue.Queue()
+    for i in range(8):
+        grpc_client.async_infer("digits_mlp", [grpc_input("digits_mlp", o.x[i:i + 1])],
+                                callback=lambda result, error, i=i: done.put((i, result, error)))
+    for _ in range(8):
+        i, result, error = done.get(timeout=30)
+        assert error is None, error
+        assert_output("digits_mlp", "label", result.as_numpy("label"), rows=slice(i, i + 1))
+
+    streamed: queue.Queue = queue.Queue()
+    grpc_client.start_stream(callback=lambda result, error: streamed.put((result, error)))
+    try:
+        for i in range(3):
+            grpc_client.async_stream_infer("digits_mlp", [grpc_input("digits_mlp", o.x[i:i + 1])],
+                                           request_id=str(i))
+        for i in range(3):
+            result, error = streamed.get(timeout=30)
+            assert error is None, error
+            assert result.get_response().id == str(i)
+            assert_output("digits_mlp", "label", result.as_numpy("label"), rows=slice(i, i + 1))
+    finally:
+        grpc_client.stop_stream()
+
+
+def test_grpc_statistics_and_repository_index(grpc_client):
+    grpc_client.infer("iris_logreg", [grpc_input("iris_logreg")])
+    stats = grpc_client.get_inference_statistics("iris_logreg", as_json=True)
+    (s,) = stats["model_stats"]
+    assert s["name"] == "iris_logreg"
+    assert int(s["inference_count"]) >= 16
+    assert int(s["inference_stats"]["success"]["count"]) >= 1
+    index = grpc_client.get_model_repository_index(as_json=True)
+    names = {m["name"]: m for m in index["models"]}
+    assert set(MODELS) <= set(names)
+    assert all(names[m]["state"] == "READY" for m in MODELS)
+
+
+def test_grpc_errors_name_the_problem(grpc_client):
+    with pytest.raises(InferenceServerException) as e:
+        grpc_client.infer("no_such_model", [grpc_input("iris_logreg")])
+    assert "no_such_model" in e.value.message()
+    assert "NOT_FOUND" in str(e.value.status())
+    bad = ORACLE["iris_logreg"].x[:, :3].copy()
+    with pytest.raises(InferenceServerException) as e:
+        grpc_client.infer("iris_logreg", [grpc_input("iris_logreg", bad)])
+    assert "INVALID_ARGUMENT" in str(e.value.status())
+    assert "input" in e.value.message()
+    with pytest.raises(InferenceServerException) as e:
+        grpc_client.load_model("cnn")
+    assert "explicit" in e.value.message()
+    assert grpc_client.is_server_live()
+
+
+def test_grpc_explicit_unload_load(explicit_grpc_client):
+    c = explicit_grpc_client
+    assert c.is_model_ready("cnn")
+    c.unload_model("cnn")
+    assert not c.is_model_ready("cnn")
+    c.load_model("cnn")
+    assert c.is_model_ready("cnn")
+    res = c.infer("cnn", [grpc_input("cnn")])
+    assert_output("cnn", ORACLE["cnn"].output_names[0], res.as_numpy(ORACLE["cnn"].output_names[0]))

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use ferroserve_server::{ServerConfig, serve};
+use ferroserve_server::{Listeners, ServerConfig, runtime_registry, serve_listeners};
 use tokio::net::TcpListener;
 
 /// Who may load and unload models at run time.
@@ -33,6 +33,19 @@ pub(crate) struct ServeArgs {
     /// Port of the HTTP (KServe V2) endpoint; 0 picks a free port (logged at start-up).
     #[arg(long, env = "FERROSERVE_HTTP_PORT", default_value_t = 8000)]
     http_port: u16,
+
+    /// Port of the gRPC (KServe V2 `inference.GRPCInferenceService` and `grpc.health.v1`)
+    /// endpoint; 0 picks a free port (logged at start-up).
+    #[arg(long, env = "FERROSERVE_GRPC_PORT", default_value_t = 8001)]
+    grpc_port: u16,
+
+    /// Serve HTTP only.
+    #[arg(long, env = "FERROSERVE_NO_GRPC")]
+    no_grpc: bool,
+
+    /// Largest gRPC message accepted or sent, in bytes.
+    #[arg(long, env = "FERROSERVE_GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    grpc_max_message_bytes: usize,
 
     /// Address to listen on; 127.0.0.1 keeps the server local to this machine.
     #[arg(long, env = "FERROSERVE_HOST", default_value = "0.0.0.0")]
@@ -78,6 +91,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         max_tensor_elements: args.max_tensor_elements,
         model_control_explicit: args.model_control == ModelControl::Explicit,
         strict_readiness: args.strict_readiness,
+        grpc_max_message_bytes: args.grpc_max_message_bytes,
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,7 +103,20 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.http_port))?;
         tracing::info!("listening on http://{}", listener.local_addr()?);
-        serve(config, listener, shutdown).await?;
+        let grpc = if args.no_grpc {
+            None
+        } else {
+            let grpc = TcpListener::bind((args.host, args.grpc_port))
+                .await
+                .with_context(|| format!("cannot listen on {}:{}", args.host, args.grpc_port))?;
+            tracing::info!("listening on grpc://{}", grpc.local_addr()?);
+            Some(grpc)
+        };
+        let listeners = Listeners {
+            http: listener,
+            grpc,
+        };
+        serve_listeners(config, runtime_registry(), listeners, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -84,6 +84,8 @@ fn serve_rejects_a_missing_repository() {
         "/nonexistent/models",
         "--http-port",
         "0",
+        "--grpc-port",
+        "0",
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/models"));
@@ -92,7 +94,7 @@ fn serve_rejects_a_missing_repository() {
 #[test]
 fn flags_are_read_from_the_environment() {
     let out = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args(["serve", "--http-port", "0"])
+        .args(["serve", "--http-port", "0", "--grpc-port", "0"])
         .env("FERROSERVE_MODEL_REPOSITORY", "/from/the/environment")
         .current_dir(root())
         .output()
@@ -105,7 +107,15 @@ fn flags_are_read_from_the_environment() {
 fn sigterm_stops_the_server_cleanly() {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args(["serve", "--host", "127.0.0.1", "--http-port", "0"])
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
         .current_dir(root())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     pub model_control_explicit: bool,
     /// Whether readiness also needs every model to be ready.
     pub strict_readiness: bool,
+    /// Largest gRPC message accepted or sent, in bytes (gRPC's usual 4 MiB is too small for
+    /// batches of images).
+    pub grpc_max_message_bytes: usize,
 }
 
 impl ServerConfig {
@@ -52,6 +55,7 @@ impl ServerConfig {
             max_tensor_elements: 16 * 1024 * 1024,
             model_control_explicit: false,
             strict_readiness: false,
+            grpc_max_message_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -84,6 +88,34 @@ pub async fn serve_with_runtimes(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let listeners = Listeners {
+        http: listener,
+        grpc: None,
+    };
+    serve_listeners(config, runtimes, listeners, shutdown).await
+}
+
+/// The sockets the server answers on, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// KServe V2 and TF Serving over HTTP.
+    pub http: TcpListener,
+    /// KServe V2 over gRPC, with `grpc.health.v1`.
+    pub grpc: Option<TcpListener>,
+}
+
+/// Serves every front-end of `listeners` from one repository until `shutdown` completes, then
+/// finishes the requests in flight on each and returns.
+pub async fn serve_listeners(
+    config: ServerConfig,
+    runtimes: RuntimeRegistry,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Listeners {
+        http: listener,
+        grpc,
+    } = listeners;
     let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
     tokio::task::spawn_blocking(move || {
@@ -109,7 +141,32 @@ pub async fn serve_with_runtimes(
             tracing::warn!(%error, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // One shutdown signal for every front-end.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let stopping = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|&s| s).await;
+        }
+    };
+    let grpc = grpc.map(|listener| {
+        let state = state.clone();
+        let shutdown = stopping();
+        let limit = config.grpc_max_message_bytes;
+        tokio::spawn(async move {
+            protocol::grpc::serve(state, listener, limit, shutdown)
+                .await
+                .map_err(std::io::Error::other)
+        })
+    });
+    let http = axum::serve(listener, router(state)).with_graceful_shutdown(stopping());
+    http.await?;
+    if let Some(grpc) = grpc {
+        grpc.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
 }

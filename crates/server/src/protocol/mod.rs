@@ -1,6 +1,7 @@
 //! The protocol front-ends: each decodes its wire form into core tensors, calls the repository
 //! and scheduler, and encodes the answer. Status codes are decided in [`status`] alone.
 
+pub mod grpc;
 pub mod status;
 pub mod tfserving;
 pub mod v2;

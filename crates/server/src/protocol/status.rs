@@ -64,6 +64,24 @@ pub fn http_status(error: &ApiError) -> StatusCode {
     }
 }
 
+/// The gRPC status of an error: the code that corresponds to [`http_status`], and the same
+/// message.
+pub fn grpc_status(error: &ApiError) -> tonic::Status {
+    use tonic::Code;
+    let code = match http_status(error) {
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::FORBIDDEN => Code::PermissionDenied,
+        StatusCode::SERVICE_UNAVAILABLE => match error {
+            ApiError::Infer(InferError::Overloaded { .. }) => Code::ResourceExhausted,
+            _ => Code::Unavailable,
+        },
+        StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+        _ => Code::Internal,
+    };
+    tonic::Status::new(code, error.to_string())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http_status(&self);

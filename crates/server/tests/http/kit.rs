@@ -11,7 +11,7 @@ use ferroserve_core::{
     DataType, LoadError, Model, ModelError, Runtime, RuntimeRegistry, Signature, Tensor,
     TensorData, TensorSpec,
 };
-use ferroserve_server::{ServerConfig, runtime_registry, serve_with_runtimes};
+use ferroserve_server::{Listeners, ServerConfig, runtime_registry, serve_listeners};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -121,8 +121,10 @@ impl Model for DoubleModel {
 
 /// A running server and a client for it.
 pub struct TestServer {
-    /// Where it listens.
+    /// Where it listens for HTTP.
     pub addr: SocketAddr,
+    /// Where it listens for gRPC.
+    pub grpc_addr: SocketAddr,
     /// A client with keep-alive.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -141,12 +143,19 @@ impl TestServer {
         runtimes.register(Arc::new(TestRuntime));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let grpc_addr = grpc.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(serve_with_runtimes(config, runtimes, listener, async {
+        let listeners = Listeners {
+            http: listener,
+            grpc: Some(grpc),
+        };
+        let handle = tokio::spawn(serve_listeners(config, runtimes, listeners, async {
             let _ = rx.await;
         }));
         let server = TestServer {
             addr,
+            grpc_addr,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             handle,

@@ -11,6 +11,7 @@ mod kit;
 mod bad_input;
 mod batching;
 mod endpoints;
+mod grpc;
 mod infer;
 mod lifecycle;
 mod repository;

@@ -12,6 +12,34 @@ use crate::repository::LoadedVersion;
 use crate::scheduler::Request;
 use crate::stats::RequestTimes;
 
+/// A V2 request that ran: the outputs asked for (each with whether it goes back binary) and
+/// where its time went, to be encoded by the front-end and then [`Ran::finish`]ed.
+#[derive(Debug)]
+pub struct Ran {
+    /// The client's request id.
+    pub id: Option<String>,
+    /// The selected outputs, in the order asked for.
+    pub outputs: Vec<(Tensor, bool)>,
+    started: Instant,
+    compute_input: std::time::Duration,
+    queue: std::time::Duration,
+    infer: std::time::Duration,
+}
+
+impl Ran {
+    /// Records the success in the version's statistics; `encoding` started when the front-end
+    /// began encoding the answer.
+    pub fn finish(&self, version: &LoadedVersion, encoding: Instant) {
+        version.stats.record_success(RequestTimes {
+            total: self.started.elapsed(),
+            queue: self.queue,
+            compute_input: self.compute_input,
+            compute_infer: self.infer,
+            compute_output: encoding.elapsed(),
+        });
+    }
+}
+
 /// Validates `request` against `version`, runs it through the version's queue and encodes the
 /// outputs asked for. `started` is when the request arrived; a success is recorded in the
 /// version's statistics here, a failure by the caller.
@@ -20,6 +48,25 @@ pub async fn execute(
     request: V2Request,
     started: Instant,
 ) -> Result<EncodedResponse, ApiError> {
+    let ran = run(version, request, started).await?;
+    let encoding = Instant::now();
+    let encoded = encode_response(
+        &version.model_name,
+        version.version,
+        ran.id.as_deref(),
+        &ran.outputs,
+    );
+    ran.finish(version, encoding);
+    Ok(encoded)
+}
+
+/// Validates `request` against `version` and runs it through the version's queue; the outputs
+/// asked for. Shared by every V2 front-end (HTTP, gRPC).
+pub async fn run(
+    version: &LoadedVersion,
+    request: V2Request,
+    started: Instant,
+) -> Result<Ran, ApiError> {
     let V2Request {
         id,
         inputs,
@@ -71,7 +118,6 @@ pub async fn execute(
         })
         .await?;
 
-    let encoding = Instant::now();
     let mut outputs: Vec<Option<Tensor>> = executed.outputs.into_iter().map(Some).collect();
     let selected: Vec<(Tensor, bool)> = selection
         .iter()
@@ -82,18 +128,12 @@ pub async fn execute(
             )
         })
         .collect();
-    let encoded = encode_response(
-        &version.model_name,
-        version.version,
-        id.as_deref(),
-        &selected,
-    );
-    version.stats.record_success(RequestTimes {
-        total: started.elapsed(),
-        queue: executed.queue,
+    Ok(Ran {
+        id,
+        outputs: selected,
+        started,
         compute_input,
-        compute_infer: executed.infer,
-        compute_output: encoding.elapsed(),
-    });
-    Ok(encoded)
+        queue: executed.queue,
+        infer: executed.infer,
+    })
 }

@@ -8,4 +8,4 @@ pub mod codec;
 mod execute;
 pub mod http;
 
-pub use execute::execute;
+pub use execute::{Ran, execute, run};

@@ -59,6 +59,11 @@ struct ModelPath {
     version: Option<String>,
 }
 
+/// The protocol extensions the server implements, for every front-end's server metadata.
+pub(crate) fn metadata_extensions() -> &'static [&'static str] {
+    metadata::EXTENSIONS
+}
+
 /// The V2 HTTP router over `state`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_request_bytes;
