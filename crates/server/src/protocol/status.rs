@@ -72,10 +72,8 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
         StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
         StatusCode::NOT_FOUND => Code::NotFound,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
-        StatusCode::SERVICE_UNAVAILABLE => match error {
-            ApiError::Infer(InferError::Overloaded { .. }) => Code::ResourceExhausted,
-            _ => Code::Unavailable,
-        },
+        // A full queue too: clients retry UNAVAILABLE, as they retry HTTP 503.
+        StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
         StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
         _ => Code::Internal,
     };
@@ -234,6 +232,20 @@ mod tests {
         ];
         for (error, status) in cases {
             assert_eq!(http_status(&error), status, "{error:?}");
+            // gRPC follows the HTTP status, keeping the message.
+            let grpc = grpc_status(&error);
+            let code = match status {
+                StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
+                    tonic::Code::InvalidArgument
+                }
+                StatusCode::NOT_FOUND => tonic::Code::NotFound,
+                StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+                StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+                StatusCode::GATEWAY_TIMEOUT => tonic::Code::DeadlineExceeded,
+                _ => tonic::Code::Internal,
+            };
+            assert_eq!(grpc.code(), code, "{error:?}");
+            assert_eq!(grpc.message(), error.to_string());
         }
     }
 }

@@ -269,6 +269,18 @@ impl Repository {
         }
     }
 
+    /// The ready versions of `model` as the protocols list them ("1", "2"), ascending.
+    pub fn ready_version_names(&self, model: &str) -> Vec<String> {
+        self.entry(model)
+            .map(|e| {
+                e.ready_versions()
+                    .iter()
+                    .map(|v| v.version.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The entry of `model`, if it was ever loaded.
     pub fn entry(&self, model: &str) -> Option<Arc<ModelEntry>> {
         self.read().get(model).cloned()

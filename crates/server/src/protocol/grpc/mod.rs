@@ -66,11 +66,6 @@ fn status(error: impl Into<ApiError>) -> Status {
 }
 
 impl V2Service {
-    fn server_ready(&self) -> bool {
-        let repository = &self.state.repository;
-        repository.started() && (!self.state.settings.strict_readiness || repository.all_ready())
-    }
-
     /// One inference, start to end; the request's `grpc-timeout` bounds it as `timeout` does.
     async fn infer(
         &self,
@@ -138,7 +133,7 @@ impl GrpcInferenceService for V2Service {
         _: Request<proto::ServerReadyRequest>,
     ) -> Result<Response<proto::ServerReadyResponse>, Status> {
         Ok(Response::new(proto::ServerReadyResponse {
-            ready: self.server_ready(),
+            ready: self.state.server_ready(),
         }))
     }
 
@@ -178,15 +173,7 @@ impl GrpcInferenceService for V2Service {
         let version = repository
             .resolve(&r.name, Some(r.version.as_str()))
             .map_err(status)?;
-        let versions = repository
-            .entry(&r.name)
-            .map(|e| {
-                e.ready_versions()
-                    .iter()
-                    .map(|v| v.version.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let versions = repository.ready_version_names(&r.name);
         Ok(Response::new(proto::ModelMetadataResponse {
             name: version.model_name.clone(),
             versions,
@@ -388,8 +375,7 @@ impl Health for HealthService {
         let service = request.into_inner().service;
         let repository = &self.state.repository;
         let serving = if service.is_empty() {
-            repository.started()
-                && (!self.state.settings.strict_readiness || repository.all_ready())
+            self.state.server_ready()
         } else {
             match repository.resolve(&service, None) {
                 Ok(_) => true,

@@ -27,11 +27,9 @@ use serde_json::{Value, json};
 
 use crate::error::InferError;
 use crate::protocol::status::ApiError;
-use crate::protocol::v2::codec::ProtocolError;
+use crate::protocol::v2::codec::{ProtocolError, V2Request};
 use crate::protocol::v2::http::{AppState, read_body};
 use crate::repository::{LoadedVersion, VersionState};
-use crate::scheduler::Request;
-use crate::stats::RequestTimes;
 use codec::Format;
 
 /// The TF Serving routes.
@@ -205,29 +203,22 @@ async fn run(
             Format::Row,
         ),
     };
-    let inputs = version
-        .signature
-        .validate_inputs(inputs, version.max_batch_size)
-        .map_err(InferError::from)?;
-    let rows = match version.max_batch_size {
-        0 => 1,
-        _ => inputs.first().and_then(Tensor::batch_size).unwrap_or(1),
+    let request = V2Request {
+        inputs,
+        ..V2Request::default()
     };
-    let compute_input = started.elapsed();
-    let executed = version.scheduler.infer(Request::new(inputs, rows)).await?;
+    let mut ran = crate::protocol::v2::run(version, request, started).await?;
     let encoding = Instant::now();
+    let outputs: Vec<Tensor> = std::mem::take(&mut ran.outputs)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
     let encoded = match verb {
-        "predict" => codec::encode_predict(&executed.outputs, format)?,
-        "classify" => classify(&executed.outputs)?,
-        _ => regress(&executed.outputs)?,
+        "predict" => codec::encode_predict(&outputs, format)?,
+        "classify" => classify(&outputs)?,
+        _ => regress(&outputs)?,
     };
-    version.stats.record_success(RequestTimes {
-        total: started.elapsed(),
-        queue: executed.queue,
-        compute_input,
-        compute_infer: executed.infer,
-        compute_output: encoding.elapsed(),
-    });
+    ran.finish(version, encoding);
     Ok(([(CONTENT_TYPE, "application/json")], encoded).into_response())
 }
 

@@ -14,10 +14,7 @@ pub(super) async fn live() -> StatusCode {
 /// `GET /v2/health/ready`: the start-up load finished (and, with `--strict-readiness`, every
 /// model is ready).
 pub(super) async fn ready(State(state): State<AppState>) -> StatusCode {
-    let repository = &state.repository;
-    let ready =
-        repository.started() && (!state.settings.strict_readiness || repository.all_ready());
-    if ready {
+    if state.server_ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

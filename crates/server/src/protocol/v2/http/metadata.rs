@@ -39,16 +39,7 @@ pub(super) async fn model(
     let version = state
         .repository
         .resolve(&path.model, path.version.as_deref())?;
-    let versions: Vec<String> = state
-        .repository
-        .entry(&path.model)
-        .map(|e| {
-            e.ready_versions()
-                .iter()
-                .map(|v| v.version.to_string())
-                .collect()
-        })
-        .unwrap_or_default();
+    let versions = state.repository.ready_version_names(&path.model);
     Ok(Json(json!({
         "name": version.model_name,
         "versions": versions,

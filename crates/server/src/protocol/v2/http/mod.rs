@@ -52,6 +52,15 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
 }
 
+impl AppState {
+    /// Whether the server is ready: the start-up load finished and, with strict readiness,
+    /// every model loaded. One definition for HTTP, gRPC and gRPC health.
+    pub(crate) fn server_ready(&self) -> bool {
+        let repository = &self.repository;
+        repository.started() && (!self.settings.strict_readiness || repository.all_ready())
+    }
+}
+
 /// `{model}` and the optional `{version}` of a model path.
 #[derive(Debug, Deserialize)]
 struct ModelPath {
