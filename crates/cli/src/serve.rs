@@ -68,6 +68,18 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_STRICT_READINESS")]
     strict_readiness: bool,
 
+    /// Threads running model calls, shared by every model (a model's `instances` caps how many
+    /// of them its calls take at once). Default: one per core.
+    #[arg(long, env = "FERROSERVE_COMPUTE_THREADS")]
+    compute_threads: Option<usize>,
+
+    /// The ONNX Runtime library (`libonnxruntime.so`) to run ONNX models on, or `off` for
+    /// tract only. Unset: looked for next to the binary, in `.tools/onnxruntime/lib` (where
+    /// `scripts/fetch-onnxruntime.sh` puts it) and the system library directories; ONNX
+    /// models run on tract when it is not found.
+    #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIB", value_name = "PATH|off")]
+    onnxruntime_lib: Option<PathBuf>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -92,8 +104,10 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         model_control_explicit: args.model_control == ModelControl::Explicit,
         strict_readiness: args.strict_readiness,
         grpc_max_message_bytes: args.grpc_max_message_bytes,
+        compute_threads: args.compute_threads,
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
+    choose_onnxruntime(args.onnxruntime_lib.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -120,6 +134,28 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Loads the ONNX Runtime library before any model: a library the user named must load;
+/// one looked for may be missing (ONNX models then run on tract).
+fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use ferroserve_onnx::onnxruntime::{LibraryChoice, library};
+    let choice = match flag {
+        None => LibraryChoice::Search,
+        Some(p) if p.as_os_str() == "off" => LibraryChoice::Disabled,
+        Some(p) => LibraryChoice::Path(p.to_owned()),
+    };
+    let named = matches!(choice, LibraryChoice::Path(_));
+    match library::initialize(choice) {
+        Ok(info) => tracing::info!(
+            path = %info.path.display(),
+            "ONNX Runtime {} loaded: ONNX models run on it (pin one with runtime = \"tract\")",
+            info.version
+        ),
+        Err(reason) if named => anyhow::bail!("--onnxruntime-lib: {reason}"),
+        Err(reason) => tracing::info!(%reason, "ONNX models run on tract"),
+    }
+    Ok(())
 }
 
 /// A future that completes on SIGTERM or Ctrl-C (SIGINT). The handlers are installed here,

@@ -167,7 +167,10 @@ fn dependencies_point_the_right_way() {
             "ferroserve-server",
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
-        ("ferroserve", &["ferroserve-core", "ferroserve-server"]),
+        (
+            "ferroserve",
+            &["ferroserve-core", "ferroserve-onnx", "ferroserve-server"],
+        ),
     ];
     let forbidden_in_core = ["tokio", "axum", "hyper", "serde_json", "tract-onnx"];
     for package in meta["packages"].as_array().unwrap() {

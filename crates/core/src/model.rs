@@ -22,6 +22,12 @@ pub trait Model: Send + Sync + Debug {
     /// Computes the outputs, in signature order, for inputs already checked against the
     /// signature and given in signature order.
     fn predict(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, ModelError>;
+
+    /// The engine that runs it, when its runtime has several (`"onnxruntime"` or `"tract"` for
+    /// ONNX models); reported as the model's backend.
+    fn engine(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Options a runtime receives when it loads a model version.
@@ -29,6 +35,9 @@ pub trait Model: Send + Sync + Debug {
 pub struct LoadOptions {
     /// The model file's name inside the version directory, when not the runtime's default.
     pub model_file: Option<String>,
+    /// How many calls the server will make at once (`model.toml`'s `instances`); a runtime
+    /// that keeps state per running call may prepare that many up front. 0 = not known.
+    pub instances: usize,
 }
 
 /// A kind of model file and the engine that runs it.

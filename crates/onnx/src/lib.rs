@@ -1,28 +1,36 @@
-//! ferroserve-onnx: the ONNX [`Runtime`](ferroserve_core::Runtime), on tract (pure Rust, so the
-//! same code runs in the server, the batch scorer and the browser build).
+//! ferroserve-onnx: the ONNX [`Runtime`](ferroserve_core::Runtime), on ONNX Runtime when its
+//! shared library is found at run time (feature `onnxruntime`, on by default), and on tract
+//! (pure Rust, so the same code runs in the server, the batch scorer and the browser build).
 //!
 //! # Layout
-//! - [`runtime`]: [`OnnxRuntime`], which loads `model.onnx`, binds the batch dimension to one
-//!   symbol and optimises the graph once, so every batch size runs the same plan.
-//! - [`model`]: [`OnnxModel`], the loaded, optimised plan behind the `Model` trait.
+//! - [`runtime`]: [`OnnxRuntime`], which picks the engine ([`Engine`]) and loads `model.onnx`;
+//!   on tract it binds the batch dimension to one symbol and optimises the graph once, so every
+//!   batch size runs the same plan.
+//! - [`model`]: [`OnnxModel`], the loaded, optimised tract plan behind the `Model` trait.
 //! - `convert`: tensors between ferroserve's [`Tensor`](ferroserve_core::Tensor) and tract's.
+//! - [`onnxruntime`]: the library loader and [`OrtModel`](onnxruntime::OrtModel).
 //!
 //! # Example
 //! ```no_run
 //! use ferroserve_core::{Runtime, model::LoadOptions};
-//! let model = ferroserve_onnx::OnnxRuntime.load("models/mlp/1".as_ref(), &LoadOptions::default())?;
+//! let model = ferroserve_onnx::OnnxRuntime::auto().load("models/mlp/1".as_ref(), &LoadOptions::default())?;
 //! println!("{:?}", model.signature());
 //! # Ok::<(), ferroserve_core::LoadError>(())
 //! ```
 
 mod convert;
 pub mod model;
+#[cfg(feature = "onnxruntime")]
+pub mod onnxruntime;
 pub mod runtime;
 
 pub use model::OnnxModel;
-pub use runtime::OnnxRuntime;
+pub use runtime::{Engine, OnnxRuntime};
 
-/// Adds this crate's runtimes to `registry`.
+/// Adds this crate's runtimes to `registry`: `onnx` (engine picked per model) first, so it
+/// takes `model.onnx` files when `model.toml` names no runtime, then `onnxruntime` and `tract`.
 pub fn register(registry: &mut ferroserve_core::RuntimeRegistry) {
-    registry.register(std::sync::Arc::new(OnnxRuntime));
+    registry.register(std::sync::Arc::new(OnnxRuntime::auto()));
+    registry.register(std::sync::Arc::new(OnnxRuntime::new(Engine::OnnxRuntime)));
+    registry.register(std::sync::Arc::new(OnnxRuntime::tract()));
 }

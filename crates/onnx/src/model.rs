@@ -75,4 +75,8 @@ impl Model for OnnxModel {
             .map(|(value, spec)| from_tract(&spec.name, value))
             .collect()
     }
+
+    fn engine(&self) -> Option<&'static str> {
+        Some("tract")
+    }
 }

@@ -1,25 +1,42 @@
-//! The ONNX runtime against the training libraries' oracles (onnxruntime's outputs, written by
-//! scripts/gen_models.py), and the batch invariant: a row's result inside a batch equals its
-//! result alone.
+//! Both ONNX engines (tract, and ONNX Runtime when its library is found) against the training
+//! libraries' oracles (onnxruntime's outputs, written by scripts/gen_models.py), and the batch
+//! invariant: a row's result inside a batch equals its result alone.
+//!
+//! ONNX Runtime's library comes from `scripts/fetch-onnxruntime.sh`; without it these tests run
+//! on tract alone and say so, unless `FERROSERVE_REQUIRE_ONNXRUNTIME=1` (set by `.ci/run`).
 
 use std::path::{Path, PathBuf};
 
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{DataType, Model, Runtime, Tensor, TensorData};
-use ferroserve_onnx::OnnxRuntime;
+use ferroserve_onnx::onnxruntime::{LibraryChoice, library};
+use ferroserve_onnx::{Engine, OnnxRuntime};
 use serde_json::Value;
+
+/// The engines under test: tract always, ONNX Runtime when its library is found.
+fn engines() -> Vec<OnnxRuntime> {
+    let mut engines = vec![OnnxRuntime::tract()];
+    match library::initialize(LibraryChoice::Search) {
+        Ok(_) => engines.push(OnnxRuntime::new(Engine::OnnxRuntime)),
+        Err(e) if std::env::var_os("FERROSERVE_REQUIRE_ONNXRUNTIME").is_some() => {
+            panic!("FERROSERVE_REQUIRE_ONNXRUNTIME is set but {e}")
+        }
+        Err(e) => eprintln!("ONNX Runtime engine not tested: {e}"),
+    }
+    engines
+}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-fn load(model: &str) -> std::sync::Arc<dyn Model> {
-    OnnxRuntime
+fn load(engine: &OnnxRuntime, model: &str) -> std::sync::Arc<dyn Model> {
+    engine
         .load(
             &examples().join("models").join(model).join("1"),
             &LoadOptions::default(),
         )
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e}", engine.name()))
 }
 
 fn read(model: &str, file: &str) -> Value {
@@ -83,12 +100,18 @@ fn assert_matches(got: &Tensor, expected: &Value) {
 
 #[test]
 fn every_example_matches_onnxruntime() {
-    for model in ["digits_mlp", "iris_logreg", "cnn"] {
-        let m = load(model);
+    for (engine, model) in each(&["digits_mlp", "iris_logreg", "cnn"]) {
+        let m = load(&engine, model);
+        assert_eq!(m.engine(), Some(engine.name()));
         let outputs = m.predict(&[oracle_input(model)]).unwrap();
         let expected = read(model, "expected.json");
         let expected = expected["outputs"].as_array().unwrap();
-        assert_eq!(outputs.len(), expected.len(), "{model}");
+        assert_eq!(
+            outputs.len(),
+            expected.len(),
+            "{model} on {}",
+            engine.name()
+        );
         for (got, want) in outputs.iter().zip(expected) {
             assert_matches(got, want);
         }
@@ -97,8 +120,10 @@ fn every_example_matches_onnxruntime() {
 
 #[test]
 fn sklearn_labels_match_the_training_library() {
-    for model in ["digits_mlp", "iris_logreg"] {
-        let outputs = load(model).predict(&[oracle_input(model)]).unwrap();
+    for (engine, model) in each(&["digits_mlp", "iris_logreg"]) {
+        let outputs = load(&engine, model)
+            .predict(&[oracle_input(model)])
+            .unwrap();
         let library = read(model, "library.json");
         let want: Vec<i64> = library["label"]
             .as_array()
@@ -106,26 +131,34 @@ fn sklearn_labels_match_the_training_library() {
             .iter()
             .map(|v| v.as_i64().unwrap())
             .collect();
-        assert_eq!(outputs[0].data(), &TensorData::I64(want), "{model}");
+        assert_eq!(
+            outputs[0].data(),
+            &TensorData::I64(want),
+            "{model} on {}",
+            engine.name()
+        );
     }
 }
 
 #[test]
 fn signature_keeps_the_batch_dimension_symbolic() {
-    let m = load("digits_mlp");
-    let s = m.signature();
-    assert_eq!(s.inputs[0].name, "input");
-    assert_eq!(s.inputs[0].datatype, DataType::Fp32);
-    assert_eq!(s.inputs[0].shape, vec![-1, 64]);
-    assert_eq!(s.outputs[0].shape, vec![-1]);
-    assert_eq!(s.outputs[1].shape, vec![-1, 10]);
-    assert!(s.batchable());
+    for engine in engines() {
+        let m = load(&engine, "digits_mlp");
+        let s = m.signature();
+        assert_eq!(s.inputs[0].name, "input");
+        assert_eq!(s.inputs[0].datatype, DataType::Fp32);
+        assert_eq!(s.inputs[0].shape, vec![-1, 64], "{}", engine.name());
+        assert_eq!(s.outputs[0].name, "label");
+        assert_eq!(s.outputs[0].shape, vec![-1], "{}", engine.name());
+        assert_eq!(s.outputs[1].shape, vec![-1, 10], "{}", engine.name());
+        assert!(s.batchable());
+    }
 }
 
 #[test]
 fn a_row_inside_a_batch_equals_the_row_alone() {
-    for model in ["digits_mlp", "cnn"] {
-        let m = load(model);
+    for (engine, model) in each(&["digits_mlp", "cnn"]) {
+        let m = load(&engine, model);
         let batch = oracle_input(model);
         let rows = batch.shape[0];
         let width = batch.len() / rows;
@@ -170,11 +203,13 @@ fn a_row_inside_a_batch_equals_the_row_alone() {
                 for ((x, y), z) in alone_row.iter().zip(&batch_row).zip(&back_row) {
                     assert!(
                         (x - y).abs() <= 1e-6 * y.abs() + 1e-7,
-                        "{model} row {row}: {x} vs {y}"
+                        "{model} on {} row {row}: {x} vs {y}",
+                        engine.name()
                     );
                     assert!(
                         (z - y).abs() <= 1e-6 * y.abs() + 1e-7,
-                        "{model} row {row} reversed: {z} vs {y}"
+                        "{model} on {} row {row} reversed: {z} vs {y}",
+                        engine.name()
                     );
                 }
             }
@@ -187,14 +222,79 @@ fn a_file_that_is_not_onnx_fails_with_its_path() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     std::fs::write(dir.join("model.onnx"), b"not a protobuf").unwrap();
-    let err = OnnxRuntime
-        .load(dir, &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("model.onnx"), "{err}");
-    let missing = OnnxRuntime
-        .load(&dir.join("nope"), &LoadOptions::default())
-        .unwrap_err()
-        .to_string();
-    assert!(missing.contains("nope"), "{missing}");
+    for engine in engines().into_iter().chain([OnnxRuntime::auto()]) {
+        let err = engine
+            .load(dir, &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("model.onnx"), "{}: {err}", engine.name());
+        let missing = engine
+            .load(&dir.join("nope"), &LoadOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope"), "{}: {missing}", engine.name());
+    }
+}
+
+#[test]
+fn auto_prefers_onnxruntime_when_its_library_is_found() {
+    let m = load(&OnnxRuntime::auto(), "digits_mlp");
+    let want = if library::initialize(LibraryChoice::Search).is_ok() {
+        "onnxruntime"
+    } else {
+        "tract"
+    };
+    assert_eq!(m.engine(), Some(want));
+}
+
+/// Concurrent callers on one ONNX Runtime model each get their own rows (a session per call).
+#[test]
+fn concurrent_calls_get_their_own_results() {
+    let Some(engine) = engines().into_iter().find(|e| e.name() == "onnxruntime") else {
+        return;
+    };
+    let m = engine
+        .load(
+            &examples().join("models").join("digits_mlp").join("1"),
+            &LoadOptions {
+                instances: 2,
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+    let batch = oracle_input("digits_mlp");
+    let width = batch.len() / batch.shape[0];
+    let TensorData::F32(all) = batch.data() else {
+        unreachable!()
+    };
+    let expected = m.predict(std::slice::from_ref(&batch)).unwrap();
+    let TensorData::I64(labels) = expected[0].data() else {
+        unreachable!()
+    };
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (m, all, labels) = (&m, all, labels);
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let row = (t * 7 + i) % labels.len();
+                    let one = Tensor::new(
+                        "input",
+                        vec![1, width],
+                        TensorData::F32(all[row * width..(row + 1) * width].to_vec()),
+                    )
+                    .unwrap();
+                    let out = m.predict(&[one]).unwrap();
+                    assert_eq!(out[0].data(), &TensorData::I64(vec![labels[row]]));
+                }
+            });
+        }
+    });
+}
+
+/// Every engine under test paired with every model.
+fn each<'a>(models: &[&'a str]) -> Vec<(OnnxRuntime, &'a str)> {
+    engines()
+        .into_iter()
+        .flat_map(|e| models.iter().map(move |m| (e, *m)))
+        .collect()
 }

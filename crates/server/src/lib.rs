@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// Largest gRPC message accepted or sent, in bytes (gRPC's usual 4 MiB is too small for
     /// batches of images).
     pub grpc_max_message_bytes: usize,
+    /// Threads running model calls, shared by every model; one per core when `None`.
+    pub compute_threads: Option<usize>,
 }
 
 impl ServerConfig {
@@ -56,6 +58,7 @@ impl ServerConfig {
             model_control_explicit: false,
             strict_readiness: false,
             grpc_max_message_bytes: 64 * 1024 * 1024,
+            compute_threads: None,
         }
     }
 }
@@ -64,7 +67,7 @@ impl ServerConfig {
 pub fn runtime_registry() -> RuntimeRegistry {
     let mut registry = RuntimeRegistry::new();
     // Trees first: its ONNX-ML runtime claims the model.onnx files that import ai.onnx.ml;
-    // tract takes every other model.onnx.
+    // the ONNX runtime (ONNX Runtime or tract) takes every other model.onnx.
     ferroserve_trees::register(&mut registry);
     ferroserve_onnx::register(&mut registry);
     registry
@@ -116,6 +119,9 @@ pub async fn serve_listeners(
         http: listener,
         grpc,
     } = listeners;
+    // Before any model loads, so the repository's schedulers get a pool of this size.
+    let pool = scheduler::ComputePool::global(config.compute_threads)?;
+    tracing::info!(threads = pool.threads(), "compute pool started");
     let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
     tokio::task::spawn_blocking(move || {

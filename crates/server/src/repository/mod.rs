@@ -17,7 +17,7 @@ use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 
 use crate::error::{InferError, RepositoryError};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
 pub use config::{ModelConfig, VersionPolicy};
 
@@ -413,6 +413,7 @@ impl Repository {
             .map_err(|e| e.to_string())?;
         let options = LoadOptions {
             model_file: config.raw.default_model_filename.clone(),
+            instances: config.instances(),
         };
         let model: Arc<dyn Model> = runtime.load(vdir, &options).map_err(|e| e.to_string())?;
         let signature = config
@@ -426,12 +427,14 @@ impl Repository {
             .map_err(|e| e.to_string())?;
         let instances = policy.instances;
         let stats = Arc::new(VersionStats::default());
-        let scheduler = Scheduler::start(name, &model, policy, &stats)
-            .map_err(|e| format!("cannot start worker threads: {e}"))?;
+        let pool = ComputePool::global(None)
+            .map_err(|e| format!("cannot start the compute threads: {e}"))?;
+        let scheduler = Scheduler::start(&pool, name, &model, policy, &stats)
+            .map_err(|e| format!("cannot start the batcher thread: {e}"))?;
         Ok(LoadedVersion {
             model_name: name.to_owned(),
             version,
-            runtime: runtime.name(),
+            runtime: model.engine().unwrap_or(runtime.name()),
             platform: runtime.platform(),
             signature,
             max_batch_size,

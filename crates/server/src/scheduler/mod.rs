@@ -8,17 +8,20 @@
 //!   decides when a batch is worth sending (full, a preferred size, or the oldest request has
 //!   waited `max_queue_delay`), waits for an idle worker, tops the batch up with whatever
 //!   arrived meanwhile and hands it over, so the next batch forms while the current one runs;
-//! - `instances` worker threads ([`worker`]) stack the requests' rows, call the pure
-//!   [`Model::predict`], split the outputs back per request; a panic fails only that batch;
+//! - up to `instances` batches at once run as jobs ([`worker`]) on the process's
+//!   [`ComputePool`] (one thread per core, shared by every version): they stack the requests'
+//!   rows, call the pure [`Model::predict`], split the outputs back per request; a panic fails
+//!   only that batch;
 //! - a request's deadline (`timeout`) is honoured twice: it never enters a batch once expired,
 //!   and its caller is answered [`InferError::DeadlineExceeded`] when it passes;
 //! - in `adaptive` mode the batch size follows [`adaptive::Aimd`].
 //!
 //! When the last handle is dropped (the version was unloaded and its requests finished) the
-//! batcher serves what is still queued, then the workers exit.
+//! batcher serves what is still queued, and its last jobs finish on the pool.
 
 mod adaptive;
 mod batcher;
+mod pool;
 mod queue;
 mod worker;
 
@@ -38,6 +41,7 @@ use crate::error::InferError;
 use crate::stats::VersionStats;
 
 pub use adaptive::Aimd;
+pub use pool::ComputePool;
 
 /// How a version's requests are grouped into model calls (`model.toml`, defaults applied).
 #[derive(Clone, Debug, PartialEq)]
@@ -50,7 +54,7 @@ pub struct BatchPolicy {
     pub max_queue_delay: Duration,
     /// Batch sizes to send as soon as they can be formed (rows), ascending.
     pub preferred_batch_sizes: Vec<usize>,
-    /// Concurrent model calls (worker threads).
+    /// Concurrent model calls (slots in the compute pool).
     pub instances: usize,
     /// Requests that may wait before new ones are turned away.
     pub max_queue_size: usize,
@@ -189,9 +193,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts the batcher and `policy.instances` workers running `model`. The batcher runs on
-    /// the current Tokio runtime, or on a thread of its own outside one.
+    /// Starts the batcher of `model`, whose calls run on `pool`, `policy.instances` at a time.
+    /// The batcher runs on the current Tokio runtime, or on a thread of its own outside one.
     pub fn start(
+        pool: &Arc<ComputePool>,
         model_name: &str,
         model: &Arc<dyn Model>,
         policy: BatchPolicy,
@@ -204,7 +209,8 @@ impl Scheduler {
             ),
             _ => None,
         };
-        let workers = worker::Workers::start(&model_name, model, policy.instances, stats, &aimd)?;
+        let workers =
+            worker::Workers::start(pool, &model_name, model, policy.instances, stats, &aimd);
         let (inbox, receiver) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let policy = Arc::new(policy);

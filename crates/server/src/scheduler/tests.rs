@@ -55,7 +55,10 @@ impl Harness {
         });
         let stats = Arc::new(VersionStats::default());
         let dyn_model: Arc<dyn Model> = model.clone();
-        let scheduler = Scheduler::start("m", &dyn_model, policy, &stats).unwrap();
+        // A pool of its own: a gated model blocks its threads, which must not be another
+        // test's.
+        let pool = Arc::new(ComputePool::new(policy.instances).unwrap());
+        let scheduler = Scheduler::start(&pool, "m", &dyn_model, policy, &stats).unwrap();
         Harness {
             scheduler,
             model,

@@ -1,14 +1,15 @@
-//! The worker threads of one model version: each takes a batch, stacks its requests' inputs,
-//! calls [`Model::predict`] and answers every request with its own rows of the outputs.
+//! The workers of one model version: each batch becomes a job on the shared [`ComputePool`]
+//! that stacks its requests' inputs, calls [`Model::predict`] and answers every request with
+//! its own rows of the outputs. At most `instances` of a version's batches run at once.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferroserve_core::{Model, ModelError, Tensor};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::pool::ComputePool;
 use super::{Aimd, Entry, Executed};
 use crate::error::InferError;
 use crate::stats::VersionStats;
@@ -19,48 +20,35 @@ pub(super) struct Batch {
     pub(super) permit: OwnedSemaphorePermit,
 }
 
-/// The workers of one version: a channel of batches and a semaphore of idle workers.
+/// The workers of one version: its slots in the compute pool.
 pub(super) struct Workers {
-    jobs: std_mpsc::Sender<Batch>,
+    pool: Arc<ComputePool>,
+    worker: Arc<Worker>,
     idle: Arc<Semaphore>,
     model: Arc<str>,
 }
 
 impl Workers {
-    /// Starts `instances` threads running `model`.
+    /// Runs `model` on `pool`, `instances` batches at a time.
     pub(super) fn start(
+        pool: &Arc<ComputePool>,
         model_name: &Arc<str>,
         model: &Arc<dyn Model>,
         instances: usize,
         stats: &Arc<VersionStats>,
         aimd: &Option<Arc<Aimd>>,
-    ) -> std::io::Result<Workers> {
-        let (jobs, receiver) = std_mpsc::channel::<Batch>();
-        // Workers share one receiver; a std Mutex: only these plain threads lock it.
-        let receiver = Arc::new(Mutex::new(receiver));
-        for ix in 0..instances.max(1) {
-            let receiver = Arc::clone(&receiver);
-            let worker = Worker {
+    ) -> Workers {
+        Workers {
+            pool: Arc::clone(pool),
+            worker: Arc::new(Worker {
                 model: Arc::clone(model),
                 name: Arc::clone(model_name),
                 stats: Arc::clone(stats),
                 aimd: aimd.clone(),
-            };
-            std::thread::Builder::new()
-                .name(format!("fs-{model_name}-{ix}"))
-                .spawn(move || {
-                    loop {
-                        let batch = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        let Ok(batch) = batch else { return };
-                        worker.run(batch);
-                    }
-                })?;
-        }
-        Ok(Workers {
-            jobs,
+            }),
             idle: Arc::new(Semaphore::new(instances.max(1))),
             model: Arc::clone(model_name),
-        })
+        }
     }
 
     /// Waits for an idle worker.
@@ -71,10 +59,10 @@ impl Workers {
             .expect("the semaphore is never closed")
     }
 
-    /// Hands `batch` to the worker whose slot it holds.
+    /// Runs `batch` on the pool, in the slot it holds.
     pub(super) fn dispatch(&self, batch: Batch) {
-        // The threads only exit when this sender is dropped, so sending cannot fail.
-        let _ = self.jobs.send(batch);
+        let worker = Arc::clone(&self.worker);
+        self.pool.execute(Box::new(move || worker.run(batch)));
     }
 
     /// The model's name, for errors.
@@ -83,7 +71,7 @@ impl Workers {
     }
 }
 
-/// What one worker thread holds.
+/// What a version's jobs run with.
 struct Worker {
     model: Arc<dyn Model>,
     name: Arc<str>,

@@ -354,3 +354,48 @@ async fn every_tree_fixture_serves_with_no_config_and_matches_its_library() {
     }
     server.stop().await;
 }
+
+/// `runtime = "tract"` / `"onnxruntime"` in model.toml pin the ONNX engine; both answer the
+/// oracle request over HTTP, and `/config` names the engine as the backend. ONNX Runtime's leg
+/// runs when its library is found (`scripts/fetch-onnxruntime.sh`; `.ci/run` requires it).
+#[tokio::test]
+async fn both_onnx_engines_serve_the_oracles() {
+    use ferroserve_onnx::onnxruntime::{LibraryChoice, library};
+    let mut engines = vec!["tract"];
+    match library::initialize(LibraryChoice::Search) {
+        Ok(_) => engines.push("onnxruntime"),
+        Err(e) if std::env::var_os("FERROSERVE_REQUIRE_ONNXRUNTIME").is_some() => {
+            panic!("FERROSERVE_REQUIRE_ONNXRUNTIME is set but {e}")
+        }
+        Err(e) => eprintln!("ONNX Runtime engine not tested: {e}"),
+    }
+    let repo = tempfile::tempdir().unwrap();
+    for engine in &engines {
+        for model in ["digits_mlp", "cnn"] {
+            let dir = repo.path().join(format!("{model}_{engine}"));
+            std::fs::create_dir_all(dir.join("1")).unwrap();
+            std::fs::copy(
+                crate::kit::examples().join(model).join("1/model.onnx"),
+                dir.join("1/model.onnx"),
+            )
+            .unwrap();
+            std::fs::write(dir.join("model.toml"), format!("runtime = \"{engine}\"\n")).unwrap();
+        }
+    }
+    let server = TestServer::start(ferroserve_server::ServerConfig::new(repo.path())).await;
+    for engine in &engines {
+        for model in ["digits_mlp", "cnn"] {
+            let name = format!("{model}_{engine}");
+            let (status, config) = server.get(&format!("/v2/models/{name}/config")).await;
+            assert_eq!(status, StatusCode::OK, "{name}: {config}");
+            assert_eq!(config["backend"], *engine, "{name}");
+            let request = oracle(model, "request.json");
+            let (status, body) = server
+                .post(&format!("/v2/models/{name}/infer"), &request)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{name}: {body}");
+            assert_outputs_match(&body, &oracle(model, "expected.json"));
+        }
+    }
+    server.stop().await;
+}
