@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The "physical limit" reference of bench/serving/: the in-process onnxruntime call, one thread.
+
+For each model, the median wall time of InferenceSession.run (1 intra-op thread, 1 inter-op,
+sequential) on the benchmark's own rows at each batch size asked for, and the rows per second
+that gives (batch / median). Run it pinned to the core the servers get (run.py does).
+
+Prints one JSON object: {"onnxruntime": version, "models": {model: {batch: {"median_us",
+"rows_per_s", "calls"}}}}.
+
+Usage: .venv/bin/python bench/serving/inprocess.py --models mlp,cnn --batches 1,8,32 [--budget 1.5]
+"""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import pathlib  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "target" / "bench-models" / "serving"
+
+
+def session(path):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def median_seconds(fn, budget, min_calls=20):
+    for _ in range(3):
+        fn()
+    times = []
+    deadline = time.perf_counter() + budget
+    while len(times) < min_calls or time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        if len(times) >= 200_000:
+            break
+    return float(np.median(times)), len(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--batches", default="1,8,32")
+    ap.add_argument("--budget", type=float, default=1.5, help="seconds per (model, batch)")
+    ap.add_argument("--data", default=str(DATA))
+    args = ap.parse_args()
+    data = pathlib.Path(args.data)
+    batches = sorted({int(b) for b in args.batches.split(",") if b})
+    out = {"onnxruntime": ort.__version__, "models": {}}
+    for m in [m for m in args.models.split(",") if m]:
+        s = session(data / "models" / m / "model.onnx")
+        rows = np.load(data / "data" / m / "rows.npy")
+        name = s.get_inputs()[0].name
+        res = {}
+        for b in batches:
+            reps = -(-b // len(rows))
+            x = np.ascontiguousarray(np.concatenate([rows] * reps)[:b])
+            med, calls = median_seconds(lambda x=x: s.run(None, {name: x}), args.budget)
+            res[str(b)] = {"median_us": med * 1e6, "rows_per_s": b / med, "calls": calls}
+        out["models"][m] = res
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
