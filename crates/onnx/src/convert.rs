@@ -35,25 +35,26 @@ pub(crate) fn to_tract(tensor: &Tensor) -> Result<TractTensor, ModelError> {
         TensorData::F16(v) => array(shape, v),
         TensorData::F32(v) => array(shape, v),
         TensorData::F64(v) => array(shape, v),
-        TensorData::Bytes(v) => {
-            let strings = v
-                .iter()
-                .map(|b| String::from_utf8(b.clone()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ModelError::Execution {
-                    message: format!(
-                        "input '{}': BYTES element is not UTF-8 ({e}); ONNX string tensors must be",
-                        tensor.name
-                    ),
-                })?;
-            array(shape, &strings)
-        }
+        TensorData::Bytes(v) => array(shape, &utf8_strings(&tensor.name, v)?),
         TensorData::Bf16(_) => Err(ModelError::UnsupportedDatatype {
             tensor: tensor.name.clone(),
             datatype: tensor.datatype(),
             runtime: RUNTIME,
         }),
     }
+}
+
+/// BYTES elements of input `name` as the UTF-8 strings ONNX string tensors hold (both engines).
+pub(crate) fn utf8_strings(name: &str, elements: &[Vec<u8>]) -> Result<Vec<String>, ModelError> {
+    elements
+        .iter()
+        .map(|b| String::from_utf8(b.clone()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ModelError::Execution {
+            message: format!(
+                "input '{name}': BYTES element is not UTF-8 ({e}); ONNX string tensors must be"
+            ),
+        })
 }
 
 /// Copies a tract tensor into a ferroserve tensor called `name`.

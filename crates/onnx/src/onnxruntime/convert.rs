@@ -67,16 +67,7 @@ pub(crate) fn to_ort(tensor: &Tensor) -> Result<(Cow<'_, str>, SessionInputValue
         TensorData::F32(v) => view(shape, v)?,
         TensorData::F64(v) => view(shape, v)?,
         TensorData::Bytes(v) => {
-            let strings = v
-                .iter()
-                .map(|b| String::from_utf8(b.clone()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ModelError::Execution {
-                    message: format!(
-                        "input '{}': BYTES element is not UTF-8 ({e}); ONNX string tensors must be",
-                        tensor.name
-                    ),
-                })?;
+            let strings = crate::convert::utf8_strings(&tensor.name, v)?;
             ort::value::Tensor::from_string_array((shape, strings.as_slice()))
                 .map(SessionInputValue::from)
                 .map_err(execution)?
