@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroserve_core::tensor::element_count;
 use ferroserve_core::{DataType, Tensor, TensorData, TensorSpec};
 
 use super::proto;
-use crate::protocol::v2::codec::{ProtocolError, RequestedOutput, V2Request, binary};
+use crate::protocol::v2::codec::{
+    ProtocolError, RequestLimits, RequestedOutput, V2Request, binary, input_header,
+};
 use crate::repository::{LoadedVersion, VersionPolicy};
 use crate::scheduler::BatchMode;
 use crate::stats::DurationStat;
@@ -17,7 +18,7 @@ use crate::stats::DurationStat;
 /// `raw_input_contents` (all of them, in input order) or from each input's typed `contents`.
 pub(super) fn decode_request(
     request: proto::ModelInferRequest,
-    max_tensor_elements: usize,
+    limits: RequestLimits,
 ) -> Result<V2Request, ProtocolError> {
     let raw = request.raw_input_contents;
     if !raw.is_empty() && raw.len() != request.inputs.len() {
@@ -31,31 +32,8 @@ pub(super) fn decode_request(
     }
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for (i, input) in request.inputs.into_iter().enumerate() {
-        let datatype: DataType = input.datatype.parse().map_err(|_| {
-            ProtocolError::tensor(
-                &input.name,
-                format!("unknown datatype '{}'", input.datatype),
-            )
-        })?;
-        let shape: Vec<usize> = input
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                ProtocolError::tensor(
-                    &input.name,
-                    format!("shape {:?} has a negative dimension", input.shape),
-                )
-            })?;
-        let count = element_count(&shape)
-            .filter(|&n| n <= max_tensor_elements)
-            .ok_or_else(|| {
-                ProtocolError::tensor(
-                    &input.name,
-                    format!("shape {shape:?} exceeds the limit of {max_tensor_elements} elements"),
-                )
-            })?;
+        let (datatype, shape, count) =
+            input_header(&input.name, &input.datatype, &input.shape, limits)?;
         let data = match raw.get(i) {
             Some(bytes) => binary::decode(&input.name, datatype, bytes, count)?,
             None => typed(&input.name, datatype, input.contents.unwrap_or_default())?,

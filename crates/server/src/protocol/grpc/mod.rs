@@ -79,8 +79,7 @@ impl V2Service {
             .resolve(&request.model_name, Some(request.model_version.as_str()))
             .map_err(status)?;
         let result = async {
-            let mut decoded =
-                convert::decode_request(request, self.state.settings.limits.max_tensor_elements)?;
+            let mut decoded = convert::decode_request(request, self.state.settings.limits)?;
             decoded.timeout = match (decoded.timeout, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

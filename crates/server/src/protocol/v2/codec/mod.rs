@@ -12,6 +12,7 @@ pub mod response;
 
 use ferroserve_core::Tensor;
 
+pub(crate) use request::input_header;
 pub use request::{RequestLimits, decode_request};
 pub use response::{EncodedResponse, encode_response};
 

@@ -72,28 +72,7 @@ pub fn decode_request(
     let mut inputs = Vec::with_capacity(raw.inputs.len());
     for (ix, input) in raw.inputs.into_iter().enumerate() {
         let name = input.name;
-        let datatype: DataType = input
-            .datatype
-            .parse()
-            .map_err(|e| ProtocolError::tensor(&name, format!("{e}")))?;
-        let shape: Vec<usize> = input
-            .shape
-            .iter()
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                ProtocolError::tensor(&name, format!("shape {:?} is too large", input.shape))
-            })?;
-        let count = element_count(&shape)
-            .ok_or_else(|| ProtocolError::tensor(&name, format!("shape {shape:?} is too large")))?;
-        if count > limits.max_tensor_elements {
-            return Err(ValidationError::TooManyElements {
-                tensor: name,
-                limit: limits.max_tensor_elements,
-                got: count,
-            }
-            .into());
-        }
+        let (datatype, shape, count) = input_header(&name, &input.datatype, &input.shape, limits)?;
         let binary_size = input
             .parameters
             .get("binary_data_size")
@@ -172,6 +151,45 @@ pub fn decode_request(
             .filter(|&us| us > 0)
             .map(std::time::Duration::from_micros),
     })
+}
+
+/// The datatype, shape and element count input `name` declares, checked against `limits`
+/// before anything is allocated for its data. Every V2 front-end (HTTP JSON, gRPC) reads its
+/// inputs' headers through this; `D` is the wire's dimension type (`u64` in JSON, `i64` in
+/// protobuf).
+pub(crate) fn input_header<D: Copy + std::fmt::Debug>(
+    name: &str,
+    datatype: &str,
+    dims: &[D],
+    limits: RequestLimits,
+) -> Result<(DataType, Vec<usize>, usize), ProtocolError>
+where
+    usize: TryFrom<D>,
+{
+    let datatype: DataType = datatype
+        .parse()
+        .map_err(|e| ProtocolError::tensor(name, format!("{e}")))?;
+    let shape: Vec<usize> = dims
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            ProtocolError::tensor(
+                name,
+                format!("shape {dims:?} has a dimension that is negative or too large"),
+            )
+        })?;
+    let count = element_count(&shape)
+        .ok_or_else(|| ProtocolError::tensor(name, format!("shape {shape:?} is too large")))?;
+    if count > limits.max_tensor_elements {
+        return Err(ValidationError::TooManyElements {
+            tensor: name.to_owned(),
+            limit: limits.max_tensor_elements,
+            got: count,
+        }
+        .into());
+    }
+    Ok((datatype, shape, count))
 }
 
 /// A raw binary request (`Inference-Header-Content-Length: 0`): the body is the bytes of the
