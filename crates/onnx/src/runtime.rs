@@ -45,9 +45,7 @@ pub struct OnnxRuntime {
 impl OnnxRuntime {
     /// The runtime that picks its engine per model.
     pub const fn auto() -> OnnxRuntime {
-        OnnxRuntime {
-            engine: Engine::Auto,
-        }
+        OnnxRuntime::new(Engine::Auto)
     }
 
     /// The runtime that uses `engine`.
@@ -57,9 +55,7 @@ impl OnnxRuntime {
 
     /// The runtime that uses tract only.
     pub const fn tract() -> OnnxRuntime {
-        OnnxRuntime {
-            engine: Engine::Tract,
-        }
+        OnnxRuntime::new(Engine::Tract)
     }
 }
 

@@ -46,6 +46,7 @@ impl OrtModel {
             path: path.to_owned(),
             message,
         };
+        // Before any other ort call: ort panics on every call once the library failed to load.
         environment().map_err(|e| engine_error(e.to_string()))?;
         let weights = PrepackedWeights::new();
         let first = build_session(path, &weights).map_err(engine_error)?;

@@ -18,7 +18,7 @@ pub(crate) type Job = Box<dyn FnOnce() + Send>;
 /// Threads that run model calls.
 #[derive(Debug)]
 pub struct ComputePool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     threads: usize,
 }
 
@@ -43,10 +43,7 @@ impl ComputePool {
                     }
                 })?;
         }
-        Ok(ComputePool {
-            jobs: Mutex::new(jobs),
-            threads,
-        })
+        Ok(ComputePool { jobs, threads })
     }
 
     /// The process's pool, started on first use with `threads` (one per core when `None`);
@@ -74,11 +71,7 @@ impl ComputePool {
     /// `run` does), so a thread never dies of one.
     pub(crate) fn execute(&self, job: Job) {
         // The threads only exit once this sender is dropped, so sending cannot fail.
-        let _ = self
-            .jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(job);
+        let _ = self.jobs.send(job);
     }
 }
 
