@@ -22,17 +22,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
+from gen_models import ort_session  # noqa: E402  (same folder: the one session setup)
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "target" / "bench-models" / "serving"
-
-
-def session(path):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def median_seconds(fn, budget, min_calls=20):
@@ -60,7 +52,7 @@ def main():
     batches = sorted({int(b) for b in args.batches.split(",") if b})
     out = {"onnxruntime": ort.__version__, "models": {}}
     for m in [m for m in args.models.split(",") if m]:
-        s = session(data / "models" / m / "model.onnx")
+        s = ort_session(data / "models" / m / "model.onnx")
         rows = np.load(data / "data" / m / "rows.npy")
         name = s.get_inputs()[0].name
         res = {}
