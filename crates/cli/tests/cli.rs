@@ -103,8 +103,14 @@ fn flags_are_read_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/from/the/environment"));
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
+/// Starts `ferroserve serve` on the example repository with `extra` flags, on free ports, and
+/// waits for its "listening" line; returns the child and the rest of its log.
+fn start_server(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    impl Iterator<Item = std::io::Result<String>> + use<>,
+) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
         .args([
@@ -116,6 +122,7 @@ fn sigterm_stops_the_server_cleanly() {
             "--grpc-port",
             "0",
         ])
+        .args(extra)
         .current_dir(root())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -127,6 +134,12 @@ fn sigterm_stops_the_server_cleanly() {
         .map_while(Result::ok)
         .any(|l| l.contains("listening on http://127.0.0.1:"));
     assert!(listening, "no 'listening on' line");
+    (child, lines)
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let (mut child, lines) = start_server(&[]);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -136,6 +149,46 @@ fn sigterm_stops_the_server_cleanly() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit {status:?}: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}
+
+/// Every thread of process `pid`: its name and scheduling policy (`/proc/<pid>/task/*/stat`
+/// field 41; 0 SCHED_OTHER, 3 SCHED_BATCH).
+#[cfg(target_os = "linux")]
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // Fields after the parenthesised name start at field 3.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy = after.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+        out.push((name.trim().to_string(), policy));
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn request_threads_run_under_the_chosen_scheduling_policy() {
+    for (flag, want) in [("batch", 3), ("normal", 0)] {
+        let (mut child, _lines) = start_server(&["--io-scheduling", flag]);
+        let threads = thread_policies(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let io: Vec<_> = threads
+            .iter()
+            .filter(|(name, _)| name == "tokio-rt-worker")
+            .collect();
+        assert!(!io.is_empty(), "{threads:?}");
+        assert!(io.iter().all(|(_, p)| *p == want), "{flag}: {threads:?}");
+        // The model threads keep the default policy: they are what the I/O must not preempt.
+        let compute: Vec<_> = threads
+            .iter()
+            .filter(|(name, _)| name.starts_with("fs-compute"))
+            .collect();
+        assert!(compute.iter().all(|(_, p)| *p == 0), "{threads:?}");
+    }
 }
 
 /// DESIGN.md's crate map: `core` <- runtimes <- `server` <- `cli`; runtimes never depend on
