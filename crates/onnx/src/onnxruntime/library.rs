@@ -179,19 +179,32 @@ fn load(choice: LibraryChoice) -> Result<Loaded, Unavailable> {
         .with_telemetry(false)
         .build()
         .map_err(|e| failed(e.to_string()))?;
-    let version = version_of(ort::info());
+    let version = version_of(ort::info(), &path);
     Ok(Loaded {
         info: LibraryInfo { path, version },
         environment,
     })
 }
 
-/// The release from ONNX Runtime's build string (`git-branch=rel-1.32.0, ...` → `1.32.0`).
-fn version_of(build_info: &str) -> String {
-    build_info
+/// The release from ONNX Runtime's build string (`git-branch=rel-1.32.0, ...` → `1.32.0`), or
+/// else from the library's file name once links are followed (`libonnxruntime.so.1.32.0`, as
+/// the PyPI wheels, built from a detached `HEAD`, ship it).
+fn version_of(build_info: &str, path: &Path) -> String {
+    let from_build = build_info
         .split(|c: char| c == ',' || c.is_whitespace())
         .find_map(|part| part.strip_prefix("git-branch=rel-"))
-        .map(str::to_owned)
+        .map(str::to_owned);
+    let from_name = || {
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let name = real.file_name()?.to_str()?.to_owned();
+        let version = name
+            .strip_prefix("libonnxruntime.so.")
+            .or_else(|| name.strip_prefix("libonnxruntime.")?.strip_suffix(".dylib"))?;
+        let numeric = version.split('.').all(|p| p.parse::<u32>().is_ok());
+        (numeric && version.contains('.')).then(|| version.to_owned())
+    };
+    from_build
+        .or_else(from_name)
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
@@ -203,11 +216,25 @@ mod tests {
     fn version_comes_from_the_release_branch() {
         assert_eq!(
             version_of(
-                "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc, build type=Release"
+                "ORT Build Info: git-branch=rel-1.32.0, git-commit-id=abc, build type=Release",
+                Path::new("libonnxruntime.so")
             ),
             "1.32.0"
         );
-        assert_eq!(version_of("ORT Build Info: git-branch=main"), "unknown");
+        let nowhere = Path::new("/nonexistent/libonnxruntime.so");
+        assert_eq!(
+            version_of("ORT Build Info: git-branch=main", nowhere),
+            "unknown"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("libonnxruntime.so.1.32.0");
+        std::fs::write(&real, b"").unwrap();
+        let link = dir.path().join("libonnxruntime.so");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(
+            version_of("git-branch=HEAD, git-commit-id=fab30a4", &link),
+            "1.32.0"
+        );
     }
 
     #[test]
