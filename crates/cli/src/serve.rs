@@ -12,10 +12,22 @@ use tokio::net::TcpListener;
 /// Who may load and unload models at run time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ModelControl {
-    /// Models are loaded at start-up; the repository load/unload endpoints answer 403.
+    /// Models are loaded at start-up; the repository load/unload and label endpoints answer 403.
     None,
-    /// As `none`, and `POST /v2/repository/models/{m}/load|unload` are enabled.
+    /// As `none`, and `POST /v2/repository/models/{m}/{load,unload,labels}` are enabled.
     Explicit,
+    /// The repository is watched (`--repository-poll-secs`): new and changed versions load
+    /// beside the serving ones and swap in; removed ones unload. Labels move through the API.
+    Poll,
+}
+
+/// What `/v2/health/ready` waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Readiness {
+    /// Every model in the repository has a ready version.
+    AllModels,
+    /// The start-up load finished, whatever loaded.
+    Started,
 }
 
 /// The Linux scheduling policy of the threads that read requests and write answers.
@@ -74,10 +86,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_MAX_TENSOR_ELEMENTS", default_value_t = 16 * 1024 * 1024)]
     max_tensor_elements: usize,
 
-    /// Report ready (`/v2/health/ready`) only when every model in the repository loaded,
-    /// rather than once the start-up load has finished.
-    #[arg(long, env = "FERROSERVE_STRICT_READINESS")]
-    strict_readiness: bool,
+    /// Seconds between two looks at the repository with `--model-control poll` (fractions
+    /// allowed).
+    #[arg(long, env = "FERROSERVE_REPOSITORY_POLL_SECS", default_value_t = 15.0)]
+    repository_poll_secs: f64,
+
+    /// When `/v2/health/ready` answers 200: once every model has a ready version
+    /// (`all-models`), or once the start-up load finished (`started`).
+    #[arg(long, env = "FERROSERVE_READINESS", value_enum, default_value_t = Readiness::AllModels)]
+    readiness: Readiness,
 
     /// Threads running model calls, shared by every model (a model's `instances` caps how many
     /// of them its calls take at once). Default: one per core.
@@ -119,8 +136,14 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         model_repository: args.model_repository.clone(),
         max_request_bytes: args.max_request_bytes,
         max_tensor_elements: args.max_tensor_elements,
-        model_control_explicit: args.model_control == ModelControl::Explicit,
-        strict_readiness: args.strict_readiness,
+        model_control: match args.model_control {
+            ModelControl::None => ferroserve_server::ModelControl::None,
+            ModelControl::Explicit => ferroserve_server::ModelControl::Explicit,
+            ModelControl::Poll => ferroserve_server::ModelControl::Poll {
+                interval: poll_interval(args.repository_poll_secs)?,
+            },
+        },
+        strict_readiness: args.readiness == Readiness::AllModels,
         grpc_max_message_bytes: args.grpc_max_message_bytes,
         compute_threads: args.compute_threads,
     };
@@ -154,6 +177,15 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `--repository-poll-secs` as a duration: positive and finite.
+fn poll_interval(secs: f64) -> anyhow::Result<std::time::Duration> {
+    anyhow::ensure!(
+        secs.is_finite() && secs > 0.0,
+        "--repository-poll-secs {secs}: expected a positive number of seconds"
+    );
+    Ok(std::time::Duration::from_secs_f64(secs.max(0.001)))
 }
 
 /// Puts the calling thread (one of the runtime's) under `policy`; a failure is logged once and

@@ -138,6 +138,25 @@ fn start_server(
 }
 
 #[test]
+fn a_poll_interval_must_be_positive() {
+    for bad in ["0", "-1", "nan"] {
+        let out = ferroserve(&[
+            "serve",
+            "--model-control",
+            "poll",
+            &format!("--repository-poll-secs={bad}"),
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ]);
+        assert!(!out.status.success(), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--repository-poll-secs"), "{bad}: {stderr}");
+    }
+}
+
+#[test]
 fn sigterm_stops_the_server_cleanly() {
     let (mut child, lines) = start_server(&[]);
     let killed = Command::new("kill")
@@ -173,7 +192,17 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
 fn request_threads_run_under_the_chosen_scheduling_policy() {
     for (flag, want) in [("batch", 3), ("normal", 0)] {
         let (mut child, _lines) = start_server(&["--io-scheduling", flag]);
-        let threads = thread_policies(child.id());
+        // The runtime's threads name themselves and set their policy once they first run,
+        // which on a busy machine can be after the "listening" line.
+        let mut threads = thread_policies(child.id());
+        for _ in 0..100 {
+            let io = threads.iter().filter(|(n, _)| n == "tokio-rt-worker");
+            if io.clone().count() > 0 && io.clone().all(|(_, p)| *p == want) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            threads = thread_policies(child.id());
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         let io: Vec<_> = threads

@@ -145,6 +145,22 @@ impl TensorData {
         }
     }
 
+    /// `len` zero elements of `datatype` (`false`, `0`, empty strings).
+    pub fn zeros(datatype: DataType, len: usize) -> TensorData {
+        let mut data = TensorData::with_capacity(datatype, len);
+        macro_rules! fill {
+            ($($v:ident),*) => {
+                match &mut data {
+                    $(TensorData::$v(a) => a.resize(len, Default::default()),)*
+                }
+            };
+        }
+        fill!(
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        );
+        data
+    }
+
     /// Bytes this buffer takes in the binary tensor form (BYTES: 4-byte length prefix each).
     pub fn byte_size(&self) -> usize {
         match self {

@@ -12,6 +12,16 @@ pub enum InferError {
         /// The name asked for.
         model: String,
     },
+    /// The model exists but has no such label.
+    #[error("model '{model}' has no label '{label}' (labels: {labels:?})")]
+    LabelNotFound {
+        /// The model.
+        model: String,
+        /// The label asked for.
+        label: String,
+        /// The labels it has.
+        labels: Vec<String>,
+    },
     /// The model exists but not that version or label.
     #[error("model '{model}' has no version or label '{version}' (loaded versions: {available:?})")]
     VersionNotFound {
@@ -79,11 +89,14 @@ pub enum InferError {
 /// Why a repository operation (index, load, unload) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RepositoryError {
-    /// Load and unload need `--model-control explicit`.
-    #[error(
-        "explicit model load and unload are disabled: start the server with --model-control explicit"
-    )]
-    ControlDisabled,
+    /// Load and unload need `--model-control explicit` (label moves: `explicit` or `poll`).
+    #[error("{operation} is disabled: start the server with --model-control {needs}")]
+    ControlDisabled {
+        /// What was refused ("explicit model load and unload").
+        operation: &'static str,
+        /// The modes that allow it.
+        needs: &'static str,
+    },
     /// The repository has no directory for that model.
     #[error("model '{model}' is not in the model repository")]
     NotInRepository {
@@ -98,7 +111,39 @@ pub enum RepositoryError {
         /// The load errors.
         reason: String,
     },
+    /// A label was pointed at a version that is not serving.
+    #[error(
+        "cannot point label '{label}' of model '{model}' at version {version}: it is not loaded (ready versions: {ready:?})"
+    )]
+    LabelTarget {
+        /// The model.
+        model: String,
+        /// The label.
+        label: String,
+        /// The version asked for.
+        version: u64,
+        /// The versions that are ready.
+        ready: Vec<u64>,
+    },
     /// Reading the repository failed.
     #[error("cannot read the model repository: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl RepositoryError {
+    /// Load or unload asked for without `--model-control explicit`.
+    pub fn load_control_disabled() -> RepositoryError {
+        RepositoryError::ControlDisabled {
+            operation: "explicit model load and unload",
+            needs: "explicit",
+        }
+    }
+
+    /// A label move asked for under `--model-control none`.
+    pub fn label_control_disabled() -> RepositoryError {
+        RepositoryError::ControlDisabled {
+            operation: "moving labels through the API",
+            needs: "explicit or --model-control poll",
+        }
+    }
 }

@@ -37,9 +37,10 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Most elements one tensor may have.
     pub max_tensor_elements: usize,
-    /// Whether the repository load/unload endpoints are enabled.
-    pub model_control_explicit: bool,
-    /// Whether readiness also needs every model to be ready.
+    /// Who changes what is loaded after start-up.
+    pub model_control: ModelControl,
+    /// Whether readiness needs every model to have a ready version (the default), rather than
+    /// only the start-up load to have finished.
     pub strict_readiness: bool,
     /// Largest gRPC message accepted or sent, in bytes (gRPC's usual 4 MiB is too small for
     /// batches of images).
@@ -55,12 +56,28 @@ impl ServerConfig {
             model_repository: model_repository.into(),
             max_request_bytes: 64 * 1024 * 1024,
             max_tensor_elements: 16 * 1024 * 1024,
-            model_control_explicit: false,
-            strict_readiness: false,
+            model_control: ModelControl::None,
+            strict_readiness: true,
             grpc_max_message_bytes: 64 * 1024 * 1024,
             compute_threads: None,
         }
     }
+}
+
+/// Who changes what is loaded after start-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelControl {
+    /// Nothing: the models loaded at start-up serve until the process ends.
+    None,
+    /// The repository API: `POST /v2/repository/models/{m}/{load,unload}`, and label moves.
+    Explicit,
+    /// The repository is looked at every `interval`: new, changed and removed model
+    /// directories and versions are loaded, reloaded and unloaded. Label moves through the
+    /// API are allowed too.
+    Poll {
+        /// Time between two looks.
+        interval: std::time::Duration,
+    },
 }
 
 /// The runtimes this build has, in the order they are tried.
@@ -124,11 +141,19 @@ pub async fn serve_listeners(
     tracing::info!(threads = pool.threads(), "compute pool started");
     let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
-    tokio::task::spawn_blocking(move || {
-        if let Err(error) = loading.load_all() {
-            tracing::error!(%error, "cannot read the model repository");
+    let model_control = config.model_control;
+    let poller = tokio::spawn(async move {
+        let first = Arc::clone(&loading);
+        let loaded = tokio::task::spawn_blocking(move || {
+            if let Err(error) = first.load_all() {
+                tracing::error!(%error, "cannot read the model repository");
+            }
+            tracing::info!("model repository loaded");
+        });
+        let _ = loaded.await;
+        if let ModelControl::Poll { interval } = model_control {
+            poll_repository(loading, interval).await;
         }
-        tracing::info!("model repository loaded");
     });
     let state = AppState {
         repository,
@@ -137,7 +162,8 @@ pub async fn serve_listeners(
                 max_tensor_elements: config.max_tensor_elements,
             },
             max_request_bytes: config.max_request_bytes,
-            model_control_explicit: config.model_control_explicit,
+            model_control_explicit: config.model_control == ModelControl::Explicit,
+            label_control: config.model_control != ModelControl::None,
             strict_readiness: config.strict_readiness,
         }),
     };
@@ -171,8 +197,28 @@ pub async fn serve_listeners(
     });
     let http = axum::serve(listener, router(state)).with_graceful_shutdown(stopping());
     http.await?;
+    poller.abort();
     if let Some(grpc) = grpc {
         grpc.await.map_err(std::io::Error::other)??;
     }
     Ok(())
+}
+
+/// Reloads what changed in the repository every `interval`, one look at a time, until the
+/// task is aborted.
+async fn poll_repository(repository: Arc<Repository>, interval: std::time::Duration) {
+    tracing::info!(?interval, "watching the model repository");
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let repository = Arc::clone(&repository);
+        let looked = tokio::task::spawn_blocking(move || repository.poll()).await;
+        match looked {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "cannot read the model repository"),
+            Err(error) => tracing::error!(%error, "repository poll panicked"),
+        }
+    }
 }

@@ -37,9 +37,9 @@ pub fn http_status(error: &ApiError) -> StatusCode {
         ApiError::Protocol(ProtocolError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
         ApiError::Infer(e) => match e {
-            InferError::ModelNotFound { .. } | InferError::VersionNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            InferError::ModelNotFound { .. }
+            | InferError::VersionNotFound { .. }
+            | InferError::LabelNotFound { .. } => StatusCode::NOT_FOUND,
             InferError::Validation(_) | InferError::Parameter { .. } => StatusCode::BAD_REQUEST,
             InferError::Model(ModelError::UnsupportedDatatype { .. })
             | InferError::Execution {
@@ -55,9 +55,11 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         },
         ApiError::Repository(e) => match e {
-            RepositoryError::ControlDisabled => StatusCode::FORBIDDEN,
+            RepositoryError::ControlDisabled { .. } => StatusCode::FORBIDDEN,
             RepositoryError::NotInRepository { .. } => StatusCode::NOT_FOUND,
-            RepositoryError::LoadFailed { .. } => StatusCode::BAD_REQUEST,
+            RepositoryError::LoadFailed { .. } | RepositoryError::LabelTarget { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             RepositoryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -203,7 +205,11 @@ mod tests {
                 StatusCode::GATEWAY_TIMEOUT,
             ),
             (
-                RepositoryError::ControlDisabled.into(),
+                RepositoryError::ControlDisabled {
+                    operation: "explicit model load and unload",
+                    needs: "explicit",
+                }
+                .into(),
                 StatusCode::FORBIDDEN,
             ),
             (

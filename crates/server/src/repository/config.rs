@@ -9,6 +9,7 @@ use std::time::Duration;
 use ferroserve_core::{DataType, LoadError, Signature};
 use serde::Deserialize;
 
+use crate::repository::warmup::WarmupMode;
 use crate::scheduler::{BatchMode, BatchPolicy};
 
 /// The file name of a model's configuration, beside its version directories.
@@ -96,6 +97,11 @@ pub struct RawModelConfig {
     /// Names for versions (`stable = 1`), usable wherever a version number is.
     #[serde(default)]
     pub labels: BTreeMap<String, u64>,
+    /// Warm-up before a version serves: `"auto"` (default: `warmup.json` if present, else a
+    /// made-up request of zeros), `"file"` (`warmup.json` required) or `"off"`.
+    pub warmup: Option<WarmupMode>,
+    /// How many times the warm-up requests run (default 1).
+    pub warmup_runs: Option<usize>,
     /// Overrides of the inputs the model file declares.
     #[serde(default)]
     pub input: Vec<RawTensorOverride>,
@@ -183,6 +189,23 @@ impl ModelConfig {
                 .unwrap_or_else(|| PathBuf::from(CONFIG_FILE)),
             message: message.to_owned(),
         }
+    }
+
+    /// The settings a loaded version depends on: all but the labels, which can move without
+    /// reloading anything.
+    pub fn load_settings(&self) -> RawModelConfig {
+        RawModelConfig {
+            labels: BTreeMap::new(),
+            ..self.raw.clone()
+        }
+    }
+
+    /// The warm-up mode and how many runs.
+    pub fn warmup(&self) -> (WarmupMode, usize) {
+        (
+            self.raw.warmup.unwrap_or_default(),
+            self.raw.warmup_runs.unwrap_or(1),
+        )
     }
 
     /// The version policy, `latest = 1` by default.

@@ -1,17 +1,22 @@
 //! The model repository: `<root>/<model>/[model.toml]` and `<root>/<model>/<version>/<file>`.
 //!
-//! [`Repository`] owns what is loaded. Loading a model builds every selected version beside the
-//! ones serving now and then swaps the model's entry in one step, so a reload never leaves a
-//! moment without a servable version; requests already holding an `Arc<LoadedVersion>` finish on
-//! it. A version that fails to load is logged with its file and cause, kept in the index as
-//! `UNAVAILABLE` with that reason, and never stops the other models.
+//! [`Repository`] owns what is loaded. Loading a model builds (and warms up) the versions whose
+//! files or settings changed beside the ones serving now, keeps the unchanged ones as they are,
+//! and swaps the model's entry in one step, so a reload never leaves a moment without a
+//! servable version; requests already holding an `Arc<LoadedVersion>` finish on it. A version
+//! that fails to load or warm up is logged with its file and cause; if an older build of it
+//! was serving, that one keeps serving and the index says why the new files were refused,
+//! otherwise it is `UNAVAILABLE` with the reason. One model's failure never stops the others.
+//! [`Repository::poll`] reloads what changed on disk since the last look.
 
 pub mod config;
+pub mod fingerprint;
+pub mod warmup;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
@@ -19,7 +24,8 @@ use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 use crate::error::{InferError, RepositoryError};
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
-pub use config::{ModelConfig, VersionPolicy};
+pub use config::{ModelConfig, RawModelConfig, VersionPolicy};
+use fingerprint::{Fingerprint, ModelFingerprint};
 
 /// A model version that loaded and is serving.
 #[derive(Debug)]
@@ -46,6 +52,8 @@ pub struct LoadedVersion {
     pub stats: Arc<VersionStats>,
     /// The model file's directory, for logs.
     pub dir: PathBuf,
+    /// The version directory's files when it was loaded.
+    pub files: Fingerprint,
 }
 
 /// The state of one version of a model in the repository.
@@ -87,8 +95,16 @@ pub struct ModelEntry {
     pub error: Option<String>,
     /// The selected versions, ascending.
     pub versions: BTreeMap<u64, VersionState>,
-    /// Version labels from `model.toml`.
+    /// Version labels: from `model.toml`, or as moved through the API since it last changed.
     pub labels: BTreeMap<String, u64>,
+    /// Why the latest files of a version that is still serving its older build were refused.
+    pub warnings: BTreeMap<u64, String>,
+    /// Why a changed `model.toml` was refused while the versions loaded before keep serving.
+    pub warning: Option<String>,
+    /// The model directory as it was when this entry was built.
+    pub disk: ModelFingerprint,
+    /// The settings the ready versions were loaded with.
+    pub settings: Option<RawModelConfig>,
 }
 
 impl ModelEntry {
@@ -137,6 +153,9 @@ pub struct IndexEntry {
 /// The models the server knows, loaded from one directory.
 #[derive(Debug)]
 pub struct Repository {
+    /// Held while a model is (re)loaded or unloaded, so the poller and the API never build
+    /// the same model twice at once; never held by requests.
+    loading: Mutex<()>,
     /// The repository's directory.
     root: PathBuf,
     /// The runtimes this build has.
@@ -152,6 +171,7 @@ impl Repository {
     /// A repository over `root`, with nothing loaded yet.
     pub fn new(root: impl Into<PathBuf>, registry: RuntimeRegistry) -> Repository {
         Repository {
+            loading: Mutex::new(()),
             root: root.into(),
             registry,
             models: RwLock::default(),
@@ -186,8 +206,9 @@ impl Repository {
         Ok(())
     }
 
-    /// Loads (or reloads) the model `name`: builds its selected versions, then swaps them in.
-    /// Blocking: call from a blocking thread.
+    /// Loads (or reloads) the model `name`: builds the selected versions that changed (and
+    /// retries those that failed), keeps the rest, then swaps the entry in. An error when the
+    /// model has no ready version afterwards. Blocking: call from a blocking thread.
     pub fn load(&self, name: &str) -> Result<(), RepositoryError> {
         let dir = self.root.join(name);
         if name.is_empty() || name.starts_with('.') || name.contains('/') || !dir.is_dir() {
@@ -195,7 +216,9 @@ impl Repository {
                 model: name.to_owned(),
             });
         }
-        let entry = self.build_entry(name, &dir);
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.entry(name);
+        let entry = self.build_entry(name, &dir, old.as_deref());
         let ready = !entry.ready_versions().is_empty();
         let reason = entry.not_ready_reason();
         self.models
@@ -214,6 +237,7 @@ impl Repository {
 
     /// Unloads every version of `name`. Requests in flight finish on the versions they hold.
     pub fn unload(&self, name: &str) -> Result<(), RepositoryError> {
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         let Some(entry) = models.get(name) else {
             return Err(RepositoryError::NotInRepository {
@@ -225,9 +249,86 @@ impl Repository {
             *state = VersionState::Unloaded;
         }
         unloaded.error = None;
+        unloaded.warnings.clear();
+        unloaded.warning = None;
         models.insert(name.to_owned(), Arc::new(unloaded));
         tracing::info!(model = %name, "model unloaded");
         Ok(())
+    }
+
+    /// Looks at the repository once: loads new model directories, reloads those whose files
+    /// changed since they were last loaded (only the versions that changed are rebuilt) and
+    /// drops the models whose directory is gone. Blocking: call from a blocking thread.
+    pub fn poll(&self) -> Result<(), RepositoryError> {
+        let on_disk = self.model_names_on_disk()?;
+        for name in &on_disk {
+            let changed = match self.entry(name) {
+                None => true,
+                Some(entry) => entry.disk != ModelFingerprint::read(&self.root.join(name)),
+            };
+            if changed {
+                tracing::info!(model = %name, "model files changed; reloading");
+                if let Err(error) = self.load(name) {
+                    tracing::error!(model = %name, %error, "model failed to load");
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .read()
+            .keys()
+            .filter(|name| !on_disk.contains(name))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+            let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+            for name in gone {
+                models.remove(&name);
+                tracing::info!(model = %name, "model directory removed; model unloaded");
+            }
+        }
+        Ok(())
+    }
+
+    /// Points labels of `model` at versions (`Some`) or removes them (`None`), in one step;
+    /// every target must be a ready version. The labels hold until `model.toml` changes.
+    /// Answers the model's labels afterwards.
+    pub fn set_labels(
+        &self,
+        model: &str,
+        changes: &BTreeMap<String, Option<u64>>,
+    ) -> Result<BTreeMap<String, u64>, RepositoryError> {
+        let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
+        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = models.get(model) else {
+            return Err(RepositoryError::NotInRepository {
+                model: model.to_owned(),
+            });
+        };
+        let ready: Vec<u64> = entry.ready_versions().iter().map(|v| v.version).collect();
+        let mut updated = ModelEntry::clone(entry);
+        for (label, target) in changes {
+            match target {
+                Some(version) if !ready.contains(version) => {
+                    return Err(RepositoryError::LabelTarget {
+                        model: model.to_owned(),
+                        label: label.clone(),
+                        version: *version,
+                        ready,
+                    });
+                }
+                Some(version) => {
+                    updated.labels.insert(label.clone(), *version);
+                }
+                None => {
+                    updated.labels.remove(label);
+                }
+            }
+        }
+        let labels = updated.labels.clone();
+        models.insert(model.to_owned(), Arc::new(updated));
+        tracing::info!(model, ?labels, "labels moved");
+        Ok(labels)
     }
 
     /// The version of `model` that a request names: a number, a label, or the highest ready
@@ -265,6 +366,26 @@ impl Repository {
                 model: model.to_owned(),
                 version: version.to_owned(),
                 available: entry.ready_versions().iter().map(|v| v.version).collect(),
+            }),
+        }
+    }
+
+    /// The version of `model` that `label` points at; unlike [`Repository::resolve`], never a
+    /// version number.
+    pub fn resolve_label(
+        &self,
+        model: &str,
+        label: &str,
+    ) -> Result<Arc<LoadedVersion>, InferError> {
+        let entry = self.entry(model).ok_or_else(|| InferError::ModelNotFound {
+            model: model.to_owned(),
+        })?;
+        match entry.labels.get(label) {
+            Some(version) => self.resolve(model, Some(&version.to_string())),
+            None => Err(InferError::LabelNotFound {
+                model: model.to_owned(),
+                label: label.to_owned(),
+                labels: entry.labels.keys().cloned().collect(),
             }),
         }
     }
@@ -319,11 +440,20 @@ impl Repository {
                 }),
                 Some(entry) => {
                     for (version, state) in &entry.versions {
+                        let reason = match state {
+                            VersionState::Ready(_) => entry
+                                .warnings
+                                .get(version)
+                                .or(entry.warning.as_ref())
+                                .cloned()
+                                .unwrap_or_default(),
+                            _ => state.reason().to_owned(),
+                        };
                         rows.push(IndexEntry {
                             name: name.clone(),
                             version: Some(*version),
                             state: Some(state.name()),
-                            reason: state.reason().to_owned(),
+                            reason,
                         });
                     }
                 }
@@ -350,8 +480,13 @@ impl Repository {
         Ok(names)
     }
 
-    /// Reads the configuration and loads each selected version of one model.
-    fn build_entry(&self, name: &str, dir: &Path) -> ModelEntry {
+    /// Reads the configuration and builds the entry of one model: each selected version is
+    /// reused from `old` when its files and settings are unchanged, else loaded anew; a new
+    /// build that fails leaves an older ready build of that version serving.
+    fn build_entry(&self, name: &str, dir: &Path, old: Option<&ModelEntry>) -> ModelEntry {
+        // Read before the config and the version list, so a change made while loading shows
+        // as a difference at the next poll.
+        let disk = ModelFingerprint::read(dir);
         let failed = |error: String| {
             tracing::error!(model = %name, %error, "model failed to load");
             ModelEntry {
@@ -359,16 +494,32 @@ impl Repository {
                 error: Some(error),
                 versions: BTreeMap::new(),
                 labels: BTreeMap::new(),
+                warnings: BTreeMap::new(),
+                warning: None,
+                disk: disk.clone(),
+                settings: None,
             }
         };
+        let still_serving = old.filter(|o| !o.ready_versions().is_empty());
         let config = match ModelConfig::read(dir) {
             Ok(config) => config,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => {
+                if let Some(old) = still_serving {
+                    let warning = format!(
+                        "{e}; still serving the versions loaded with the previous {}",
+                        config::CONFIG_FILE
+                    );
+                    tracing::error!(model = %name, "{warning}");
+                    return ModelEntry {
+                        warning: Some(warning),
+                        disk,
+                        ..old.clone()
+                    };
+                }
+                return failed(e.to_string());
+            }
         };
-        let available = match version_dirs(dir) {
-            Ok(v) => v,
-            Err(e) => return failed(format!("cannot list {}: {e}", dir.display())),
-        };
+        let available: Vec<u64> = disk.versions.keys().copied().collect();
         let selected = config.version_policy().select(&available);
         if selected.is_empty() {
             return failed(format!(
@@ -377,26 +528,71 @@ impl Repository {
                 config.version_policy()
             ));
         }
+        let settings = config.load_settings();
+        // Versions built with other settings or another shared warm-up file are rebuilt.
+        let reusable = old.is_some_and(|o| {
+            o.settings.as_ref() == Some(&settings)
+                && o.disk.shared.file(warmup::WARMUP_FILE) == disk.shared.file(warmup::WARMUP_FILE)
+        });
         let mut versions = BTreeMap::new();
+        let mut warnings = BTreeMap::new();
         for version in selected {
+            let files = disk.versions.get(&version).cloned().unwrap_or_default();
+            let prior = old.and_then(|o| o.versions.get(&version));
+            if let Some(VersionState::Ready(loaded)) = prior
+                && reusable
+                && loaded.files == files
+            {
+                versions.insert(version, VersionState::Ready(Arc::clone(loaded)));
+                continue;
+            }
             let vdir = dir.join(version.to_string());
-            let state = match self.load_version(name, version, &vdir, &config) {
+            let state = match self.load_version(name, version, &vdir, &config, files) {
                 Ok(loaded) => {
                     tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
                     VersionState::Ready(Arc::new(loaded))
                 }
-                Err(error) => {
-                    tracing::error!(model = %name, version, %error, "model version failed to load");
-                    VersionState::Failed(error)
-                }
+                Err(error) => match prior {
+                    Some(VersionState::Ready(serving)) => {
+                        let warning = format!(
+                            "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
+                        );
+                        tracing::error!(model = %name, version, "{warning}");
+                        warnings.insert(version, warning);
+                        VersionState::Ready(Arc::clone(serving))
+                    }
+                    _ => {
+                        tracing::error!(model = %name, version, %error, "model version failed to load");
+                        VersionState::Failed(error)
+                    }
+                },
             };
             versions.insert(version, state);
+        }
+        // Labels moved through the API hold until model.toml itself changes.
+        let labels = match old {
+            Some(o)
+                if o.disk.shared.file(config::CONFIG_FILE)
+                    == disk.shared.file(config::CONFIG_FILE) =>
+            {
+                o.labels.clone()
+            }
+            _ => config.raw.labels,
+        };
+        for (label, version) in &labels {
+            if !matches!(versions.get(version), Some(VersionState::Ready(_))) {
+                tracing::warn!(model = %name, label, version, "label points at a version that is not serving");
+            }
         }
         ModelEntry {
             name: name.to_owned(),
             error: None,
             versions,
-            labels: config.raw.labels,
+            labels,
+            warnings,
+            warning: None,
+            disk,
+            settings: Some(settings),
         }
     }
 
@@ -406,6 +602,7 @@ impl Repository {
         version: u64,
         vdir: &Path,
         config: &ModelConfig,
+        files: Fingerprint,
     ) -> Result<LoadedVersion, String> {
         let runtime = self
             .registry
@@ -426,6 +623,15 @@ impl Repository {
             .batch_policy(max_batch_size)
             .map_err(|e| e.to_string())?;
         let instances = policy.instances;
+        let (warmup_mode, warmup_runs) = config.warmup();
+        warmup::warm_up(
+            model.as_ref(),
+            &signature,
+            max_batch_size,
+            vdir,
+            warmup_mode,
+            warmup_runs,
+        )?;
         let stats = Arc::new(VersionStats::default());
         let pool = ComputePool::global(None)
             .map_err(|e| format!("cannot start the compute threads: {e}"))?;
@@ -443,27 +649,7 @@ impl Repository {
             scheduler,
             stats,
             dir: vdir.to_owned(),
+            files,
         })
     }
-}
-
-/// The numeric subdirectories of a model directory, ascending. Other entries are ignored.
-fn version_dirs(dir: &Path) -> std::io::Result<Vec<u64>> {
-    let mut versions = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.path().is_dir() {
-            continue;
-        }
-        if let Some(v) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u64>().ok())
-            && v > 0
-        {
-            versions.push(v);
-        }
-    }
-    versions.sort_unstable();
-    Ok(versions)
 }

@@ -291,3 +291,59 @@ async fn the_stream_answers_every_request_in_order_and_survives_errors() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_label_parameter_names_a_version() {
+    let repo = crate::kit::temp_repository();
+    let iris = repo.path().join("iris_logreg");
+    std::fs::create_dir_all(iris.join("2")).unwrap();
+    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
+    std::fs::write(
+        iris.join("model.toml"),
+        "version_policy = \"all\"\nlabels = { stable = 1 }\n",
+    )
+    .unwrap();
+    let server = TestServer::start(ferroserve_server::ServerConfig::new(repo.path())).await;
+    let mut c = client(&server).await;
+    let string = |s: &str| proto::InferParameter {
+        parameter_choice: Some(proto::infer_parameter::ParameterChoice::StringParam(
+            s.into(),
+        )),
+    };
+    let mut request = iris_request(true);
+    request.parameters.insert("label".into(), string("stable"));
+    let response = c.model_infer(request.clone()).await.unwrap().into_inner();
+    assert_eq!(response.model_version, "1");
+    assert_eq!(labels(&response), expected_labels());
+
+    request.parameters.insert("label".into(), string("nope"));
+    let error = c.model_infer(request.clone()).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert!(
+        error.message().contains("no label 'nope'"),
+        "{}",
+        error.message()
+    );
+
+    request.parameters.insert("label".into(), string("stable"));
+    request.model_version = "2".into();
+    let error = c.model_infer(request.clone()).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(error.message().contains("give one"), "{}", error.message());
+
+    request.model_version.clear();
+    request.parameters.insert(
+        "label".into(),
+        proto::InferParameter {
+            parameter_choice: Some(proto::infer_parameter::ParameterChoice::Int64Param(1)),
+        },
+    );
+    let error = c.model_infer(request).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("label must be a string"),
+        "{}",
+        error.message()
+    );
+    server.stop().await;
+}

@@ -1,7 +1,7 @@
 //! The repository: index, failed models reported beside healthy ones, version policies and
 //! labels, and explicit load/unload.
 
-use ferroserve_server::ServerConfig;
+use ferroserve_server::{ModelControl, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -48,7 +48,10 @@ async fn a_broken_model_is_reported_and_the_others_serve() {
     let empty = repo.path().join("no_versions");
     std::fs::create_dir_all(&empty).unwrap();
 
-    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    // Readiness that waits for the start-up load only: the broken models never get ready.
+    let mut config = ServerConfig::new(repo.path());
+    config.strict_readiness = false;
+    let server = TestServer::start(config).await;
     let (_, index) = server.post("/v2/repository/index", &json!({})).await;
     let row = |name: &str| {
         index
@@ -173,6 +176,42 @@ async fn version_policy_and_labels_address_versions() {
         .post("/v2/models/iris_logreg/versions/1/infer", &request)
         .await;
     assert_client_error(status, &body, &["'1'", "[2, 3]"]);
+    // `/labels/{l}` names labels only, on every per-version path.
+    for (path, version) in [
+        ("/v2/models/iris_logreg/labels/stable/infer", "2"),
+        ("/v2/models/iris_logreg/labels/canary/infer", "3"),
+    ] {
+        let (status, body) = server.post(path, &request).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(body["model_version"], version, "{path}");
+    }
+    for path in ["", "/ready", "/config", "/stats"] {
+        let (status, body) = server
+            .get(&format!("/v2/models/iris_logreg/labels/canary{path}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (status, body) = server
+        .post("/v2/models/iris_logreg/labels/3/infer", &request)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_client_error(status, &body, &["no label '3'", "canary", "stable"]);
+    let (status, body) = server.get("/v2/repository/models/iris_logreg/labels").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"labels": {"canary": 3, "stable": 2}}));
+    // Moving labels needs model control.
+    let (status, body) = server
+        .post(
+            "/v2/repository/models/iris_logreg/labels",
+            &json!({"labels": {"stable": 3}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_client_error(
+        status,
+        &body,
+        &["--model-control explicit or --model-control poll"],
+    );
     let (_, config) = server.get("/v2/models/iris_logreg/config").await;
     assert_eq!(
         config["version_policy"],
@@ -201,7 +240,7 @@ async fn load_and_unload_need_explicit_model_control() {
 async fn explicit_unload_and_load() {
     let repo = temp_repository();
     let mut config = ServerConfig::new(repo.path());
-    config.model_control_explicit = true;
+    config.model_control = ModelControl::Explicit;
     let server = TestServer::start(config).await;
     let request = oracle("iris_logreg", "request.json");
 
@@ -256,5 +295,29 @@ async fn explicit_unload_and_load() {
         )
         .await;
     assert_client_error(status, &body, &["config", "not supported"]);
+
+    // Label moves: checked, and applied at once.
+    let (status, body) = server
+        .post(
+            "/v2/repository/models/late/labels",
+            &json!({"labels": {"stable": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .post("/v2/models/late/labels/stable/infer", &request)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (bad, words) in [
+        (
+            json!({"labels": {"stable": 2}}),
+            vec!["version 2", "not loaded", "[1]"],
+        ),
+        (json!({"labels": {"7": 1}}), vec!["'7'", "not a number"]),
+        (json!({"stable": 1}), vec!["unknown field", "expected"]),
+    ] {
+        let (status, body) = server.post("/v2/repository/models/late/labels", &bad).await;
+        assert_client_error(status, &body, &words);
+    }
     server.stop().await;
 }

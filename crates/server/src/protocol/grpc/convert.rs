@@ -60,6 +60,24 @@ pub(super) fn decode_request(
     })
 }
 
+/// The request's `label` parameter (a string): the version label to run, as
+/// `/v2/models/{m}/labels/{label}/infer` names it over HTTP.
+pub(super) fn label_parameter(
+    parameters: &HashMap<String, proto::InferParameter>,
+) -> Result<Option<&str>, ProtocolError> {
+    use proto::infer_parameter::ParameterChoice;
+    match parameters
+        .get("label")
+        .and_then(|p| p.parameter_choice.as_ref())
+    {
+        None => Ok(None),
+        Some(ParameterChoice::StringParam(label)) => Ok(Some(label)),
+        Some(other) => Err(ProtocolError::Json {
+            message: format!("parameter label must be a string, got {other:?}"),
+        }),
+    }
+}
+
 /// A request parameter that must be a non-negative integer.
 fn uint_parameter(
     parameters: &HashMap<String, proto::InferParameter>,

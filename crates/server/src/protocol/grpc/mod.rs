@@ -73,11 +73,20 @@ impl V2Service {
         deadline: Option<Duration>,
     ) -> Result<proto::ModelInferResponse, Status> {
         let started = Instant::now();
-        let version = self
-            .state
-            .repository
-            .resolve(&request.model_name, Some(request.model_version.as_str()))
-            .map_err(status)?;
+        let repository = &self.state.repository;
+        let version = match convert::label_parameter(&request.parameters).map_err(status)? {
+            Some(label) if !request.model_version.is_empty() => {
+                return Err(status(ProtocolError::Json {
+                    message: format!(
+                        "model_version '{}' and parameter label '{label}' both name a version; give one",
+                        request.model_version
+                    ),
+                }));
+            }
+            Some(label) => repository.resolve_label(&request.model_name, label),
+            None => repository.resolve(&request.model_name, Some(request.model_version.as_str())),
+        }
+        .map_err(status)?;
         let result = async {
             let mut decoded = convert::decode_request(request, self.state.settings.limits)?;
             decoded.timeout = match (decoded.timeout, deadline) {
@@ -347,7 +356,7 @@ impl V2Service {
         f: impl FnOnce(&crate::repository::Repository) -> Result<(), RepositoryError> + Send + 'static,
     ) -> Result<(), Status> {
         if !self.state.settings.model_control_explicit {
-            return Err(status(RepositoryError::ControlDisabled));
+            return Err(status(RepositoryError::load_control_disabled()));
         }
         let repository = Arc::clone(&self.state.repository);
         tokio::task::spawn_blocking(move || f(&repository))

@@ -17,9 +17,7 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = state
-        .repository
-        .resolve(&path.model, path.version.as_deref())?;
+    let version = path.resolve(&state.repository)?;
     Ok(Json(model_config(&version)))
 }
 

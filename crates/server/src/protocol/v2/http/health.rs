@@ -11,8 +11,8 @@ pub(super) async fn live() -> StatusCode {
     StatusCode::OK
 }
 
-/// `GET /v2/health/ready`: the start-up load finished (and, with `--strict-readiness`, every
-/// model is ready).
+/// `GET /v2/health/ready`: the start-up load finished and every model has a ready version
+/// (with `--readiness started`, only the former).
 pub(super) async fn ready(State(state): State<AppState>) -> StatusCode {
     if state.server_ready() {
         StatusCode::OK
@@ -26,8 +26,6 @@ pub(super) async fn model_ready(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<StatusCode, ApiError> {
-    state
-        .repository
-        .resolve(&path.model, path.version.as_deref())?;
+    path.resolve(&state.repository)?;
     Ok(StatusCode::OK)
 }

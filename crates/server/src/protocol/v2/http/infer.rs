@@ -26,9 +26,7 @@ pub(super) async fn infer(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let body = read_body(body, state.settings.max_request_bytes)?;
-    let version = state
-        .repository
-        .resolve(&path.model, path.version.as_deref())?;
+    let version = path.resolve(&state.repository)?;
     let result = run(&state, &version, &headers, &body, started).await;
     if result.is_err() {
         version.stats.record_failure(started.elapsed());

@@ -36,9 +36,7 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = state
-        .repository
-        .resolve(&path.model, path.version.as_deref())?;
+    let version = path.resolve(&state.repository)?;
     let versions = state.repository.ready_version_names(&path.model);
     Ok(Json(json!({
         "name": version.model_name,

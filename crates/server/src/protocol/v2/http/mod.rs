@@ -8,6 +8,9 @@
 //! | `GET /v2/models[/{m}[/versions/{v}]]/stats` (Triton) | `stats` |
 //! | `POST /v2/models/{m}[/versions/{v}]/infer` | `infer` |
 //! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
+//! | `GET,POST /v2/repository/models/{m}/labels` (ferroserve) | `repository` |
+//!
+//! Every `/versions/{v}` path also exists as `/labels/{label}` (`/v2/models/m/labels/stable/infer`).
 
 mod config;
 mod health;
@@ -26,9 +29,10 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 
+use crate::error::InferError;
 use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{ProtocolError, RequestLimits};
-use crate::repository::Repository;
+use crate::repository::{LoadedVersion, Repository};
 
 /// Settings of the HTTP front-end.
 #[derive(Clone, Debug)]
@@ -39,6 +43,8 @@ pub struct HttpSettings {
     pub max_request_bytes: usize,
     /// Whether `POST /v2/repository/models/{m}/{load,unload}` are enabled.
     pub model_control_explicit: bool,
+    /// Whether labels may be moved through `POST /v2/repository/models/{m}/labels`.
+    pub label_control: bool,
     /// Whether `/v2/health/ready` also needs every model to be ready.
     pub strict_readiness: bool,
 }
@@ -61,11 +67,22 @@ impl AppState {
     }
 }
 
-/// `{model}` and the optional `{version}` of a model path.
+/// `{model}` and the optional `{version}` or `{label}` of a model path.
 #[derive(Debug, Deserialize)]
 struct ModelPath {
     model: String,
     version: Option<String>,
+    label: Option<String>,
+}
+
+impl ModelPath {
+    /// The version the path names: by label, by number (or label), or the latest.
+    fn resolve(&self, repository: &Repository) -> Result<Arc<LoadedVersion>, InferError> {
+        match &self.label {
+            Some(label) => repository.resolve_label(&self.model, label),
+            None => repository.resolve(&self.model, self.version.as_deref()),
+        }
+    }
 }
 
 /// The protocol extensions the server implements, for every front-end's server metadata.
@@ -86,9 +103,14 @@ pub fn router(state: AppState) -> Router {
             "/v2/models/{model}/versions/{version}",
             get(metadata::model),
         )
+        .route("/v2/models/{model}/labels/{label}", get(metadata::model))
         .route("/v2/models/{model}/ready", get(health::model_ready))
         .route(
             "/v2/models/{model}/versions/{version}/ready",
+            get(health::model_ready),
+        )
+        .route(
+            "/v2/models/{model}/labels/{label}/ready",
             get(health::model_ready),
         )
         .route("/v2/models/{model}/config", get(config::model))
@@ -96,14 +118,23 @@ pub fn router(state: AppState) -> Router {
             "/v2/models/{model}/versions/{version}/config",
             get(config::model),
         )
+        .route(
+            "/v2/models/{model}/labels/{label}/config",
+            get(config::model),
+        )
         .route("/v2/models/{model}/stats", get(stats::model))
         .route(
             "/v2/models/{model}/versions/{version}/stats",
             get(stats::model),
         )
+        .route("/v2/models/{model}/labels/{label}/stats", get(stats::model))
         .route("/v2/models/{model}/infer", post(infer::infer))
         .route(
             "/v2/models/{model}/versions/{version}/infer",
+            post(infer::infer),
+        )
+        .route(
+            "/v2/models/{model}/labels/{label}/infer",
             post(infer::infer),
         )
         .route("/v2/repository/index", post(repository::index))
@@ -111,6 +142,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/repository/models/{model}/unload",
             post(repository::unload),
+        )
+        .route(
+            "/v2/repository/models/{model}/labels",
+            get(repository::labels).post(repository::move_labels),
         )
         .merge(crate::protocol::tfserving::routes())
         .fallback(no_route)

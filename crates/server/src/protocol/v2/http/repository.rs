@@ -1,7 +1,9 @@
 //! Triton's model repository extension: `POST /v2/repository/index` and
 //! `POST /v2/repository/models/{m}/{load,unload}` (the latter two only with
-//! `--model-control explicit`).
+//! `--model-control explicit`), and ferroserve's label moves:
+//! `GET|POST /v2/repository/models/{m}/labels` (moves need `explicit` or `poll`).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -61,7 +63,7 @@ pub(super) async fn load(
 ) -> Result<Json<Value>, ApiError> {
     let body = read_body(body, state.settings.max_request_bytes)?;
     if !state.settings.model_control_explicit {
-        return Err(RepositoryError::ControlDisabled.into());
+        return Err(RepositoryError::load_control_disabled().into());
     }
     let request: Value = parse_optional(&body)?;
     if let Some(parameters) = request.get("parameters").and_then(Value::as_object)
@@ -87,11 +89,69 @@ pub(super) async fn unload(
 ) -> Result<Json<Value>, ApiError> {
     let body = read_body(body, state.settings.max_request_bytes)?;
     if !state.settings.model_control_explicit {
-        return Err(RepositoryError::ControlDisabled.into());
+        return Err(RepositoryError::load_control_disabled().into());
     }
     let _: Value = parse_optional(&body)?;
     run_blocking(&state.repository, move |r| r.unload(&model)).await?;
     Ok(Json(json!({})))
+}
+
+/// `GET /v2/repository/models/{m}/labels`: `{"labels": {"stable": 1, ...}}`.
+pub(super) async fn labels(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let entry = state
+        .repository
+        .entry(&model)
+        .ok_or_else(|| RepositoryError::NotInRepository {
+            model: model.clone(),
+        })?;
+    Ok(Json(json!({ "labels": entry.labels })))
+}
+
+/// The body of a label move: each label to the version it should name, `null` to remove it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveLabels {
+    labels: BTreeMap<String, Option<u64>>,
+}
+
+/// `POST /v2/repository/models/{m}/labels`, body `{"labels": {"canary": 4, "old": null}}`:
+/// moves every label given in one step (each target must be a ready version) and answers the
+/// model's labels afterwards.
+pub(super) async fn move_labels(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    if !state.settings.label_control {
+        return Err(RepositoryError::label_control_disabled().into());
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let request: MoveLabels =
+        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
+            message: format!("{e} (expected {{\"labels\": {{\"<label>\": <version> or null}}}})"),
+        })?;
+    if let Some(bad) = request
+        .labels
+        .keys()
+        .find(|l| l.is_empty() || l.parse::<u64>().is_ok())
+    {
+        return Err(ProtocolError::Json {
+            message: format!(
+                "label '{bad}': a label must be a non-empty name that is not a number"
+            ),
+        }
+        .into());
+    }
+    let repository = Arc::clone(&state.repository);
+    let labels =
+        tokio::task::spawn_blocking(move || repository.set_labels(&model, &request.labels))
+            .await
+            .map_err(|e| RepositoryError::Io(std::io::Error::other(e)))??;
+    Ok(Json(json!({ "labels": labels })))
 }
 
 /// Parses a JSON body that may be empty.

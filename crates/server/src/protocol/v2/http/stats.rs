@@ -26,9 +26,9 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let versions = match path.version.as_deref() {
-        Some(v) => vec![state.repository.resolve(&path.model, Some(v))?],
-        None => {
+    let versions = match (&path.version, &path.label) {
+        (Some(_), _) | (_, Some(_)) => vec![path.resolve(&state.repository)?],
+        (None, None) => {
             // Resolve first so an unknown or unready model is an error, not an empty list.
             state.repository.resolve(&path.model, None)?;
             state
