@@ -2,6 +2,7 @@
 //! repository, validation and scheduler code as `serve`, so a request that works here works
 //! over HTTP.
 
+use ferroserve_server::composite::{CompositeSpec, RequestContext};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -62,8 +63,12 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let root = model_dir
         .parent()
         .context("--model has no parent directory")?;
-    let repository = Repository::new(root, runtime_registry());
-    repository.load(&model)?;
+    let repository = std::sync::Arc::new(Repository::new(root, runtime_registry()));
+    // A composite needs the models it routes to: load the whole repository for it.
+    match CompositeSpec::read(&model_dir) {
+        Ok(Some(_)) => repository.load_all()?,
+        _ => repository.load(&model)?,
+    }
     let loaded = repository.resolve(&model, version.as_deref())?;
 
     let mut request = decode_request(
@@ -81,7 +86,17 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let response = runtime.block_on(execute(&loaded, request, Instant::now()))?;
+    let context = RequestContext {
+        parameters: request.parameters.clone(),
+        headers: Vec::new(),
+    };
+    let response = runtime.block_on(execute(
+        &repository,
+        &loaded,
+        request,
+        &context,
+        Instant::now(),
+    ))?;
     let json: serde_json::Value = serde_json::from_slice(&response.body)?;
     println!("{}", serde_json::to_string_pretty(&json)?);
     Ok(())

@@ -4,12 +4,14 @@
 //! # Layout
 //! - [`repository`]: what is loaded: `<root>/<model>/<version>/`, `model.toml`, version policy,
 //!   labels, load/unload with the new version built beside the old one.
+//! - [`composite`]: models that route to other models (split, shadow, bandit).
 //! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
 //! - [`stats`]: per-version counters (Triton's statistics extension).
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
+pub mod composite;
 pub mod error;
 pub mod protocol;
 pub mod repository;

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferroserve_core::ModelError;
 
+use crate::composite::bandit::FeedbackError;
 use crate::error::{InferError, RepositoryError};
 use crate::protocol::v2::codec::ProtocolError;
 
@@ -21,6 +22,9 @@ pub enum ApiError {
     /// A repository operation failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+    /// A bandit's feedback was refused.
+    #[error(transparent)]
+    Feedback(#[from] FeedbackError),
     /// No endpoint at this path.
     #[error("no endpoint {method} {path}")]
     NoRoute {
@@ -61,6 +65,12 @@ pub fn http_status(error: &ApiError) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
             RepositoryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        },
+        ApiError::Feedback(e) => match e {
+            FeedbackError::UnknownRequest { .. } => StatusCode::NOT_FOUND,
+            FeedbackError::NotABandit { .. } | FeedbackError::BadReward { .. } => {
+                StatusCode::BAD_REQUEST
+            }
         },
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
     }

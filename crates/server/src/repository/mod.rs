@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 
+use crate::composite::{Composite, CompositeSpec, Target};
 use crate::error::{InferError, RepositoryError};
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
@@ -46,14 +47,41 @@ pub struct LoadedVersion {
     pub instances: usize,
     /// The model's configuration.
     pub config: ModelConfig,
-    /// The queue and workers in front of the model.
-    pub scheduler: Scheduler,
+    /// What runs its requests: the model's queue and workers, or a composite's routing.
+    pub executor: Executor,
     /// Counters for the statistics endpoint.
     pub stats: Arc<VersionStats>,
     /// The model file's directory, for logs.
     pub dir: PathBuf,
     /// The version directory's files when it was loaded.
     pub files: Fingerprint,
+}
+
+/// What runs a version's requests.
+#[derive(Debug)]
+pub enum Executor {
+    /// A model file behind its queue and workers.
+    Model(Scheduler),
+    /// A composite routing to other models.
+    Composite(Arc<Composite>),
+}
+
+impl Executor {
+    /// The batching policy; `None` for a composite (its targets batch).
+    pub fn policy(&self) -> Option<&crate::scheduler::BatchPolicy> {
+        match self {
+            Executor::Model(scheduler) => Some(scheduler.policy()),
+            Executor::Composite(_) => None,
+        }
+    }
+
+    /// The composite, if this is one.
+    pub fn composite(&self) -> Option<&Arc<Composite>> {
+        match self {
+            Executor::Composite(c) => Some(c),
+            Executor::Model(_) => None,
+        }
+    }
 }
 
 /// The state of one version of a model in the repository.
@@ -197,8 +225,13 @@ impl Repository {
     /// Loads every model directory under the root; failures are logged and kept in the index.
     /// Blocking: call from a blocking thread.
     pub fn load_all(&self) -> Result<(), RepositoryError> {
-        for name in self.model_names_on_disk()? {
-            if let Err(error) = self.load(&name) {
+        // Composites after the models they route to, so those are ready when they load.
+        let (composites, models): (Vec<String>, Vec<String>) = self
+            .model_names_on_disk()?
+            .into_iter()
+            .partition(|name| self.is_composite(name));
+        for name in models.iter().chain(&composites) {
+            if let Err(error) = self.load(name) {
                 tracing::error!(model = %name, %error, "model failed to load");
             }
         }
@@ -261,13 +294,17 @@ impl Repository {
     /// drops the models whose directory is gone. Blocking: call from a blocking thread.
     pub fn poll(&self) -> Result<(), RepositoryError> {
         let on_disk = self.model_names_on_disk()?;
-        for name in &on_disk {
+        let (composites, models): (Vec<&String>, Vec<&String>) =
+            on_disk.iter().partition(|name| self.is_composite(name));
+        for name in models.into_iter().chain(composites) {
             let changed = match self.entry(name) {
                 None => true,
+                // A composite that could not load (a target was not ready) is tried again.
+                Some(entry) if entry.ready_versions().is_empty() && self.is_composite(name) => true,
                 Some(entry) => entry.disk != ModelFingerprint::read(&self.root.join(name)),
             };
             if changed {
-                tracing::info!(model = %name, "model files changed; reloading");
+                tracing::debug!(model = %name, "model files changed; reloading");
                 if let Err(error) = self.load(name) {
                     tracing::error!(model = %name, %error, "model failed to load");
                 }
@@ -501,6 +538,39 @@ impl Repository {
             }
         };
         let still_serving = old.filter(|o| !o.ready_versions().is_empty());
+        match CompositeSpec::read(dir) {
+            Ok(Some(spec)) => {
+                return match self.build_composite(name, dir, &spec, &disk) {
+                    Ok(version) => {
+                        tracing::info!(model = %name, kind = spec.kind(), targets = ?spec.targets(), "composite model ready");
+                        ModelEntry {
+                            name: name.to_owned(),
+                            error: None,
+                            versions: BTreeMap::from([(1, VersionState::Ready(Arc::new(version)))]),
+                            labels: BTreeMap::new(),
+                            warnings: BTreeMap::new(),
+                            warning: None,
+                            disk,
+                            settings: None,
+                        }
+                    }
+                    Err(error) => failed(error),
+                };
+            }
+            Ok(None) => {}
+            Err(error) => {
+                if let Some(old) = still_serving {
+                    let warning = format!("{error}; still serving the composite loaded before");
+                    tracing::error!(model = %name, "{warning}");
+                    return ModelEntry {
+                        warning: Some(warning),
+                        disk,
+                        ..old.clone()
+                    };
+                }
+                return failed(error);
+            }
+        }
         let config = match ModelConfig::read(dir) {
             Ok(config) => config,
             Err(e) => {
@@ -596,6 +666,74 @@ impl Repository {
         }
     }
 
+    /// Whether `name`'s `model.toml` names a composite `kind`.
+    fn is_composite(&self, name: &str) -> bool {
+        matches!(CompositeSpec::read(&self.root.join(name)), Ok(Some(_)))
+    }
+
+    /// Builds a composite: its targets must be ready plain models that take the same inputs;
+    /// it serves the first target's signature as its version 1.
+    fn build_composite(
+        &self,
+        name: &str,
+        dir: &Path,
+        spec: &CompositeSpec,
+        disk: &ModelFingerprint,
+    ) -> Result<LoadedVersion, String> {
+        let mut first: Option<Arc<LoadedVersion>> = None;
+        for text in spec.targets() {
+            let target = Target::parse(text)?;
+            if target.model == name {
+                return Err(format!(
+                    "target '{text}': a composite cannot route to itself"
+                ));
+            }
+            let version = target
+                .resolve(self)
+                .map_err(|e| format!("target '{text}' is not ready: {e}"))?;
+            if version.executor.composite().is_some() {
+                return Err(format!(
+                    "target '{text}' is itself a composite; composites route to models only"
+                ));
+            }
+            match &first {
+                None => first = Some(version),
+                Some(f) if !same_inputs(&f.signature, &version.signature) => {
+                    return Err(format!(
+                        "targets '{}' and '{text}' take different inputs ({:?} vs {:?}); every target must take the same",
+                        spec.targets()[0],
+                        f.signature.inputs,
+                        version.signature.inputs
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let first = first.ok_or("a composite needs at least one target")?;
+        let composite = Composite::build(spec, dir)?;
+        Ok(LoadedVersion {
+            model_name: name.to_owned(),
+            version: 1,
+            runtime: spec.kind(),
+            platform: match spec.kind() {
+                "split" => "ferroserve_split",
+                "shadow" => "ferroserve_shadow",
+                _ => "ferroserve_bandit",
+            },
+            signature: first.signature.clone(),
+            max_batch_size: first.max_batch_size,
+            instances: 0,
+            config: ModelConfig {
+                path: Some(dir.join(config::CONFIG_FILE)),
+                raw: RawModelConfig::default(),
+            },
+            executor: Executor::Composite(Arc::new(composite)),
+            stats: Arc::new(VersionStats::default()),
+            dir: dir.to_owned(),
+            files: disk.shared.clone(),
+        })
+    }
+
     fn load_version(
         &self,
         name: &str,
@@ -646,10 +784,15 @@ impl Repository {
             max_batch_size,
             instances,
             config: config.clone(),
-            scheduler,
+            executor: Executor::Model(scheduler),
             stats,
             dir: vdir.to_owned(),
             files,
         })
     }
+}
+
+/// Whether two signatures take the same inputs (names, datatypes, shapes).
+fn same_inputs(a: &Signature, b: &Signature) -> bool {
+    a.inputs == b.inputs
 }

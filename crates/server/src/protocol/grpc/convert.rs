@@ -57,6 +57,11 @@ pub(super) fn decode_request(
         timeout: uint_parameter(&request.parameters, "timeout")?
             .filter(|&us| us > 0)
             .map(Duration::from_micros),
+        parameters: request
+            .parameters
+            .iter()
+            .filter_map(|(k, p)| Some((k.clone(), parameter_value(p.parameter_choice.as_ref()?))))
+            .collect(),
     })
 }
 
@@ -75,6 +80,18 @@ pub(super) fn label_parameter(
         Some(other) => Err(ProtocolError::Json {
             message: format!("parameter label must be a string, got {other:?}"),
         }),
+    }
+}
+
+/// A gRPC parameter as the JSON value the HTTP front-end would have.
+pub(super) fn parameter_value(p: &proto::infer_parameter::ParameterChoice) -> serde_json::Value {
+    use proto::infer_parameter::ParameterChoice;
+    match p {
+        ParameterChoice::BoolParam(b) => serde_json::Value::Bool(*b),
+        ParameterChoice::Int64Param(i) => (*i).into(),
+        ParameterChoice::Uint64Param(u) => (*u).into(),
+        ParameterChoice::DoubleParam(d) => (*d).into(),
+        ParameterChoice::StringParam(s) => s.clone().into(),
     }
 }
 
@@ -148,6 +165,7 @@ pub(super) fn encode_response(
     version: &LoadedVersion,
     id: Option<String>,
     outputs: &[(Tensor, bool)],
+    parameters: &serde_json::Map<String, serde_json::Value>,
 ) -> proto::ModelInferResponse {
     let mut raw = Vec::with_capacity(outputs.len());
     let tensors = outputs
@@ -170,7 +188,28 @@ pub(super) fn encode_response(
         id: id.unwrap_or_default(),
         outputs: tensors,
         raw_output_contents: raw,
-        ..Default::default()
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| {
+                let choice = match v {
+                    serde_json::Value::String(s) => {
+                        proto::infer_parameter::ParameterChoice::StringParam(s.clone())
+                    }
+                    serde_json::Value::Bool(b) => {
+                        proto::infer_parameter::ParameterChoice::BoolParam(*b)
+                    }
+                    other => {
+                        proto::infer_parameter::ParameterChoice::StringParam(other.to_string())
+                    }
+                };
+                (
+                    k.clone(),
+                    proto::InferParameter {
+                        parameter_choice: Some(choice),
+                    },
+                )
+            })
+            .collect(),
     }
 }
 
@@ -222,9 +261,11 @@ pub(super) fn model_config(v: &LoadedVersion) -> proto::ModelConfig {
             versions: versions.iter().map(|&n| n as i64).collect(),
         }),
     };
-    let scheduling = v.scheduler.policy();
-    let dynamic_batching =
-        (batched && scheduling.mode != BatchMode::Off).then(|| proto::ModelDynamicBatching {
+    let dynamic_batching = v
+        .executor
+        .policy()
+        .filter(|scheduling| batched && scheduling.mode != BatchMode::Off)
+        .map(|scheduling| proto::ModelDynamicBatching {
             preferred_batch_size: scheduling
                 .preferred_batch_sizes
                 .iter()

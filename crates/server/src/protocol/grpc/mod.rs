@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::composite::RequestContext;
 use crate::error::RepositoryError;
 use crate::protocol::status::{ApiError, grpc_status};
 use crate::protocol::v2::codec::ProtocolError;
@@ -71,6 +72,7 @@ impl V2Service {
         &self,
         request: proto::ModelInferRequest,
         deadline: Option<Duration>,
+        metadata: &tonic::metadata::MetadataMap,
     ) -> Result<proto::ModelInferResponse, Status> {
         let started = Instant::now();
         let repository = &self.state.repository;
@@ -93,10 +95,25 @@ impl V2Service {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let ran = run(&version, decoded, started).await?;
+            let context = match version.executor.composite() {
+                Some(_) => RequestContext {
+                    parameters: decoded.parameters.clone(),
+                    headers: metadata
+                        .iter()
+                        .filter_map(|kv| match kv {
+                            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                            }
+                            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                        })
+                        .collect(),
+                },
+                None => RequestContext::default(),
+            };
+            let ran = run(repository, &version, decoded, &context, started).await?;
             let encoding = Instant::now();
             let id = ran.id.clone();
-            let response = convert::encode_response(&version, id, &ran.outputs);
+            let response = convert::encode_response(&version, id, &ran.outputs, &ran.parameters);
             ran.finish(&version, encoding);
             Ok::<_, ApiError>(response)
         }
@@ -206,7 +223,8 @@ impl GrpcInferenceService for V2Service {
         request: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
         let deadline = grpc_timeout(&request);
-        self.infer(request.into_inner(), deadline)
+        let (metadata, _, request) = request.into_parts();
+        self.infer(request, deadline, &metadata)
             .await
             .map(Response::new)
     }
@@ -219,13 +237,14 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<tonic::Streaming<proto::ModelInferRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
+        let metadata = request.metadata().clone();
         let mut inbound = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let service = self.clone();
         tokio::spawn(async move {
             while let Some(next) = inbound.next().await {
                 let answer = match next {
-                    Ok(request) => match service.infer(request, None).await {
+                    Ok(request) => match service.infer(request, None, &metadata).await {
                         Ok(response) => proto::ModelStreamInferResponse {
                             error_message: String::new(),
                             infer_response: Some(response),

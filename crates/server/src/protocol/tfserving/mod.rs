@@ -180,7 +180,7 @@ async fn post(
     let version = state
         .repository
         .resolve(&parsed.model, parsed.version.as_deref())?;
-    let result = run(&version, &verb, &body, started).await;
+    let result = run(&state.repository, &version, &verb, &body, started).await;
     if result.is_err() {
         version.stats.record_failure(started.elapsed());
     }
@@ -188,6 +188,7 @@ async fn post(
 }
 
 async fn run(
+    repository: &std::sync::Arc<crate::repository::Repository>,
     version: &LoadedVersion,
     verb: &str,
     body: &[u8],
@@ -207,7 +208,8 @@ async fn run(
         inputs,
         ..V2Request::default()
     };
-    let mut ran = crate::protocol::v2::run(version, request, started).await?;
+    let context = crate::composite::RequestContext::default();
+    let mut ran = crate::protocol::v2::run(repository, version, request, &context, started).await?;
     let encoding = Instant::now();
     let outputs: Vec<Tensor> = std::mem::take(&mut ran.outputs)
         .into_iter()

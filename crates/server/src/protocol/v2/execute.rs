@@ -1,15 +1,20 @@
 //! Running a decoded V2 request against a model version, shared by every V2 front-end and by
-//! `ferroserve predict`.
+//! `ferroserve predict`: through the version's queue, or, for a composite, through the target
+//! it routes to (and, for a shadow, its mirrors in the background).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferroserve_core::Tensor;
+use rand::RngExt;
+use serde_json::{Map, Value};
 
+use crate::composite::{Composite, RequestContext, Target};
 use crate::error::InferError;
 use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{EncodedResponse, ProtocolError, V2Request, encode_response};
-use crate::repository::LoadedVersion;
-use crate::scheduler::Request;
+use crate::repository::{Executor, LoadedVersion, Repository};
+use crate::scheduler::{Request, Scheduler};
 use crate::stats::RequestTimes;
 
 /// A V2 request that ran: the outputs asked for (each with whether it goes back binary) and
@@ -20,6 +25,8 @@ pub struct Ran {
     pub id: Option<String>,
     /// The selected outputs, in the order asked for.
     pub outputs: Vec<(Tensor, bool)>,
+    /// Response parameters (a composite names the variant that answered).
+    pub parameters: Map<String, Value>,
     started: Instant,
     compute_input: std::time::Duration,
     queue: std::time::Duration,
@@ -40,30 +47,148 @@ impl Ran {
     }
 }
 
-/// Validates `request` against `version`, runs it through the version's queue and encodes the
-/// outputs asked for. `started` is when the request arrived; a success is recorded in the
-/// version's statistics here, a failure by the caller.
+/// Validates `request` against `version`, runs it and encodes the outputs asked for.
+/// `started` is when the request arrived; a success is recorded in the version's statistics
+/// here, a failure by the caller.
 pub async fn execute(
+    repository: &Arc<Repository>,
     version: &LoadedVersion,
     request: V2Request,
+    context: &RequestContext,
     started: Instant,
 ) -> Result<EncodedResponse, ApiError> {
-    let ran = run(version, request, started).await?;
+    let ran = run(repository, version, request, context, started).await?;
     let encoding = Instant::now();
     let encoded = encode_response(
         &version.model_name,
         version.version,
         ran.id.as_deref(),
         &ran.outputs,
+        &ran.parameters,
     );
     ran.finish(version, encoding);
     Ok(encoded)
 }
 
-/// Validates `request` against `version` and runs it through the version's queue; the outputs
-/// asked for. Shared by every V2 front-end (HTTP, gRPC).
+/// Validates `request` against `version` and runs it; the outputs asked for. Shared by every
+/// V2 front-end (HTTP, gRPC) and TF Serving's.
 pub async fn run(
+    repository: &Arc<Repository>,
     version: &LoadedVersion,
+    request: V2Request,
+    context: &RequestContext,
+    started: Instant,
+) -> Result<Ran, ApiError> {
+    match &version.executor {
+        Executor::Model(scheduler) => run_model(version, scheduler, request, started).await,
+        Executor::Composite(composite) => {
+            run_composite(repository, composite, request, context, started).await
+        }
+    }
+}
+
+/// A composite's request: to the variant it chooses (a shadow's primary), whose statistics
+/// count it too; the variant is named in the response parameter `variant`.
+async fn run_composite(
+    repository: &Arc<Repository>,
+    composite: &Arc<Composite>,
+    mut request: V2Request,
+    context: &RequestContext,
+    started: Instant,
+) -> Result<Ran, ApiError> {
+    let mut mirror = None;
+    let target = match composite.as_ref() {
+        Composite::Split(split) => split.choose(context).1.clone(),
+        Composite::Bandit(bandit) => {
+            // Feedback names the request, so every bandit answer carries an id.
+            let id = request
+                .id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .unwrap_or_else(new_request_id);
+            request.id = Some(id.clone());
+            bandit.choose(&id).1.clone()
+        }
+        Composite::Shadow(shadow) => {
+            if let Some(permit) = shadow.mirror_this_one() {
+                mirror = Some((request.clone(), permit));
+            }
+            shadow.primary.clone()
+        }
+    };
+    let mut ran = run_target(repository, &target, request, started).await?;
+    if let Some((copy, permit)) = mirror {
+        let primary: Vec<Tensor> = ran.outputs.iter().map(|(t, _)| t.clone()).collect();
+        let repository = Arc::clone(repository);
+        let composite = Arc::clone(composite);
+        tokio::spawn(async move {
+            mirror_to_shadows(repository, composite, copy, primary).await;
+            drop(permit);
+        });
+    }
+    ran.parameters
+        .insert("variant".into(), Value::String(target.to_string()));
+    Ok(ran)
+}
+
+/// Runs `request` on the plain model `target` names now, counted in its statistics.
+async fn run_target(
+    repository: &Repository,
+    target: &Target,
+    request: V2Request,
+    started: Instant,
+) -> Result<Ran, ApiError> {
+    let version = target.resolve(repository)?;
+    let Executor::Model(scheduler) = &version.executor else {
+        return Err(InferError::Unavailable {
+            model: format!("{target} (a composite cannot be a composite's target)"),
+        }
+        .into());
+    };
+    match run_model(&version, scheduler, request, started).await {
+        Ok(ran) => {
+            ran.finish(&version, Instant::now());
+            Ok(ran)
+        }
+        Err(error) => {
+            version.stats.record_failure(started.elapsed());
+            Err(error)
+        }
+    }
+}
+
+/// Sends a copy of a request to each shadow and records how their answers compare with the
+/// primary's. Runs in its own task: nothing here reaches the caller.
+async fn mirror_to_shadows(
+    repository: Arc<Repository>,
+    composite: Arc<Composite>,
+    request: V2Request,
+    primary: Vec<Tensor>,
+) {
+    let Composite::Shadow(shadow) = composite.as_ref() else {
+        return;
+    };
+    for (ix, target) in shadow.shadows() {
+        let copy = request.clone();
+        match run_target(&repository, target, copy, Instant::now()).await {
+            Ok(ran) => {
+                let outputs: Vec<Tensor> = ran.outputs.into_iter().map(|(t, _)| t).collect();
+                shadow.record(ix, request.id.as_deref(), &primary, &outputs);
+            }
+            Err(error) => shadow.record_failure(ix, &error.to_string()),
+        }
+    }
+}
+
+/// A request id for a caller that gave none: 16 random hex digits.
+fn new_request_id() -> String {
+    format!("{:016x}", rand::rng().random::<u64>())
+}
+
+/// Validates `request` against the model `version` and runs it through its queue.
+async fn run_model(
+    version: &LoadedVersion,
+    scheduler: &Scheduler,
     request: V2Request,
     started: Instant,
 ) -> Result<Ran, ApiError> {
@@ -74,6 +199,7 @@ pub async fn run(
         binary_output,
         priority,
         timeout,
+        parameters: _,
     } = request;
     let signature = &version.signature;
     let selection: Vec<(usize, bool)> = if requested.is_empty() {
@@ -108,8 +234,7 @@ pub async fn run(
     };
     let compute_input = started.elapsed();
 
-    let executed = version
-        .scheduler
+    let executed = scheduler
         .infer(Request {
             inputs,
             rows,
@@ -131,6 +256,7 @@ pub async fn run(
     Ok(Ran {
         id,
         outputs: selected,
+        parameters: Map::new(),
         started,
         compute_input,
         queue: executed.queue,

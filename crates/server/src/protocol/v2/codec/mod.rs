@@ -20,7 +20,7 @@ pub use response::{EncodedResponse, encode_response};
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// A decoded V2 inference request.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct V2Request {
     /// The client's request id, echoed in the response.
     pub id: Option<String>,
@@ -34,6 +34,8 @@ pub struct V2Request {
     pub priority: Option<u64>,
     /// Request parameter `timeout`, given in microseconds as Triton's clients send it.
     pub timeout: Option<std::time::Duration>,
+    /// Every request-level parameter as sent (composites route by them: `sticky_by`).
+    pub parameters: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One entry of the request's `outputs`.

@@ -150,6 +150,7 @@ pub fn decode_request(
         timeout: uint_parameter(&raw.parameters, "timeout")?
             .filter(|&us| us > 0)
             .map(std::time::Duration::from_micros),
+        parameters: raw.parameters.into_iter().collect(),
     })
 }
 

@@ -22,6 +22,8 @@ struct Response<'a> {
     model_version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a str>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    parameters: &'a serde_json::Map<String, serde_json::Value>,
     outputs: Vec<Output<'a>>,
 }
 
@@ -41,17 +43,19 @@ struct BinaryParameters {
     binary_data_size: usize,
 }
 
-/// Encodes `outputs`, each with whether it goes binary.
+/// Encodes `outputs`, each with whether it goes binary, and the response `parameters`.
 pub fn encode_response(
     model_name: &str,
     model_version: u64,
     id: Option<&str>,
     outputs: &[(Tensor, bool)],
+    parameters: &serde_json::Map<String, serde_json::Value>,
 ) -> EncodedResponse {
     let response = Response {
         model_name,
         model_version: model_version.to_string(),
         id: id.filter(|id| !id.is_empty()),
+        parameters,
         outputs: outputs
             .iter()
             .map(|(t, binary)| Output {
@@ -90,7 +94,7 @@ mod tests {
     #[test]
     fn json_response_echoes_id_and_carries_data() {
         let t = Tensor::new("y", vec![1, 2], TensorData::F32(vec![0.5, 0.25])).unwrap();
-        let r = encode_response("m", 3, Some("abc"), &[(t, false)]);
+        let r = encode_response("m", 3, Some("abc"), &[(t, false)], &Default::default());
         assert_eq!(r.header_length, None);
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
@@ -103,7 +107,13 @@ mod tests {
         let a = Tensor::new("a", vec![1], TensorData::I64(vec![7])).unwrap();
         let b = Tensor::new("b", vec![1], TensorData::U8(vec![9])).unwrap();
         let c = Tensor::new("c", vec![1], TensorData::I32(vec![1])).unwrap();
-        let r = encode_response("m", 1, None, &[(a, true), (c, false), (b, true)]);
+        let r = encode_response(
+            "m",
+            1,
+            None,
+            &[(a, true), (c, false), (b, true)],
+            &Default::default(),
+        );
         let len = r.header_length.unwrap();
         let header: serde_json::Value = serde_json::from_slice(&r.body[..len]).unwrap();
         assert_eq!(header["outputs"][0]["parameters"]["binary_data_size"], 8);

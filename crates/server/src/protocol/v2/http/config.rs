@@ -96,8 +96,13 @@ pub(crate) fn model_config(v: &LoadedVersion) -> Value {
         "model_transaction_policy": { "decoupled": false },
         "response_cache": { "enable": false },
     });
-    let policy = v.scheduler.policy();
-    if batched && policy.mode != BatchMode::Off {
+    if let Some(composite) = v.executor.composite() {
+        config["parameters"] = json!({ "composite": composite.describe() });
+    }
+    if let Some(policy) = v.executor.policy()
+        && batched
+        && policy.mode != BatchMode::Off
+    {
         // Triton's shape, plus ferroserve's own keys for what Triton has no field for.
         let mut batching = json!({
             "preferred_batch_size": policy.preferred_batch_sizes,

@@ -1,6 +1,7 @@
 //! `POST /v2/models/{m}[/versions/{v}]/infer`: decode (JSON or binary extension), validate
 //! against the version's signature, queue, encode.
 
+use crate::composite::RequestContext;
 use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
@@ -68,7 +69,18 @@ async fn run(
         }
         length => decode_request(body, length, limits)?,
     };
-    let encoded = execute(version, request, started).await?;
+    // Only composites route by parameters and headers; a model's request skips the copy.
+    let context = match version.executor.composite() {
+        Some(_) => RequestContext {
+            parameters: request.parameters.clone(),
+            headers: headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+        },
+        None => RequestContext::default(),
+    };
+    let encoded = execute(&state.repository, version, request, &context, started).await?;
     Ok(into_http(encoded))
 }
 

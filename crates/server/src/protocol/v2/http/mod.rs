@@ -7,12 +7,14 @@
 //! | `GET /v2/models/{m}[/versions/{v}]/config` (Triton) | `config` |
 //! | `GET /v2/models[/{m}[/versions/{v}]]/stats` (Triton) | `stats` |
 //! | `POST /v2/models/{m}[/versions/{v}]/infer` | `infer` |
+//! | `POST /v2/models/{m}/feedback` (ferroserve, bandits) | `feedback` |
 //! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
 //! | `GET,POST /v2/repository/models/{m}/labels` (ferroserve) | `repository` |
 //!
 //! Every `/versions/{v}` path also exists as `/labels/{label}` (`/v2/models/m/labels/stable/infer`).
 
 mod config;
+mod feedback;
 mod health;
 mod infer;
 mod metadata;
@@ -129,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/models/{model}/labels/{label}/stats", get(stats::model))
         .route("/v2/models/{model}/infer", post(infer::infer))
+        .route("/v2/models/{model}/feedback", post(feedback::feedback))
         .route(
             "/v2/models/{model}/versions/{version}/infer",
             post(infer::infer),

@@ -61,7 +61,7 @@ fn version_stats(v: &LoadedVersion) -> Value {
             })
         })
         .collect();
-    json!({
+    let mut stats = json!({
         "name": v.model_name,
         "version": v.version.to_string(),
         "last_inference": s.last_inference_ms,
@@ -80,5 +80,10 @@ fn version_stats(v: &LoadedVersion) -> Value {
         "response_stats": {},
         "batch_stats": batches,
         "memory_usage": [],
-    })
+    });
+    // ferroserve's own: what a composite routed, mirrored or learnt.
+    if let Some(composite) = v.executor.composite() {
+        stats["composite"] = composite.describe();
+    }
+    stats
 }

@@ -1,0 +1,73 @@
+//! A composite's reference to another model: `name`, `name@3` or `name@stable`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::InferError;
+use crate::repository::{LoadedVersion, Repository};
+
+/// A model of the repository, at its latest ready version, a version number, or a label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The model's name.
+    pub model: String,
+    /// The version number or label after `@`.
+    pub version: Option<String>,
+}
+
+impl Target {
+    /// Parses `name[@version|label]`.
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let (model, version) = match text.split_once('@') {
+            Some((m, v)) => (m, Some(v)),
+            None => (text, None),
+        };
+        if model.is_empty() || model.contains('/') || version.is_some_and(str::is_empty) {
+            return Err(format!(
+                "target '{text}': expected a model name, optionally with @version or @label"
+            ));
+        }
+        Ok(Target {
+            model: model.to_owned(),
+            version: version.map(str::to_owned),
+        })
+    }
+
+    /// The version this names now.
+    pub fn resolve(&self, repository: &Repository) -> Result<Arc<LoadedVersion>, InferError> {
+        repository.resolve(&self.model, self.version.as_deref())
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}@{v}", self.model),
+            None => f.write_str(&self.model),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_versions_and_labels() {
+        assert_eq!(
+            Target::parse("fraud@2").unwrap(),
+            Target {
+                model: "fraud".into(),
+                version: Some("2".into())
+            }
+        );
+        assert_eq!(Target::parse("fraud").unwrap().version, None);
+        assert_eq!(
+            Target::parse("fraud@stable").unwrap().to_string(),
+            "fraud@stable"
+        );
+        for bad in ["", "@1", "fraud@", "a/b"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! `POST /v2/models/{m}/feedback`: a reward for an answered request of a bandit composite,
+//! `{"id": "<the response's id>", "reward": 0.0 to 1.0}`. Answers the variant that got it.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, ModelPath, read_body};
+use crate::composite::Composite;
+use crate::composite::bandit::FeedbackError;
+use crate::protocol::status::ApiError;
+use crate::protocol::v2::codec::ProtocolError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Feedback {
+    id: String,
+    reward: f64,
+}
+
+/// The handler.
+pub(super) async fn feedback(
+    State(state): State<AppState>,
+    Path(path): Path<ModelPath>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    let feedback: Feedback =
+        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
+            message: format!("{e} (expected {{\"id\": \"<request id>\", \"reward\": 0 to 1}})"),
+        })?;
+    let version = path.resolve(&state.repository)?;
+    let Some(Composite::Bandit(bandit)) = version.executor.composite().map(AsRef::as_ref) else {
+        return Err(FeedbackError::NotABandit { model: path.model }.into());
+    };
+    let variant = bandit.reward(&path.model, &feedback.id, feedback.reward)?;
+    Ok(Json(json!({ "id": feedback.id, "variant": variant })))
+}
