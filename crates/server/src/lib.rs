@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`repository`]: what is loaded: `<root>/<model>/<version>/`, `model.toml`, version policy,
 //!   labels, load/unload with the new version built beside the old one.
+//! - [`cache`]: a model version's answers kept by their inputs (opt-in).
 //! - [`composite`]: models that route to other models (split, shadow, bandit).
 //! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
 //! - [`stats`]: per-version counters (Triton's statistics extension).
@@ -11,6 +12,7 @@
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
+pub mod cache;
 pub mod composite;
 pub mod error;
 pub mod protocol;

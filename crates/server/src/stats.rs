@@ -65,6 +65,10 @@ pub struct StatsSnapshot {
     pub compute_infer: DurationStat,
     /// Time encoding responses.
     pub compute_output: DurationStat,
+    /// Requests answered from the prediction cache, and the lookups' time.
+    pub cache_hit: DurationStat,
+    /// Requests not in the prediction cache, and the time looking and storing.
+    pub cache_miss: DurationStat,
     /// Rows inferred.
     pub inference_count: u64,
     /// Model executions.
@@ -111,6 +115,17 @@ impl VersionStats {
             s.compute_input.record(t.compute_input);
             s.compute_infer.record(t.compute_infer);
             s.compute_output.record(t.compute_output);
+        });
+    }
+
+    /// Records a prediction-cache lookup: a hit or a miss, and its time.
+    pub fn record_cache(&self, hit: bool, took: Duration) {
+        self.with(|s| {
+            if hit {
+                s.cache_hit.record(took);
+            } else {
+                s.cache_miss.record(took);
+            }
         });
     }
 

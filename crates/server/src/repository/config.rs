@@ -102,6 +102,8 @@ pub struct RawModelConfig {
     pub warmup: Option<WarmupMode>,
     /// How many times the warm-up requests run (default 1).
     pub warmup_runs: Option<usize>,
+    /// Bytes of answers kept by their inputs (the prediction cache); absent or 0: no cache.
+    pub cache_bytes: Option<usize>,
     /// Overrides of the inputs the model file declares.
     #[serde(default)]
     pub input: Vec<RawTensorOverride>,

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 
+use crate::cache::PredictionCache;
 use crate::composite::{Composite, CompositeSpec, Target};
 use crate::error::{InferError, RepositoryError};
 use crate::scheduler::{ComputePool, Scheduler};
@@ -55,6 +56,8 @@ pub struct LoadedVersion {
     pub dir: PathBuf,
     /// The version directory's files when it was loaded.
     pub files: Fingerprint,
+    /// Answers kept by their inputs, when `cache_bytes` is set.
+    pub cache: Option<PredictionCache>,
 }
 
 /// What runs a version's requests.
@@ -731,6 +734,7 @@ impl Repository {
             stats: Arc::new(VersionStats::default()),
             dir: dir.to_owned(),
             files: disk.shared.clone(),
+            cache: None,
         })
     }
 
@@ -788,6 +792,11 @@ impl Repository {
             stats,
             dir: vdir.to_owned(),
             files,
+            cache: config
+                .raw
+                .cache_bytes
+                .filter(|&b| b > 0)
+                .map(PredictionCache::new),
         })
     }
 }

@@ -10,6 +10,7 @@ mod kit;
 
 mod bad_input;
 mod batching;
+mod cache;
 mod composites;
 mod endpoints;
 mod grpc;

@@ -352,8 +352,8 @@ pub(super) fn model_statistics(v: &LoadedVersion) -> proto::ModelStatistics {
             compute_input: duration(&s.compute_input),
             compute_infer: duration(&s.compute_infer),
             compute_output: duration(&s.compute_output),
-            cache_hit: duration(&DurationStat::default()),
-            cache_miss: duration(&DurationStat::default()),
+            cache_hit: duration(&s.cache_hit),
+            cache_miss: duration(&s.cache_miss),
         }),
         batch_stats: s
             .batches

@@ -3,12 +3,13 @@
 //! it routes to (and, for a shadow, its mirrors in the background).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ferroserve_core::Tensor;
 use rand::RngExt;
 use serde_json::{Map, Value};
 
+use crate::cache::PredictionCache;
 use crate::composite::{Composite, RequestContext, Target};
 use crate::error::InferError;
 use crate::protocol::status::ApiError;
@@ -234,16 +235,40 @@ async fn run_model(
     };
     let compute_input = started.elapsed();
 
-    let executed = scheduler
-        .infer(Request {
-            inputs,
-            rows,
-            priority,
-            timeout,
-        })
-        .await?;
+    // The prediction cache: an answer kept for exactly these inputs skips the queue.
+    let lookup = Instant::now();
+    let cached = version.cache.as_ref().map(|cache| {
+        let key = PredictionCache::key(&inputs);
+        let hit = cache.get(&key);
+        (cache, key, hit)
+    });
+    let (all_outputs, queue, infer) = match cached {
+        Some((_, _, Some(hit))) => {
+            version.stats.record_cache(true, lookup.elapsed());
+            (Vec::clone(&hit), Duration::ZERO, Duration::ZERO)
+        }
+        miss => {
+            let looked = lookup.elapsed();
+            let executed = scheduler
+                .infer(Request {
+                    inputs,
+                    rows,
+                    priority,
+                    timeout,
+                })
+                .await?;
+            if let Some((cache, key, None)) = miss {
+                let storing = Instant::now();
+                cache.put(key, Arc::new(executed.outputs.clone()));
+                version
+                    .stats
+                    .record_cache(false, looked + storing.elapsed());
+            }
+            (executed.outputs, executed.queue, executed.infer)
+        }
+    };
 
-    let mut outputs: Vec<Option<Tensor>> = executed.outputs.into_iter().map(Some).collect();
+    let mut outputs: Vec<Option<Tensor>> = all_outputs.into_iter().map(Some).collect();
     let selected: Vec<(Tensor, bool)> = selection
         .iter()
         .map(|&(ix, binary)| {
@@ -259,7 +284,7 @@ async fn run_model(
         parameters: Map::new(),
         started,
         compute_input,
-        queue: executed.queue,
-        infer: executed.infer,
+        queue,
+        infer,
     })
 }

@@ -94,7 +94,7 @@ pub(crate) fn model_config(v: &LoadedVersion) -> Value {
         "parameters": {},
         "model_warmup": [],
         "model_transaction_policy": { "decoupled": false },
-        "response_cache": { "enable": false },
+        "response_cache": { "enable": v.cache.is_some() },
     });
     if let Some(composite) = v.executor.composite() {
         config["parameters"] = json!({ "composite": composite.describe() });

@@ -74,8 +74,8 @@ fn version_stats(v: &LoadedVersion) -> Value {
             "compute_input": duration(&s.compute_input),
             "compute_infer": duration(&s.compute_infer),
             "compute_output": duration(&s.compute_output),
-            "cache_hit": zero,
-            "cache_miss": zero,
+            "cache_hit": duration(&s.cache_hit),
+            "cache_miss": duration(&s.cache_miss),
         },
         "response_stats": {},
         "batch_stats": batches,
@@ -84,6 +84,11 @@ fn version_stats(v: &LoadedVersion) -> Value {
     // ferroserve's own: what a composite routed, mirrored or learnt.
     if let Some(composite) = v.executor.composite() {
         stats["composite"] = composite.describe();
+    }
+    if let Some(cache) = &v.cache {
+        let (bytes, entries) = cache.usage();
+        stats["cache"] =
+            json!({ "capacity_bytes": cache.capacity(), "bytes": bytes, "entries": entries });
     }
     stats
 }
