@@ -6,6 +6,7 @@
 //! - [`split`]: A/B traffic by weights, sticky by a request parameter or header.
 //! - [`shadow`]: answers from the primary; mirrors a fraction to shadows in the background and
 //!   counts how often they agree.
+//! - [`ensemble`]: a DAG of models and built-in combiners over named tensors.
 //! - [`bandit`]: picks a variant online (Thompson sampling or Exp3) from rewards sent to
 //!   `POST /v2/models/{m}/feedback`; its state is kept in a small file.
 //!
@@ -13,6 +14,7 @@
 //! composite of composites, so routing can never loop).
 
 pub mod bandit;
+pub mod ensemble;
 pub mod shadow;
 pub mod split;
 mod target;
@@ -66,6 +68,17 @@ pub enum CompositeSpec {
         /// `.bandit-state.json`: hidden, so writing it never looks like a model change).
         state_file: Option<String>,
     },
+    /// `kind = "ensemble"`.
+    Ensemble {
+        /// The ensemble tensors returned, in order.
+        outputs: Vec<String>,
+        /// The model steps (`[[step]]`).
+        #[serde(default)]
+        step: Vec<ensemble::StepSpec>,
+        /// The combiners (`[[combine]]`).
+        #[serde(default)]
+        combine: Vec<ensemble::CombineSpec>,
+    },
 }
 
 impl CompositeSpec {
@@ -97,6 +110,23 @@ impl CompositeSpec {
             CompositeSpec::Split { .. } => "split",
             CompositeSpec::Shadow { .. } => "shadow",
             CompositeSpec::Bandit { .. } => "bandit",
+            CompositeSpec::Ensemble { .. } => "ensemble",
+        }
+    }
+
+    /// The ensemble's parts, if this is one.
+    pub fn ensemble(&self) -> Option<ensemble::EnsembleSpec> {
+        match self {
+            CompositeSpec::Ensemble {
+                outputs,
+                step,
+                combine,
+            } => Some(ensemble::EnsembleSpec {
+                outputs: outputs.clone(),
+                step: step.clone(),
+                combine: combine.clone(),
+            }),
+            _ => None,
         }
     }
 
@@ -110,6 +140,7 @@ impl CompositeSpec {
                 .chain(shadows.iter().map(String::as_str))
                 .collect(),
             CompositeSpec::Bandit { variants, .. } => variants.iter().map(String::as_str).collect(),
+            CompositeSpec::Ensemble { step, .. } => step.iter().map(|s| s.model.as_str()).collect(),
         }
     }
 
@@ -166,6 +197,8 @@ impl CompositeSpec {
                 }
                 in_unit("gamma", *gamma)?;
             }
+            // Checked against the steps' signatures when it loads.
+            CompositeSpec::Ensemble { .. } => {}
         }
         for target in self.targets() {
             Target::parse(target)?;
@@ -210,6 +243,8 @@ pub enum Composite {
     Shadow(shadow::Shadow),
     /// A bandit.
     Bandit(std::sync::Arc<bandit::Bandit>),
+    /// An ensemble.
+    Ensemble(ensemble::Ensemble),
 }
 
 impl Composite {
@@ -255,6 +290,9 @@ impl Composite {
                 gamma.unwrap_or(0.1),
                 model_dir.join(state_file.as_deref().unwrap_or(".bandit-state.json")),
             )),
+            CompositeSpec::Ensemble { .. } => {
+                return Err("an ensemble is planned against its steps' signatures".into());
+            }
         })
     }
 
@@ -264,6 +302,7 @@ impl Composite {
             Composite::Split(_) => "split",
             Composite::Shadow(_) => "shadow",
             Composite::Bandit(_) => "bandit",
+            Composite::Ensemble(_) => "ensemble",
         }
     }
 
@@ -273,6 +312,15 @@ impl Composite {
             Composite::Split(s) => s.describe(),
             Composite::Shadow(s) => s.describe(),
             Composite::Bandit(b) => b.describe(),
+            Composite::Ensemble(e) => serde_json::json!({
+                "kind": "ensemble",
+                "steps": e.steps.iter().map(|(t, s)| serde_json::json!({
+                    "model": t.to_string(), "inputs": s.inputs, "outputs": s.outputs,
+                })).collect::<Vec<_>>(),
+                "combine": e.combines.iter().map(|c| serde_json::json!({
+                    "op": format!("{:?}", c.op).to_lowercase(), "inputs": c.inputs, "output": c.output,
+                })).collect::<Vec<_>>(),
+            }),
         }
     }
 }

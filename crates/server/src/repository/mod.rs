@@ -22,6 +22,7 @@ use ferroserve_core::model::LoadOptions;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 
 use crate::cache::PredictionCache;
+use crate::composite::ensemble::Ensemble;
 use crate::composite::{Composite, CompositeSpec, Target};
 use crate::error::{InferError, RepositoryError};
 use crate::scheduler::{ComputePool, Scheduler};
@@ -683,6 +684,34 @@ impl Repository {
         spec: &CompositeSpec,
         disk: &ModelFingerprint,
     ) -> Result<LoadedVersion, String> {
+        if let Some(ensemble) = spec.ensemble() {
+            let mut max_batch = usize::MAX;
+            let plan = Ensemble::plan(&ensemble, |target| {
+                if target.model == name {
+                    return Err("a composite cannot route to itself".into());
+                }
+                let version = target
+                    .resolve(self)
+                    .map_err(|e| format!("'{target}' is not ready: {e}"))?;
+                if version.executor.composite().is_some() {
+                    return Err(format!(
+                        "'{target}' is itself a composite; steps run models only"
+                    ));
+                }
+                max_batch = max_batch.min(version.max_batch_size);
+                Ok(version.signature.clone())
+            })?;
+            let signature = plan.signature.clone();
+            return Ok(self.composite_version(
+                name,
+                dir,
+                spec,
+                disk,
+                signature,
+                max_batch,
+                Composite::Ensemble(plan),
+            ));
+        }
         let mut first: Option<Arc<LoadedVersion>> = None;
         for text in spec.targets() {
             let target = Target::parse(text)?;
@@ -714,17 +743,41 @@ impl Repository {
         }
         let first = first.ok_or("a composite needs at least one target")?;
         let composite = Composite::build(spec, dir)?;
-        Ok(LoadedVersion {
+        Ok(self.composite_version(
+            name,
+            dir,
+            spec,
+            disk,
+            first.signature.clone(),
+            first.max_batch_size,
+            composite,
+        ))
+    }
+
+    /// The version a composite serves as.
+    #[allow(clippy::too_many_arguments)]
+    fn composite_version(
+        &self,
+        name: &str,
+        dir: &Path,
+        spec: &CompositeSpec,
+        disk: &ModelFingerprint,
+        signature: Signature,
+        max_batch_size: usize,
+        composite: Composite,
+    ) -> LoadedVersion {
+        LoadedVersion {
             model_name: name.to_owned(),
             version: 1,
             runtime: spec.kind(),
             platform: match spec.kind() {
                 "split" => "ferroserve_split",
                 "shadow" => "ferroserve_shadow",
+                "ensemble" => "ensemble",
                 _ => "ferroserve_bandit",
             },
-            signature: first.signature.clone(),
-            max_batch_size: first.max_batch_size,
+            signature,
+            max_batch_size,
             instances: 0,
             config: ModelConfig {
                 path: Some(dir.join(config::CONFIG_FILE)),
@@ -735,7 +788,7 @@ impl Repository {
             dir: dir.to_owned(),
             files: disk.shared.clone(),
             cache: None,
-        })
+        }
     }
 
     fn load_version(

@@ -352,3 +352,90 @@ async fn a_composite_waits_for_its_targets_and_reports_bad_specs() {
     assert!(ok, "the composite never loaded");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_ensemble_runs_a_pipeline_and_combines_models() {
+    let repo = repository_with_two_iris_versions();
+    write_test_model(repo.path(), "double", 1, 0);
+    composite(
+        repo.path(),
+        "quadruple",
+        r#"kind = "ensemble"
+outputs = ["four_x"]
+[[step]]
+model = "double"
+inputs = { x = "two_x" }
+outputs = { y = "four_x" }
+[[step]]
+model = "double"
+inputs = { x = "x" }
+outputs = { y = "two_x" }
+"#,
+    );
+    composite(
+        repo.path(),
+        "committee",
+        r#"kind = "ensemble"
+outputs = ["label", "probabilities"]
+[[step]]
+model = "iris_logreg@1"
+inputs = { input = "features" }
+outputs = { label = "l1", probabilities = "p1" }
+[[step]]
+model = "iris_logreg@2"
+inputs = { input = "features" }
+outputs = { label = "l2", probabilities = "p2" }
+[[combine]]
+op = "vote"
+inputs = ["l1", "l2"]
+output = "label"
+[[combine]]
+op = "mean"
+inputs = ["p1", "p2"]
+output = "probabilities"
+"#,
+    );
+    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+
+    let rows = json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [1.0, 2.0, 3.0, 0.5]}]});
+    let (status, answer) = server.post("/v2/models/quadruple/infer", &rows).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outputs"][0]["name"], "four_x");
+    assert_eq!(answer["outputs"][0]["data"], json!([4.0, 8.0, 12.0, 2.0]));
+    let (_, meta) = server.get("/v2/models/quadruple").await;
+    assert_eq!(meta["platform"], "ensemble");
+    assert_eq!(meta["inputs"][0]["name"], "x");
+    assert_eq!(meta["outputs"][0]["name"], "four_x");
+    // The step model counted both calls.
+    let (_, stats) = server.get("/v2/models/double/stats").await;
+    assert_eq!(
+        stats["model_stats"][0]["inference_stats"]["success"]["count"],
+        2
+    );
+
+    let expected = oracle("iris_logreg", "expected.json");
+    let mut request = oracle("iris_logreg", "request.json");
+    request["inputs"][0]["name"] = json!("features");
+    let (status, answer) = server.post("/v2/models/committee/infer", &request).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outputs"][0]["name"], "label");
+    assert_eq!(answer["outputs"][0]["data"], expected["outputs"][0]["data"]);
+    let probabilities = answer["outputs"][1]["data"].as_array().unwrap();
+    let want = expected["outputs"][1]["data"].as_array().unwrap();
+    for (p, w) in probabilities.iter().zip(want) {
+        assert!((p.as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-5);
+    }
+    // Outputs can be asked for by name, and a wrong input is named.
+    request["outputs"] = json!([{"name": "probabilities"}]);
+    let (_, answer) = server.post("/v2/models/committee/infer", &request).await;
+    assert_eq!(answer["outputs"].as_array().unwrap().len(), 1);
+    request["inputs"][0]["name"] = json!("input");
+    let (status, answer) = server.post("/v2/models/committee/infer", &request).await;
+    assert_client_error(status, &answer, &["features"]);
+    let (_, config) = server.get("/v2/models/committee/config").await;
+    assert_eq!(
+        config["parameters"]["composite"]["combine"][0]["op"],
+        "vote"
+    );
+    server.stop().await;
+}

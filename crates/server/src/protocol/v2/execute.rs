@@ -2,6 +2,7 @@
 //! `ferroserve predict`: through the version's queue, or, for a composite, through the target
 //! it routes to (and, for a shadow, its mirrors in the background).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use rand::RngExt;
 use serde_json::{Map, Value};
 
 use crate::cache::PredictionCache;
+use crate::composite::ensemble::{self, Ensemble, StepSpec};
 use crate::composite::{Composite, RequestContext, Target};
 use crate::error::InferError;
 use crate::protocol::status::ApiError;
@@ -97,6 +99,9 @@ async fn run_composite(
     context: &RequestContext,
     started: Instant,
 ) -> Result<Ran, ApiError> {
+    if let Composite::Ensemble(ensemble) = composite.as_ref() {
+        return run_ensemble(repository, ensemble, request, started).await;
+    }
     let mut mirror = None;
     let target = match composite.as_ref() {
         Composite::Split(split) => split.choose(context).1.clone(),
@@ -116,6 +121,7 @@ async fn run_composite(
             }
             shadow.primary.clone()
         }
+        Composite::Ensemble(_) => unreachable!("ran above"),
     };
     let mut ran = run_target(repository, &target, request, started).await?;
     if let Some((copy, permit)) = mirror {
@@ -130,6 +136,125 @@ async fn run_composite(
     ran.parameters
         .insert("variant".into(), Value::String(target.to_string()));
     Ok(ran)
+}
+
+/// An ensemble's request: each step once its inputs exist (the steps ready together run
+/// concurrently), the combiners as soon as theirs do, then the outputs asked for.
+async fn run_ensemble(
+    repository: &Repository,
+    ensemble: &Ensemble,
+    request: V2Request,
+    started: Instant,
+) -> Result<Ran, ApiError> {
+    let V2Request {
+        id,
+        inputs,
+        outputs: requested,
+        binary_output,
+        priority,
+        timeout,
+        parameters,
+    } = request;
+    let signature = &ensemble.signature;
+    let inputs = signature
+        .validate_inputs(inputs, usize::MAX)
+        .map_err(InferError::from)?;
+    let compute_input = started.elapsed();
+    let mut tensors: BTreeMap<String, Tensor> =
+        inputs.into_iter().map(|t| (t.name.clone(), t)).collect();
+    let mut pending: Vec<&(Target, StepSpec)> = ensemble.steps.iter().collect();
+    let mut combined = vec![false; ensemble.combines.len()];
+    let infer_started = Instant::now();
+    while !pending.is_empty() {
+        let (ready, waiting): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|(_, s)| s.inputs.values().all(|t| tensors.contains_key(t)));
+        pending = waiting;
+        if ready.is_empty() {
+            return Err(InferError::Unavailable {
+                model: "ensemble (a step waits on a tensor no step produced)".into(),
+            }
+            .into());
+        }
+        let runs = ready.iter().map(|(target, step)| {
+            let step_inputs = step
+                .inputs
+                .iter()
+                .map(|(name, tensor)| {
+                    let mut t = tensors[tensor].clone();
+                    t.name.clone_from(name);
+                    t
+                })
+                .collect();
+            let step_request = V2Request {
+                id: id.clone(),
+                inputs: step_inputs,
+                priority,
+                timeout,
+                parameters: parameters.clone(),
+                ..V2Request::default()
+            };
+            run_target(repository, target, step_request, Instant::now())
+        });
+        for ((_, step), ran) in ready.iter().zip(futures::future::join_all(runs).await) {
+            // The step's own error: it names the model (and its status is the step's).
+            let ran = ran?;
+            for (mut t, _) in ran.outputs {
+                if let Some(tensor) = step.outputs.get(&t.name) {
+                    t.name.clone_from(tensor);
+                    tensors.insert(tensor.clone(), t);
+                }
+            }
+        }
+        // Combiners whose inputs now exist, in order (one may read another's output).
+        for (ix, c) in ensemble.combines.iter().enumerate() {
+            if !combined[ix] && c.inputs.iter().all(|i| tensors.contains_key(i)) {
+                let parts: Vec<&Tensor> = c.inputs.iter().map(|i| &tensors[i]).collect();
+                let out = ensemble::combine(c.op, &c.output, &parts).map_err(|message| {
+                    InferError::Execution {
+                        model: "ensemble".into(),
+                        source: ferroserve_core::ModelError::Execution { message },
+                    }
+                })?;
+                tensors.insert(c.output.clone(), out);
+                combined[ix] = true;
+            }
+        }
+    }
+    let infer = infer_started.elapsed();
+    let names: Vec<(String, bool)> = if requested.is_empty() {
+        signature
+            .outputs
+            .iter()
+            .map(|o| (o.name.clone(), binary_output))
+            .collect()
+    } else {
+        requested
+            .iter()
+            .map(|o| {
+                signature.output_index(&o.name).map_err(InferError::from)?;
+                Ok((o.name.clone(), o.binary.unwrap_or(binary_output)))
+            })
+            .collect::<Result<_, ApiError>>()?
+    };
+    let outputs = names
+        .into_iter()
+        .map(|(name, binary)| {
+            let t = tensors.remove(&name).ok_or_else(|| ProtocolError::Json {
+                message: format!("output '{name}' is requested more than once"),
+            })?;
+            Ok((t, binary))
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Ran {
+        id,
+        outputs,
+        parameters: Map::new(),
+        started,
+        compute_input,
+        queue: Duration::ZERO,
+        infer,
+    })
 }
 
 /// Runs `request` on the plain model `target` names now, counted in its statistics.
