@@ -15,7 +15,9 @@ use crate::composite::ensemble::{self, Ensemble, StepSpec};
 use crate::composite::{Composite, RequestContext, Target};
 use crate::error::InferError;
 use crate::protocol::status::ApiError;
-use crate::protocol::v2::codec::{EncodedResponse, ProtocolError, V2Request, encode_response};
+use crate::protocol::v2::codec::{
+    EncodedResponse, ProtocolError, RequestedOutput, V2Request, encode_response,
+};
 use crate::repository::{Executor, LoadedVersion, Repository};
 use crate::scheduler::{Request, Scheduler};
 use crate::stats::RequestTimes;
@@ -222,27 +224,15 @@ async fn run_ensemble(
         }
     }
     let infer = infer_started.elapsed();
-    let names: Vec<(String, bool)> = if requested.is_empty() {
-        signature
-            .outputs
-            .iter()
-            .map(|o| (o.name.clone(), binary_output))
-            .collect()
-    } else {
-        requested
-            .iter()
-            .map(|o| {
-                signature.output_index(&o.name).map_err(InferError::from)?;
-                Ok((o.name.clone(), o.binary.unwrap_or(binary_output)))
-            })
-            .collect::<Result<_, ApiError>>()?
-    };
-    let outputs = names
+    let outputs = select_outputs(signature, &requested, binary_output)?
         .into_iter()
-        .map(|(name, binary)| {
-            let t = tensors.remove(&name).ok_or_else(|| ProtocolError::Json {
-                message: format!("output '{name}' is requested more than once"),
-            })?;
+        .map(|(ix, binary)| {
+            let name = &signature.outputs[ix].name;
+            let t = tensors
+                .remove(name)
+                .ok_or_else(|| InferError::Unavailable {
+                    model: format!("ensemble (no step produced '{name}')"),
+                })?;
             Ok((t, binary))
         })
         .collect::<Result<_, ApiError>>()?;
@@ -311,6 +301,37 @@ fn new_request_id() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
 }
 
+/// The outputs a request asks for, as indices into `signature`'s outputs with whether each
+/// goes back binary: all of them when it names none; each at most once.
+fn select_outputs(
+    signature: &ferroserve_core::Signature,
+    requested: &[RequestedOutput],
+    binary_output: bool,
+) -> Result<Vec<(usize, bool)>, ApiError> {
+    if let Some(dup) = requested
+        .iter()
+        .enumerate()
+        .find(|(i, o)| requested[..*i].iter().any(|p| p.name == o.name))
+    {
+        return Err(ProtocolError::Json {
+            message: format!("output '{}' is requested more than once", dup.1.name),
+        }
+        .into());
+    }
+    if requested.is_empty() {
+        return Ok((0..signature.outputs.len())
+            .map(|i| (i, binary_output))
+            .collect());
+    }
+    requested
+        .iter()
+        .map(|o| {
+            let ix = signature.output_index(&o.name).map_err(InferError::from)?;
+            Ok((ix, o.binary.unwrap_or(binary_output)))
+        })
+        .collect()
+}
+
 /// Validates `request` against the model `version` and runs it through its queue.
 async fn run_model(
     version: &LoadedVersion,
@@ -328,29 +349,7 @@ async fn run_model(
         parameters: _,
     } = request;
     let signature = &version.signature;
-    let selection: Vec<(usize, bool)> = if requested.is_empty() {
-        (0..signature.outputs.len())
-            .map(|i| (i, binary_output))
-            .collect()
-    } else {
-        requested
-            .iter()
-            .map(|o| {
-                let ix = signature.output_index(&o.name).map_err(InferError::from)?;
-                Ok((ix, o.binary.unwrap_or(binary_output)))
-            })
-            .collect::<Result<_, ApiError>>()?
-    };
-    if let Some(dup) = requested
-        .iter()
-        .enumerate()
-        .find(|(i, o)| requested[..*i].iter().any(|p| p.name == o.name))
-    {
-        return Err(ProtocolError::Json {
-            message: format!("output '{}' is requested more than once", dup.1.name),
-        }
-        .into());
-    }
+    let selection = select_outputs(signature, &requested, binary_output)?;
     let inputs = signature
         .validate_inputs(inputs, version.max_batch_size)
         .map_err(InferError::from)?;
