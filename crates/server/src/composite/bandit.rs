@@ -101,16 +101,22 @@ pub struct Bandit {
     variants: Vec<Target>,
     gamma: f64,
     state: Mutex<State>,
-    /// Request id → (arm, the probability it had, for Exp3), oldest first.
+    /// The latest answered requests, awaiting feedback.
     pending: Mutex<Pending>,
     state_path: PathBuf,
     dirty: AtomicBool,
 }
 
+/// The latest [`PENDING_CAPACITY`] choices. A reward removes its id from `by_id` only; its
+/// entry in `order` goes stale and is dropped when it comes to the front, so neither a reward
+/// nor an eviction has to search the queue.
 #[derive(Debug, Default)]
 struct Pending {
-    by_id: HashMap<String, (usize, f64)>,
-    order: VecDeque<String>,
+    /// Request id → (its choice's sequence number, arm, the probability it had, for Exp3).
+    by_id: HashMap<String, (u64, usize, f64)>,
+    /// (sequence number, request id) of every choice, oldest first.
+    order: VecDeque<(u64, String)>,
+    next: u64,
 }
 
 impl Bandit {
@@ -204,15 +210,16 @@ impl Bandit {
         };
         self.dirty.store(true, Ordering::Relaxed);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending
-            .by_id
-            .insert(id.to_owned(), (arm, probability))
-            .is_none()
-        {
-            pending.order.push_back(id.to_owned());
-        }
+        let seq = pending.next;
+        pending.next += 1;
+        pending.by_id.insert(id.to_owned(), (seq, arm, probability));
+        pending.order.push_back((seq, id.to_owned()));
         while pending.order.len() > PENDING_CAPACITY {
-            if let Some(old) = pending.order.pop_front() {
+            let Some((old_seq, old)) = pending.order.pop_front() else {
+                break;
+            };
+            // Only if that id was not rewarded, nor chosen again since.
+            if pending.by_id.get(&old).is_some_and(|e| e.0 == old_seq) {
                 pending.by_id.remove(&old);
             }
         }
@@ -224,19 +231,16 @@ impl Bandit {
         if !(0.0..=1.0).contains(&reward) {
             return Err(FeedbackError::BadReward { reward });
         }
-        let (arm, probability) = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            let found = pending.by_id.remove(id);
-            if found.is_some()
-                && let Some(at) = pending.order.iter().position(|p| p == id)
-            {
-                pending.order.remove(at);
-            }
-            found.ok_or_else(|| FeedbackError::UnknownRequest {
+        let (_, arm, probability) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .remove(id)
+            .ok_or_else(|| FeedbackError::UnknownRequest {
                 model: model.to_owned(),
                 id: id.to_owned(),
-            })?
-        };
+            })?;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let k = state.arms.len() as f64;
         let policy = state.policy;
@@ -285,7 +289,7 @@ impl Bandit {
             "kind": "bandit",
             "policy": state.policy,
             "variants": variants,
-            "awaiting_feedback": self.pending.lock().unwrap_or_else(|e| e.into_inner()).order.len(),
+            "awaiting_feedback": self.pending.lock().unwrap_or_else(|e| e.into_inner()).by_id.len(),
             "state_file": self.state_path,
         })
     }
@@ -403,6 +407,27 @@ mod tests {
         assert!(b.reward("m", "a", 1.0).is_ok());
         let again = b.reward("m", "a", 1.0).unwrap_err().to_string();
         assert!(again.contains("no answered request with id 'a'"), "{again}");
+    }
+
+    #[test]
+    fn the_latest_choices_are_remembered_and_a_reused_id_keeps_its_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bandit(PolicyKind::Exp3, dir.path().join("state.json"));
+        b.choose("first");
+        b.choose("x");
+        b.reward("m", "x", 1.0).unwrap();
+        b.choose("x");
+        for i in 0..PENDING_CAPACITY - 2 {
+            b.choose(&i.to_string());
+        }
+        // One choice too many: the oldest, "first", is forgotten; "x"'s stale entry is next.
+        assert!(b.reward("m", "first", 1.0).is_err());
+        b.choose("one more");
+        assert!(
+            b.reward("m", "x", 0.0).is_ok(),
+            "x's newest choice was evicted"
+        );
+        assert_eq!(b.describe()["awaiting_feedback"], PENDING_CAPACITY - 2 + 1);
     }
 
     #[test]
