@@ -114,6 +114,17 @@ impl CompositeSpec {
         }
     }
 
+    /// The platform name metadata and config report: Triton's `ensemble` for ensembles,
+    /// `ferroserve_<kind>` for the kinds Triton has no name for.
+    pub fn platform(&self) -> &'static str {
+        match self {
+            CompositeSpec::Split { .. } => "ferroserve_split",
+            CompositeSpec::Shadow { .. } => "ferroserve_shadow",
+            CompositeSpec::Bandit { .. } => "ferroserve_bandit",
+            CompositeSpec::Ensemble { .. } => "ensemble",
+        }
+    }
+
     /// The ensemble's parts, if this is one.
     pub fn ensemble(&self) -> Option<ensemble::EnsembleSpec> {
         match self {

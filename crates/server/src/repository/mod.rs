@@ -300,11 +300,15 @@ impl Repository {
         let on_disk = self.model_names_on_disk()?;
         let (composites, models): (Vec<&String>, Vec<&String>) =
             on_disk.iter().partition(|name| self.is_composite(name));
-        for name in models.into_iter().chain(composites) {
+        let in_order = models
+            .into_iter()
+            .map(|name| (name, false))
+            .chain(composites.into_iter().map(|name| (name, true)));
+        for (name, composite) in in_order {
             let changed = match self.entry(name) {
                 None => true,
                 // A composite that could not load (a target was not ready) is tried again.
-                Some(entry) if entry.ready_versions().is_empty() && self.is_composite(name) => true,
+                Some(entry) if composite && entry.ready_versions().is_empty() => true,
                 Some(entry) => entry.disk != ModelFingerprint::read(&self.root.join(name)),
             };
             if changed {
@@ -541,7 +545,19 @@ impl Repository {
                 settings: None,
             }
         };
-        let still_serving = old.filter(|o| !o.ready_versions().is_empty());
+        // A model.toml that cannot be read leaves what it loaded before serving, if anything.
+        let keep_serving = |error: String, what: &str| {
+            let Some(old) = old.filter(|o| !o.ready_versions().is_empty()) else {
+                return failed(error);
+            };
+            let warning = format!("{error}; still serving the {what} loaded before");
+            tracing::error!(model = %name, "{warning}");
+            ModelEntry {
+                warning: Some(warning),
+                disk: disk.clone(),
+                ..old.clone()
+            }
+        };
         match CompositeSpec::read(dir) {
             Ok(Some(spec)) => {
                 return match self.build_composite(name, dir, &spec, &disk) {
@@ -562,36 +578,11 @@ impl Repository {
                 };
             }
             Ok(None) => {}
-            Err(error) => {
-                if let Some(old) = still_serving {
-                    let warning = format!("{error}; still serving the composite loaded before");
-                    tracing::error!(model = %name, "{warning}");
-                    return ModelEntry {
-                        warning: Some(warning),
-                        disk,
-                        ..old.clone()
-                    };
-                }
-                return failed(error);
-            }
+            Err(error) => return keep_serving(error, "composite"),
         }
         let config = match ModelConfig::read(dir) {
             Ok(config) => config,
-            Err(e) => {
-                if let Some(old) = still_serving {
-                    let warning = format!(
-                        "{e}; still serving the versions loaded with the previous {}",
-                        config::CONFIG_FILE
-                    );
-                    tracing::error!(model = %name, "{warning}");
-                    return ModelEntry {
-                        warning: Some(warning),
-                        disk,
-                        ..old.clone()
-                    };
-                }
-                return failed(e.to_string());
-            }
+            Err(e) => return keep_serving(e.to_string(), "versions"),
         };
         let available: Vec<u64> = disk.versions.keys().copied().collect();
         let selected = config.version_policy().select(&available);
@@ -687,17 +678,7 @@ impl Repository {
         if let Some(ensemble) = spec.ensemble() {
             let mut max_batch = usize::MAX;
             let plan = Ensemble::plan(&ensemble, |target| {
-                if target.model == name {
-                    return Err("a composite cannot route to itself".into());
-                }
-                let version = target
-                    .resolve(self)
-                    .map_err(|e| format!("'{target}' is not ready: {e}"))?;
-                if version.executor.composite().is_some() {
-                    return Err(format!(
-                        "'{target}' is itself a composite; steps run models only"
-                    ));
-                }
+                let version = self.composite_target(name, target)?;
                 max_batch = max_batch.min(version.max_batch_size);
                 Ok(version.signature.clone())
             })?;
@@ -714,20 +695,7 @@ impl Repository {
         }
         let mut first: Option<Arc<LoadedVersion>> = None;
         for text in spec.targets() {
-            let target = Target::parse(text)?;
-            if target.model == name {
-                return Err(format!(
-                    "target '{text}': a composite cannot route to itself"
-                ));
-            }
-            let version = target
-                .resolve(self)
-                .map_err(|e| format!("target '{text}' is not ready: {e}"))?;
-            if version.executor.composite().is_some() {
-                return Err(format!(
-                    "target '{text}' is itself a composite; composites route to models only"
-                ));
-            }
+            let version = self.composite_target(name, &Target::parse(text)?)?;
             match &first {
                 None => first = Some(version),
                 Some(f) if !same_inputs(&f.signature, &version.signature) => {
@@ -754,6 +722,25 @@ impl Repository {
         ))
     }
 
+    /// The version `target` names now, for composite `name` to route to: a ready plain
+    /// model other than the composite itself.
+    fn composite_target(&self, name: &str, target: &Target) -> Result<Arc<LoadedVersion>, String> {
+        if target.model == name {
+            return Err(format!(
+                "target '{target}': a composite cannot route to itself"
+            ));
+        }
+        let version = target
+            .resolve(self)
+            .map_err(|e| format!("target '{target}' is not ready: {e}"))?;
+        if version.executor.composite().is_some() {
+            return Err(format!(
+                "target '{target}' is itself a composite; composites route to models only"
+            ));
+        }
+        Ok(version)
+    }
+
     /// The version a composite serves as.
     #[allow(clippy::too_many_arguments)]
     fn composite_version(
@@ -770,12 +757,7 @@ impl Repository {
             model_name: name.to_owned(),
             version: 1,
             runtime: spec.kind(),
-            platform: match spec.kind() {
-                "split" => "ferroserve_split",
-                "shadow" => "ferroserve_shadow",
-                "ensemble" => "ensemble",
-                _ => "ferroserve_bandit",
-            },
+            platform: spec.platform(),
             signature,
             max_batch_size,
             instances: 0,
