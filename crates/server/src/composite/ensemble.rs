@@ -302,9 +302,10 @@ pub fn combine(op: CombineOp, name: &str, parts: &[&Tensor]) -> Result<Tensor, S
             other.name, other.shape, first.name, first.shape
         ));
     }
-    macro_rules! floats {
-        ($v:ident, $t:ty) => {{
-            let cols: Vec<&Vec<$t>> = parts
+    // Each part's elements, all of one datatype.
+    macro_rules! columns {
+        ($v:ident) => {
+            parts
                 .iter()
                 .map(|p| match p.data() {
                     TensorData::$v(x) => Ok(x),
@@ -314,7 +315,12 @@ pub fn combine(op: CombineOp, name: &str, parts: &[&Tensor]) -> Result<Tensor, S
                         other.datatype()
                     )),
                 })
-                .collect::<Result<_, String>>()?;
+                .collect::<Result<_, String>>()?
+        };
+    }
+    macro_rules! floats {
+        ($v:ident, $t:ty) => {{
+            let cols: Vec<&Vec<$t>> = columns!($v);
             let n = cols.len() as $t;
             let out: Vec<$t> = (0..cols[0].len())
                 .map(|i| {
@@ -333,17 +339,7 @@ pub fn combine(op: CombineOp, name: &str, parts: &[&Tensor]) -> Result<Tensor, S
     }
     macro_rules! ints {
         ($v:ident, $t:ty) => {{
-            let cols: Vec<_> = parts
-                .iter()
-                .map(|p| match p.data() {
-                    TensorData::$v(x) => Ok(x),
-                    other => Err(format!(
-                        "combine '{name}': '{}' is {}",
-                        p.name,
-                        other.datatype()
-                    )),
-                })
-                .collect::<Result<_, String>>()?;
+            let cols: Vec<&Vec<$t>> = columns!($v);
             let out =
                 (0..cols[0].len())
                     .map(|i| {
