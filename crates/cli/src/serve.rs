@@ -185,6 +185,8 @@ fn poll_interval(secs: f64) -> anyhow::Result<std::time::Duration> {
         secs.is_finite() && secs > 0.0,
         "--repository-poll-secs {secs}: expected a positive number of seconds"
     );
+    // At least 1 ms: a positive count of seconds too small for a Duration would round to 0,
+    // which tokio's interval refuses.
     Ok(std::time::Duration::from_secs_f64(secs.max(0.001)))
 }
 
