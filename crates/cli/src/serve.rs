@@ -66,6 +66,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_NO_GRPC")]
     no_grpc: bool,
 
+    /// Also serve `GET /metrics` alone on this port (as Triton does on 8002), for a scraper
+    /// kept apart from inference clients; `/metrics` is on the HTTP port either way. 0 picks
+    /// a free port.
+    #[arg(long, env = "FERROSERVE_METRICS_PORT")]
+    metrics_port: Option<u16>,
+
+    /// Also export Triton's `nv_inference_*` metric families, so Triton dashboards work
+    /// unchanged.
+    #[arg(long, env = "FERROSERVE_METRICS_TRITON_NAMES")]
+    metrics_triton_names: bool,
+
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "FERROSERVE_GRPC_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024 * 1024)]
     grpc_max_message_bytes: usize,
@@ -146,6 +157,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         strict_readiness: args.readiness == Readiness::AllModels,
         grpc_max_message_bytes: args.grpc_max_message_bytes,
         compute_threads: args.compute_threads,
+        triton_metric_names: args.metrics_triton_names,
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     choose_onnxruntime(args.onnxruntime_lib.as_deref())?;
@@ -169,9 +181,20 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             tracing::info!("listening on grpc://{}", grpc.local_addr()?);
             Some(grpc)
         };
+        let metrics = match args.metrics_port {
+            None => None,
+            Some(port) => {
+                let metrics = TcpListener::bind((args.host, port))
+                    .await
+                    .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
+                tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+                Some(metrics)
+            }
+        };
         let listeners = Listeners {
             http: listener,
             grpc,
+            metrics,
         };
         serve_listeners(config, runtime_registry(), listeners, shutdown).await?;
         tracing::info!("stopped");

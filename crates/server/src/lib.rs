@@ -8,6 +8,7 @@
 //! - [`composite`]: models that route to other models (split, shadow, bandit).
 //! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
 //! - [`stats`]: per-version counters (Triton's statistics extension).
+//! - [`metrics`]: `GET /metrics`, the Prometheus exposition of those counters and more.
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod composite;
 pub mod error;
+pub mod metrics;
 pub mod protocol;
 pub mod repository;
 pub mod scheduler;
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub grpc_max_message_bytes: usize,
     /// Threads running model calls, shared by every model; one per core when `None`.
     pub compute_threads: Option<usize>,
+    /// Whether `/metrics` also has Triton's `nv_inference_*` families.
+    pub triton_metric_names: bool,
 }
 
 impl ServerConfig {
@@ -64,6 +68,7 @@ impl ServerConfig {
             strict_readiness: true,
             grpc_max_message_bytes: 64 * 1024 * 1024,
             compute_threads: None,
+            triton_metric_names: false,
         }
     }
 }
@@ -115,6 +120,7 @@ pub async fn serve_with_runtimes(
     let listeners = Listeners {
         http: listener,
         grpc: None,
+        metrics: None,
     };
     serve_listeners(config, runtimes, listeners, shutdown).await
 }
@@ -126,6 +132,8 @@ pub struct Listeners {
     pub http: TcpListener,
     /// KServe V2 over gRPC, with `grpc.health.v1`.
     pub grpc: Option<TcpListener>,
+    /// `/metrics` alone, besides its route on the HTTP port.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serves every front-end of `listeners` from one repository until `shutdown` completes, then
@@ -139,6 +147,7 @@ pub async fn serve_listeners(
     let Listeners {
         http: listener,
         grpc,
+        metrics: metrics_listener,
     } = listeners;
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
@@ -159,7 +168,12 @@ pub async fn serve_listeners(
             poll_repository(loading, interval).await;
         }
     });
+    let metrics = Arc::new(metrics::Metrics::new(
+        &repository,
+        config.triton_metric_names,
+    ));
     let state = AppState {
+        metrics,
         repository,
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
@@ -199,11 +213,23 @@ pub async fn serve_listeners(
                 .map_err(std::io::Error::other)
         })
     });
+    let metrics_server = metrics_listener.map(|listener| {
+        let shutdown = stopping();
+        let app = protocol::monitoring::router(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        })
+    });
     let http = axum::serve(listener, router(state)).with_graceful_shutdown(stopping());
     http.await?;
     poller.abort();
     if let Some(grpc) = grpc {
         grpc.await.map_err(std::io::Error::other)??;
+    }
+    if let Some(metrics) = metrics_server {
+        metrics.await.map_err(std::io::Error::other)??;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Per-version inference statistics, the counters behind Triton's statistics extension
-//! (`GET /v2/models/{m}/stats`) and, later, the Prometheus metrics.
+//! (`GET /v2/models/{m}/stats`) and the Prometheus metrics (`GET /metrics`), which read the
+//! same snapshot: the hot path takes one lock per request and nothing more.
 //!
 //! Semantics follow Triton: `inference_count` counts batch rows, `execution_count` model
 //! executions; the per-request durations (`success`, `queue`, `compute_*`) are recorded together
@@ -9,6 +10,79 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Upper bounds, in seconds, of the latency histograms' buckets; a last bucket, `+Inf`,
+/// follows. From 50 µs (an in-process tree model) to 10 s (a large batch on CPU).
+pub const LATENCY_BUCKETS: [f64; 17] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+/// How many requests fell in each latency bucket (not cumulative; the last is `+Inf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    /// Per bucket of [`LATENCY_BUCKETS`], then the `+Inf` bucket.
+    pub counts: [u64; LATENCY_BUCKETS.len() + 1],
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: [0; LATENCY_BUCKETS.len() + 1],
+        }
+    }
+}
+
+impl LatencyHistogram {
+    fn record(&mut self, d: Duration) {
+        let seconds = d.as_secs_f64();
+        // Buckets are inclusive of their upper bound, as Prometheus's `le` says.
+        let ix = LATENCY_BUCKETS.partition_point(|&bound| bound < seconds);
+        self.counts[ix] += 1;
+    }
+}
+
+/// Why a request that reached a model failed: the classes that `/metrics` labels failures
+/// with. Chosen from the error by [`crate::protocol::status::failure_reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The request was malformed or did not match the signature (HTTP 400).
+    InvalidRequest,
+    /// The queue was full (HTTP 503, Triton's `REJECTED`).
+    Overloaded,
+    /// The request's deadline passed before it ran (HTTP 504).
+    Timeout,
+    /// The model failed while running (HTTP 500).
+    ModelError,
+    /// The model or a composite's target could not take it (HTTP 503).
+    Unavailable,
+    /// No such model, version or label (HTTP 404).
+    NotFound,
+}
+
+impl FailureReason {
+    /// Every reason, in the order of [`StatsSnapshot::failures`].
+    pub const ALL: [FailureReason; 6] = [
+        FailureReason::InvalidRequest,
+        FailureReason::Overloaded,
+        FailureReason::Timeout,
+        FailureReason::ModelError,
+        FailureReason::Unavailable,
+        FailureReason::NotFound,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::InvalidRequest => "invalid_request",
+            FailureReason::Overloaded => "overloaded",
+            FailureReason::Timeout => "timeout",
+            FailureReason::ModelError => "model_error",
+            FailureReason::Unavailable => "unavailable",
+            FailureReason::NotFound => "not_found",
+        }
+    }
+}
 
 /// A count of events and their summed duration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +131,14 @@ pub struct StatsSnapshot {
     pub success: DurationStat,
     /// Requests that failed after reaching the model version.
     pub fail: DurationStat,
+    /// Those failures by reason, in the order of [`FailureReason::ALL`].
+    pub failures: [u64; FailureReason::ALL.len()],
+    /// End-to-end durations of successful requests.
+    pub success_latency: LatencyHistogram,
+    /// Queue waits of successful requests.
+    pub queue_latency: LatencyHistogram,
+    /// Engine times of successful requests.
+    pub compute_latency: LatencyHistogram,
     /// Time requests waited in the queue.
     pub queue: DurationStat,
     /// Time decoding and validating requests.
@@ -115,6 +197,9 @@ impl VersionStats {
             s.compute_input.record(t.compute_input);
             s.compute_infer.record(t.compute_infer);
             s.compute_output.record(t.compute_output);
+            s.success_latency.record(t.total);
+            s.queue_latency.record(t.queue);
+            s.compute_latency.record(t.compute_infer);
         });
     }
 
@@ -129,9 +214,12 @@ impl VersionStats {
         });
     }
 
-    /// Records a request that failed after `total`.
-    pub fn record_failure(&self, total: Duration) {
-        self.with(|s| s.fail.record(total));
+    /// Records a request that failed after `total`, for `reason`.
+    pub fn record_failure(&self, total: Duration, reason: FailureReason) {
+        self.with(|s| {
+            s.fail.record(total);
+            s.failures[reason as usize] += 1;
+        });
     }
 
     /// A consistent copy.
@@ -162,7 +250,7 @@ mod tests {
             compute_infer: Duration::from_micros(3),
             ..Default::default()
         });
-        s.record_failure(Duration::from_micros(1));
+        s.record_failure(Duration::from_micros(1), FailureReason::Overloaded);
         let snap = s.snapshot();
         assert_eq!(snap.success.count, 1);
         assert_eq!(snap.queue.count, 1);
@@ -175,5 +263,21 @@ mod tests {
             }
         );
         assert_eq!(snap.fail.count, 1);
+        assert_eq!(snap.failures[FailureReason::Overloaded as usize], 1);
+        assert_eq!(snap.failures.iter().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn latency_buckets_include_their_upper_bound() {
+        let mut h = LatencyHistogram::default();
+        h.record(Duration::from_micros(50));
+        h.record(Duration::from_micros(51));
+        h.record(Duration::from_secs(11));
+        assert_eq!(h.counts[0], 1, "50 µs is in the le=0.00005 bucket");
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[LATENCY_BUCKETS.len()], 1, "past 10 s is +Inf");
+        for (i, r) in FailureReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "ALL is in discriminant order");
+        }
     }
 }

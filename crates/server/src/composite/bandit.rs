@@ -95,6 +95,19 @@ pub enum FeedbackError {
     },
 }
 
+/// One arm's choices and rewards, as counts (restored with the state after a restart).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ArmCounts {
+    /// The variant.
+    pub target: String,
+    /// Requests routed to it.
+    pub chosen: u64,
+    /// Rewards received for it.
+    pub rewarded: u64,
+    /// Their sum.
+    pub reward_sum: f64,
+}
+
 /// A bandit over targets.
 #[derive(Debug)]
 pub struct Bandit {
@@ -258,6 +271,21 @@ impl Bandit {
         drop(state);
         self.dirty.store(true, Ordering::Relaxed);
         Ok(target)
+    }
+
+    /// Each arm's choices and rewards, for the metrics.
+    pub fn arm_counts(&self) -> Vec<ArmCounts> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state
+            .arms
+            .iter()
+            .map(|a| ArmCounts {
+                target: a.target.clone(),
+                chosen: a.chosen,
+                rewarded: a.rewarded,
+                reward_sum: a.reward_sum,
+            })
+            .collect()
     }
 
     /// The arms' state, for the statistics.

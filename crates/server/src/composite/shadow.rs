@@ -34,6 +34,19 @@ pub struct Shadow {
     in_flight: Arc<Semaphore>,
 }
 
+/// What one shadow did, as counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShadowCounts {
+    /// The shadow target.
+    pub target: String,
+    /// Answers compared with the primary's.
+    pub compared: u64,
+    /// Of those, the ones that agreed within the tolerance.
+    pub agreed: u64,
+    /// Mirrored requests the shadow failed.
+    pub failed: u64,
+}
+
 /// One shadow and what it did.
 #[derive(Debug)]
 struct ShadowTarget {
@@ -162,6 +175,27 @@ impl Shadow {
             // Integers, booleans, strings: exactly (a datatype change is a mismatch at 0).
             _ => (a != b).then(|| first_index_of_difference(a, b)),
         }
+    }
+
+    /// Requests mirrored, and drawn but skipped because `max_in_flight` were running.
+    pub fn mirrored_and_skipped(&self) -> (u64, u64) {
+        (
+            self.mirrored.load(Ordering::Relaxed),
+            self.skipped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What each shadow did, for the metrics.
+    pub fn counts(&self) -> Vec<ShadowCounts> {
+        self.shadows
+            .iter()
+            .map(|s| ShadowCounts {
+                target: s.target.to_string(),
+                compared: s.compared.load(Ordering::Relaxed),
+                agreed: s.agreed.load(Ordering::Relaxed),
+                failed: s.failed.load(Ordering::Relaxed),
+            })
+            .collect()
     }
 
     /// Mirroring and agreement per shadow, for the statistics.

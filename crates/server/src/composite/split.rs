@@ -54,6 +54,15 @@ impl Split {
         (ix, &self.variants[ix].0)
     }
 
+    /// Requests served per variant (target, count), for the metrics.
+    pub fn served(&self) -> Vec<(String, u64)> {
+        self.variants
+            .iter()
+            .zip(&self.served)
+            .map(|((target, _), served)| (target.to_string(), served.load(Ordering::Relaxed)))
+            .collect()
+    }
+
     /// Requests served per variant, for the statistics.
     pub fn describe(&self) -> Value {
         let mut previous = 0.0;

@@ -2,6 +2,7 @@
 //! and scheduler, and encodes the answer. Status codes are decided in [`status`] alone.
 
 pub mod grpc;
+pub mod monitoring;
 pub mod status;
 pub mod tfserving;
 pub mod v2;

@@ -9,6 +9,7 @@ use ferroserve_core::ModelError;
 use crate::composite::bandit::FeedbackError;
 use crate::error::{InferError, RepositoryError};
 use crate::protocol::v2::codec::ProtocolError;
+use crate::stats::FailureReason;
 
 /// Any error a request can end in.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,21 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
         _ => Code::Internal,
     };
     tonic::Status::new(code, error.to_string())
+}
+
+/// The class of a failed request, for the failure counters: derived from [`http_status`], so
+/// a new error is counted as its status says.
+pub fn failure_reason(error: &ApiError) -> FailureReason {
+    if let ApiError::Infer(InferError::Overloaded { .. }) = error {
+        return FailureReason::Overloaded;
+    }
+    match http_status(error) {
+        StatusCode::NOT_FOUND => FailureReason::NotFound,
+        StatusCode::SERVICE_UNAVAILABLE => FailureReason::Unavailable,
+        StatusCode::GATEWAY_TIMEOUT => FailureReason::Timeout,
+        status if status.is_server_error() => FailureReason::ModelError,
+        _ => FailureReason::InvalidRequest,
+    }
 }
 
 impl IntoResponse for ApiError {

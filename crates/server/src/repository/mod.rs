@@ -197,6 +197,9 @@ pub struct Repository {
     models: RwLock<BTreeMap<String, Arc<ModelEntry>>>,
     /// Whether the start-up load has finished (readiness).
     started: AtomicBool,
+    /// Failed loads per model since start (a model, a `model.toml` or a version that could
+    /// not be built), kept across reloads and unloads: the metric only ever grows.
+    load_failures: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Repository {
@@ -208,12 +211,35 @@ impl Repository {
             registry,
             models: RwLock::default(),
             started: AtomicBool::new(false),
+            load_failures: Mutex::default(),
         }
     }
 
     /// The repository's directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Every model known, by name.
+    pub fn entries(&self) -> Vec<Arc<ModelEntry>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// Failed loads per model since start.
+    pub fn load_failures(&self) -> BTreeMap<String, u64> {
+        self.load_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn count_load_failure(&self, model: &str) {
+        *self
+            .load_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(model.to_owned())
+            .or_default() += 1;
     }
 
     /// Whether [`Repository::load_all`] has finished.
@@ -534,6 +560,7 @@ impl Repository {
         let disk = ModelFingerprint::read(dir);
         let failed = |error: String| {
             tracing::error!(model = %name, %error, "model failed to load");
+            self.count_load_failure(name);
             ModelEntry {
                 name: name.to_owned(),
                 error: Some(error),
@@ -550,6 +577,7 @@ impl Repository {
             let Some(old) = old.filter(|o| !o.ready_versions().is_empty()) else {
                 return failed(error);
             };
+            self.count_load_failure(name);
             let warning = format!("{error}; still serving the {what} loaded before");
             tracing::error!(model = %name, "{warning}");
             ModelEntry {
@@ -617,20 +645,23 @@ impl Repository {
                     tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
                     VersionState::Ready(Arc::new(loaded))
                 }
-                Err(error) => match prior {
-                    Some(VersionState::Ready(serving)) => {
-                        let warning = format!(
-                            "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
-                        );
-                        tracing::error!(model = %name, version, "{warning}");
-                        warnings.insert(version, warning);
-                        VersionState::Ready(Arc::clone(serving))
+                Err(error) => {
+                    self.count_load_failure(name);
+                    match prior {
+                        Some(VersionState::Ready(serving)) => {
+                            let warning = format!(
+                                "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
+                            );
+                            tracing::error!(model = %name, version, "{warning}");
+                            warnings.insert(version, warning);
+                            VersionState::Ready(Arc::clone(serving))
+                        }
+                        _ => {
+                            tracing::error!(model = %name, version, %error, "model version failed to load");
+                            VersionState::Failed(error)
+                        }
                     }
-                    _ => {
-                        tracing::error!(model = %name, version, %error, "model version failed to load");
-                        VersionState::Failed(error)
-                    }
-                },
+                }
             };
             versions.insert(version, state);
         }

@@ -303,6 +303,11 @@ impl Scheduler {
         }
     }
 
+    /// Requests admitted and not yet in a batch: the queue depth.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// The policy this scheduler runs.
     pub fn policy(&self) -> &BatchPolicy {
         &self.policy

@@ -125,6 +125,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// Where it listens for gRPC.
     pub grpc_addr: SocketAddr,
+    /// Where it serves `/metrics` alone.
+    pub metrics_addr: SocketAddr,
     /// A client with keep-alive.
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -145,10 +147,13 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let grpc_addr = grpc.local_addr().unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let listeners = Listeners {
             http: listener,
             grpc: Some(grpc),
+            metrics: Some(metrics),
         };
         let handle = tokio::spawn(serve_listeners(config, runtimes, listeners, async {
             let _ = rx.await;
@@ -156,6 +161,7 @@ impl TestServer {
         let server = TestServer {
             addr,
             grpc_addr,
+            metrics_addr,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             handle,

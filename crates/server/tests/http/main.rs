@@ -17,6 +17,7 @@ mod grpc;
 mod hot_swap;
 mod infer;
 mod lifecycle;
+mod metrics;
 mod reload;
 mod repository;
 mod tfserving;

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 
 use crate::composite::RequestContext;
 use crate::error::RepositoryError;
-use crate::protocol::status::{ApiError, grpc_status};
+use crate::protocol::status::{ApiError, failure_reason, grpc_status};
 use crate::protocol::v2::codec::ProtocolError;
 use crate::protocol::v2::http::AppState;
 use crate::protocol::v2::http::metadata_extensions;
@@ -76,19 +76,21 @@ impl V2Service {
     ) -> Result<proto::ModelInferResponse, Status> {
         let started = Instant::now();
         let repository = &self.state.repository;
-        let version = match convert::label_parameter(&request.parameters).map_err(status)? {
+        let version = match convert::label_parameter(&request.parameters)
+            .map_err(|e| status(self.state.unrouted(e)))?
+        {
             Some(label) if !request.model_version.is_empty() => {
-                return Err(status(ProtocolError::Json {
+                return Err(status(self.state.unrouted(ProtocolError::Json {
                     message: format!(
                         "model_version '{}' and parameter label '{label}' both name a version; give one",
                         request.model_version
                     ),
-                }));
+                })));
             }
             Some(label) => repository.resolve_label(&request.model_name, label),
             None => repository.resolve(&request.model_name, Some(request.model_version.as_str())),
         }
-        .map_err(status)?;
+        .map_err(|e| status(self.state.unrouted(e)))?;
         let result = async {
             let mut decoded = convert::decode_request(request, self.state.settings.limits)?;
             decoded.timeout = match (decoded.timeout, deadline) {
@@ -119,7 +121,9 @@ impl V2Service {
         }
         .await;
         result.map_err(|e| {
-            version.stats.record_failure(started.elapsed());
+            version
+                .stats
+                .record_failure(started.elapsed(), failure_reason(&e));
             status(e)
         })
     }

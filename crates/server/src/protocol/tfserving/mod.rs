@@ -26,7 +26,7 @@ use ferroserve_core::{Tensor, TensorData};
 use serde_json::{Value, json};
 
 use crate::error::InferError;
-use crate::protocol::status::ApiError;
+use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::{ProtocolError, V2Request};
 use crate::protocol::v2::http::{AppState, read_body};
 use crate::repository::{LoadedVersion, VersionState};
@@ -176,13 +176,16 @@ async fn post(
     if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
         return Err(no_route("POST", &path));
     }
-    let body = read_body(body, state.settings.max_request_bytes)?;
+    let body = read_body(body, state.settings.max_request_bytes).map_err(|e| state.unrouted(e))?;
     let version = state
         .repository
-        .resolve(&parsed.model, parsed.version.as_deref())?;
+        .resolve(&parsed.model, parsed.version.as_deref())
+        .map_err(|e| state.unrouted(e))?;
     let result = run(&state.repository, &version, &verb, &body, started).await;
-    if result.is_err() {
-        version.stats.record_failure(started.elapsed());
+    if let Err(error) = &result {
+        version
+            .stats
+            .record_failure(started.elapsed(), failure_reason(error));
     }
     result
 }

@@ -14,7 +14,7 @@ use crate::cache::PredictionCache;
 use crate::composite::ensemble::{self, Ensemble, StepSpec};
 use crate::composite::{Composite, RequestContext, Target};
 use crate::error::InferError;
-use crate::protocol::status::ApiError;
+use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::{
     EncodedResponse, ProtocolError, RequestedOutput, V2Request, encode_response,
 };
@@ -267,7 +267,9 @@ async fn run_target(
             Ok(ran)
         }
         Err(error) => {
-            version.stats.record_failure(started.elapsed());
+            version
+                .stats
+                .record_failure(started.elapsed(), failure_reason(&error));
             Err(error)
         }
     }

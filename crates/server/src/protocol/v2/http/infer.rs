@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::{AppState, ModelPath, read_body};
-use crate::protocol::status::ApiError;
+use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::request::decode_raw_binary;
 use crate::protocol::v2::codec::{EncodedResponse, HEADER_LENGTH, ProtocolError, decode_request};
 use crate::protocol::v2::execute;
@@ -26,11 +26,15 @@ pub(super) async fn infer(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = read_body(body, state.settings.max_request_bytes)?;
-    let version = path.resolve(&state.repository)?;
+    let body = read_body(body, state.settings.max_request_bytes).map_err(|e| state.unrouted(e))?;
+    let version = path
+        .resolve(&state.repository)
+        .map_err(|e| state.unrouted(e))?;
     let result = run(&state, &version, &headers, &body, started).await;
-    if result.is_err() {
-        version.stats.record_failure(started.elapsed());
+    if let Err(error) = &result {
+        version
+            .stats
+            .record_failure(started.elapsed(), failure_reason(error));
     }
     result
 }

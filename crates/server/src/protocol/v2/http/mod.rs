@@ -10,6 +10,7 @@
 //! | `POST /v2/models/{m}/feedback` (ferroserve, bandits) | `feedback` |
 //! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
 //! | `GET,POST /v2/repository/models/{m}/labels` (ferroserve) | `repository` |
+//! | `GET /metrics` (Prometheus) | `crate::protocol::monitoring` |
 //!
 //! Every `/versions/{v}` path also exists as `/labels/{label}` (`/v2/models/m/labels/stable/infer`).
 
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::error::InferError;
+use crate::metrics::Metrics;
 use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{ProtocolError, RequestLimits};
 use crate::repository::{LoadedVersion, Repository};
@@ -58,9 +60,20 @@ pub struct AppState {
     pub repository: Arc<Repository>,
     /// Front-end settings.
     pub settings: Arc<HttpSettings>,
+    /// What `/metrics` renders; front-ends count the requests no model version saw here.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
+    /// Counts an inference request that failed before reaching a model version (its body
+    /// too large, no such model) in the metrics, and passes its error on.
+    pub(crate) fn unrouted(&self, error: impl Into<ApiError>) -> ApiError {
+        let error = error.into();
+        self.metrics
+            .count_unrouted(crate::protocol::status::failure_reason(&error));
+        error
+    }
+
     /// Whether the server is ready: the start-up load finished and, with strict readiness,
     /// every model loaded. One definition for HTTP, gRPC and gRPC health.
     pub(crate) fn server_ready(&self) -> bool {
@@ -151,6 +164,7 @@ pub fn router(state: AppState) -> Router {
             get(repository::labels).post(repository::move_labels),
         )
         .merge(crate::protocol::tfserving::routes())
+        .merge(crate::protocol::monitoring::routes())
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -1,0 +1,38 @@
+//! The monitoring endpoints: `GET /metrics` (Prometheus), on the main HTTP port and, when
+//! configured, alone on a port of its own (Triton's 8002 habit), so that a scraper can be let
+//! in where inference clients are not.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::metrics::Format;
+use crate::protocol::v2::http::AppState;
+
+/// The monitoring routes, to merge into a router over [`AppState`].
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+/// A router with the monitoring routes alone, for the metrics port.
+pub fn router(state: AppState) -> Router {
+    routes().with_state(state)
+}
+
+/// `GET /metrics`: every metric, in the format the scraper accepts.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept);
+    let body = state.metrics.render(format);
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )],
+        body,
+    )
+        .into_response()
+}

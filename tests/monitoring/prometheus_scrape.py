@@ -1,0 +1,134 @@
+"""Starts ferroserve (ports picked by the OS) and a Prometheus server scraping its metrics
+port every second, sends a known number of requests, then asks Prometheus's query API for
+the counts it scraped. Standard library only; every wait is bounded."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+REQUESTS = 7
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, check, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # not up yet
+            last = e
+        time.sleep(0.25)
+    raise SystemExit(f"timed out waiting for {what} (last error: {last})")
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.read()
+
+
+def main():
+    binary = os.path.abspath(sys.argv[1])
+    work = tempfile.mkdtemp(prefix="ferroserve-prometheus-")
+    log = open(os.path.join(work, "ferroserve.log"), "w+")
+    procs = []
+    try:
+        server = subprocess.Popen(
+            [binary, "serve", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc",
+             "--metrics-port", "0", "--metrics-triton-names",
+             "--model-repository", "examples/models"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+        procs.append(server)
+
+        def addresses():
+            log.seek(0)
+            text = log.read()
+            http = re.search(r"listening on http://([0-9.:]+)", text)
+            metrics = re.search(r"metrics on http://([0-9.:]+)/metrics", text)
+            return http and metrics and (http.group(1), metrics.group(1))
+
+        http, metrics = wait_for("ferroserve's addresses in its log", addresses)
+        wait_for("ferroserve ready",
+                 lambda: get(f"http://{http}/v2/health/ready") is not None)
+
+        port = free_port()
+        config = os.path.join(work, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(
+                "global:\n  scrape_interval: 1s\n"
+                "scrape_configs:\n"
+                "  - job_name: ferroserve\n"
+                f"    static_configs:\n      - targets: ['{metrics}']\n")
+        prometheus = subprocess.Popen(
+            ["prometheus", f"--config.file={config}",
+             f"--storage.tsdb.path={os.path.join(work, 'data')}",
+             f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "prometheus.log"), "w"))
+        procs.append(prometheus)
+
+        with open("examples/oracles/iris_logreg/request.json", "rb") as f:
+            body = f.read()
+        for _ in range(REQUESTS):
+            request = urllib.request.Request(
+                f"http://{http}/v2/models/iris_logreg/infer", data=body,
+                headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                assert r.status == 200
+
+        def query(expr):
+            url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+            answer = json.loads(get(url))
+            assert answer["status"] == "success", answer
+            return [(r["metric"], float(r["value"][1])) for r in answer["data"]["result"]]
+
+        def scraped(expr, expected):
+            def check():
+                result = query(expr)
+                return result if result and result[0][1] == expected else None
+            return wait_for(f"Prometheus to return {expr} = {expected}", check)
+
+        scraped('up{job="ferroserve"}', 1.0)
+        successes = scraped(
+            'ferroserve_request_successes_total{model="iris_logreg",version="1"}', REQUESTS)
+        scraped('sum(ferroserve_request_duration_seconds_count{model="iris_logreg"})', REQUESTS)
+        scraped('nv_inference_request_success{model="iris_logreg",version="1"}', REQUESTS)
+        scraped('ferroserve_model_versions_loaded{model="digits_mlp"}', 1.0)
+        memory = wait_for("process_resident_memory_bytes",
+                          lambda: query('process_resident_memory_bytes{job="ferroserve"}'))
+        print(f"Prometheus scraped {successes[0][0]['__name__']}{{model=iris_logreg}} = "
+              f"{successes[0][1]:.0f}, resident memory {memory[0][1] / 2**20:.1f} MiB")
+        print("prometheus scrape check: passed")
+    except BaseException:
+        for name in ("ferroserve.log", "prometheus.log"):
+            path = os.path.join(work, name)
+            if os.path.exists(path):
+                sys.stderr.write(f"--- {name}\n" + open(path).read()[-4000:])
+        raise
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
