@@ -10,6 +10,7 @@
 //!   validation of a request's tensors against them.
 //! - [`model`]: the [`Model`] and [`Runtime`] traits and the [`RuntimeRegistry`] that picks a
 //!   runtime for a model directory.
+//! - [`profile`]: reference data profiles and the drift statistics (PSI, KS, chi-square).
 //! - [`error`]: the typed errors of this layer.
 //!
 //! # Example
@@ -24,6 +25,7 @@
 pub mod datatype;
 pub mod error;
 pub mod model;
+pub mod profile;
 pub mod signature;
 pub mod tensor;
 
