@@ -36,7 +36,7 @@ def psi(reference, live):
 
 def main():
     rng = np.random.default_rng(20261126)
-    reference = rng.normal(0.0, 1.0, 2000)
+    reference = rng.normal(0.0, 1.0, 1000)
     cases = {
         "same": rng.normal(0.0, 1.0, 1000),
         "shifted": rng.normal(0.8, 1.0, 1000),

@@ -58,6 +58,7 @@ from sklearn.neural_network import MLPClassifier  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "examples" / "models"
 ORACLES = ROOT / "examples" / "oracles"
+DATA = ROOT / "examples" / "data"
 
 SEED = 0
 N_ROWS = 16  # rows of the test split used in the oracles
@@ -172,7 +173,22 @@ def summary(name: str, model: onnx.ModelProto, extra: str) -> None:
 
 
 # ----------------------------------------------------------------------------- sklearn models
-def sklearn_model(name: str, clf, x_train, y_train, x_test, y_test, n_features: int) -> None:
+def write_csv(path: Path, columns: list[str], target: str, x: np.ndarray, y: np.ndarray) -> None:
+    """A data file with a header: the features (float32, shortest repr) then the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(columns + [target])]
+    for row, label in zip(x, y):
+        lines.append(",".join([str(v) for v in row] + [str(int(label))]))
+    path.write_text("\n".join(lines) + "\n")
+    written.append(path)
+
+
+def sklearn_model(name: str, clf, x_train, y_train, x_test, y_test, n_features: int,
+                  columns: list[str], target: str) -> None:
+    # The splits as files: the training rows make the reference profile (`ferroserve
+    # profile`), the held-out rows stand for live traffic from the same distribution.
+    write_csv(DATA / name / "train.csv", columns, target, x_train, y_train)
+    write_csv(DATA / name / "test.csv", columns, target, x_test, y_test)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a ConvergenceWarning must fail the run
         clf.fit(x_train, y_train)
@@ -220,7 +236,8 @@ def digits_split():
 def gen_digits_mlp() -> None:
     x_train, x_test, y_train, y_test = digits_split()
     clf = MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=2000, random_state=SEED)
-    sklearn_model("digits_mlp", clf, x_train, y_train, x_test, y_test, 64)
+    columns = [f"pixel_{r}_{c}" for r in range(8) for c in range(8)]
+    sklearn_model("digits_mlp", clf, x_train, y_train, x_test, y_test, 64, columns, "digit")
 
 
 def gen_iris_logreg() -> None:
@@ -229,7 +246,8 @@ def gen_iris_logreg() -> None:
     x_train, x_test, y_train, y_test = train_test_split(
         x, d.target, test_size=0.25, random_state=SEED, stratify=d.target)
     clf = LogisticRegression(max_iter=1000, random_state=SEED)
-    sklearn_model("iris_logreg", clf, x_train, y_train, x_test, y_test, 4)
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    sklearn_model("iris_logreg", clf, x_train, y_train, x_test, y_test, 4, columns, "species")
 
 
 # ----------------------------------------------------------------------------- CNN

@@ -4,6 +4,7 @@
 //! - `ferroserve predict`: run one V2 request body through a model, with no server.
 
 mod predict;
+mod profile;
 mod serve;
 
 use std::process::ExitCode;
@@ -24,6 +25,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run one V2 inference request body (JSON) through a model and print the response.
     Predict(predict::PredictArgs),
+    /// Write a model's reference data profile (for drift monitoring) from a training sample.
+    Profile(profile::ProfileArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Profile(args) => profile::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

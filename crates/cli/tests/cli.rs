@@ -16,6 +16,54 @@ fn ferroserve(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The committed example profile is what `ferroserve profile` writes from the committed
+/// training split, and a mismatch between columns and the model names both.
+#[test]
+fn profile_writes_the_committed_example_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("profile.json");
+    let out = ferroserve(&[
+        "profile",
+        "--model",
+        "examples/models/iris_logreg",
+        "--data",
+        "examples/data/iris_logreg/train.csv",
+        "--ignore",
+        "species",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(&out_path).unwrap();
+    let committed =
+        std::fs::read_to_string(root().join("examples/models/iris_logreg/profile.json")).unwrap();
+    assert_eq!(written, committed, "rerun `ferroserve profile` and commit");
+    let profile: serde_json::Value = serde_json::from_str(&written).unwrap();
+    assert_eq!(profile["rows"], 112);
+    assert_eq!(profile["inputs"][3]["name"], "petal_width");
+    assert_eq!(profile["outputs"][0]["type"], "categorical");
+
+    let out = ferroserve(&[
+        "profile",
+        "--model",
+        "examples/models/iris_logreg",
+        "--data",
+        "examples/data/iris_logreg/train.csv",
+        "--output",
+        out_path.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        message.contains("takes 4 features per row") && message.contains("species"),
+        "{message}"
+    );
+}
+
 #[test]
 fn predict_prints_the_v2_response() {
     for model_dir in ["examples/models/digits_mlp", "examples/models/digits_mlp/1"] {
@@ -220,7 +268,7 @@ fn request_threads_run_under_the_chosen_scheduling_policy() {
     }
 }
 
-/// DESIGN.md's crate map: `core` <- runtimes <- `server` <- `cli`; runtimes never depend on
+/// DESIGN.md's crate map: `core` <- runtimes <- `server`, `batch` <- `cli`; runtimes never depend on
 /// each other or on the server, and `core` stays free of async and I/O crates.
 #[test]
 fn dependencies_point_the_right_way() {
@@ -249,9 +297,15 @@ fn dependencies_point_the_right_way() {
             "ferroserve-server",
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
+        ("ferroserve-batch", &["ferroserve-core"]),
         (
             "ferroserve",
-            &["ferroserve-core", "ferroserve-onnx", "ferroserve-server"],
+            &[
+                "ferroserve-core",
+                "ferroserve-onnx",
+                "ferroserve-server",
+                "ferroserve-batch",
+            ],
         ),
     ];
     let forbidden_in_core = ["tokio", "axum", "hyper", "serde_json", "tract-onnx"];

@@ -24,7 +24,7 @@ pub const PROFILE_FILE: &str = "profile.json";
 pub const PSI_FLOOR: f64 = 1e-4;
 
 /// Most reference values kept per numeric column for the KS test.
-pub const REFERENCE_SAMPLE: usize = 2_000;
+pub const REFERENCE_SAMPLE: usize = 1_000;
 
 /// Integer columns with at most this many distinct values are profiled as categorical.
 pub const MAX_CATEGORIES: usize = 20;
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(edges.len(), 9);
         assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(psi(shares, &bin_shares(edges, &values)) < 1e-12);
-        let mut sorted = values.clone();
+        let mut sorted = values;
         sorted.sort_by(f64::total_cmp);
         assert_eq!(ks_two_sample(sample, &sorted), 0.0);
     }
@@ -372,7 +372,13 @@ mod tests {
             format: 1,
             rows: 3,
             source: "t.csv".into(),
-            inputs: vec![ColumnProfile::numeric("a", "input", 0, &[1.0, 2.0, 3.0], false)],
+            inputs: vec![ColumnProfile::numeric(
+                "a",
+                "input",
+                0,
+                &[1.0, 2.0, 3.0],
+                false,
+            )],
             outputs: vec![ColumnProfile::categorical(
                 "label",
                 "label",

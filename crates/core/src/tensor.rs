@@ -161,6 +161,47 @@ impl TensorData {
         data
     }
 
+    /// Element `i` as a number (booleans as 0 and 1); `None` for BYTES or past the end.
+    pub fn get_f64(&self, i: usize) -> Option<f64> {
+        Some(match self {
+            TensorData::Bool(v) => f64::from(u8::from(*v.get(i)?)),
+            TensorData::U8(v) => f64::from(*v.get(i)?),
+            TensorData::U16(v) => f64::from(*v.get(i)?),
+            TensorData::U32(v) => f64::from(*v.get(i)?),
+            TensorData::U64(v) => *v.get(i)? as f64,
+            TensorData::I8(v) => f64::from(*v.get(i)?),
+            TensorData::I16(v) => f64::from(*v.get(i)?),
+            TensorData::I32(v) => f64::from(*v.get(i)?),
+            TensorData::I64(v) => *v.get(i)? as f64,
+            TensorData::F16(v) => f64::from(v.get(i)?.to_f32()),
+            TensorData::Bf16(v) => f64::from(v.get(i)?.to_f32()),
+            TensorData::F32(v) => f64::from(*v.get(i)?),
+            TensorData::F64(v) => *v.get(i)?,
+            TensorData::Bytes(_) => return None,
+        })
+    }
+
+    /// `values` as elements of `datatype`, converted as `as` does (NaN becomes 0 in integer
+    /// types); `None` for BYTES.
+    pub fn from_f64(datatype: DataType, values: &[f64]) -> Option<TensorData> {
+        Some(match datatype {
+            DataType::Bool => TensorData::Bool(values.iter().map(|&v| v != 0.0).collect()),
+            DataType::Uint8 => TensorData::U8(values.iter().map(|&v| v as u8).collect()),
+            DataType::Uint16 => TensorData::U16(values.iter().map(|&v| v as u16).collect()),
+            DataType::Uint32 => TensorData::U32(values.iter().map(|&v| v as u32).collect()),
+            DataType::Uint64 => TensorData::U64(values.iter().map(|&v| v as u64).collect()),
+            DataType::Int8 => TensorData::I8(values.iter().map(|&v| v as i8).collect()),
+            DataType::Int16 => TensorData::I16(values.iter().map(|&v| v as i16).collect()),
+            DataType::Int32 => TensorData::I32(values.iter().map(|&v| v as i32).collect()),
+            DataType::Int64 => TensorData::I64(values.iter().map(|&v| v as i64).collect()),
+            DataType::Fp16 => TensorData::F16(values.iter().map(|&v| f16::from_f64(v)).collect()),
+            DataType::Bf16 => TensorData::Bf16(values.iter().map(|&v| bf16::from_f64(v)).collect()),
+            DataType::Fp32 => TensorData::F32(values.iter().map(|&v| v as f32).collect()),
+            DataType::Fp64 => TensorData::F64(values.to_vec()),
+            DataType::Bytes => return None,
+        })
+    }
+
     /// Bytes this buffer takes in the binary tensor form (BYTES: 4-byte length prefix each).
     pub fn byte_size(&self) -> usize {
         match self {

@@ -812,18 +812,7 @@ impl Repository {
         config: &ModelConfig,
         files: Fingerprint,
     ) -> Result<LoadedVersion, String> {
-        let runtime = self
-            .registry
-            .select(vdir, config.raw.runtime.as_deref())
-            .map_err(|e| e.to_string())?;
-        let options = LoadOptions {
-            model_file: config.raw.default_model_filename.clone(),
-            instances: config.instances(),
-        };
-        let model: Arc<dyn Model> = runtime.load(vdir, &options).map_err(|e| e.to_string())?;
-        let signature = config
-            .resolve_signature(model.signature().clone())
-            .map_err(|e: LoadError| e.to_string())?;
+        let (model, signature, runtime) = open_model(&self.registry, vdir, config)?;
         let max_batch_size = config
             .max_batch_size(&signature)
             .map_err(|e| e.to_string())?;
@@ -865,6 +854,32 @@ impl Repository {
                 .map(PredictionCache::new),
         })
     }
+}
+
+/// A model opened by [`open_model`]: the model, its signature (after `model.toml`'s
+/// overrides) and the runtime that loaded it.
+pub type OpenedModel = (Arc<dyn Model>, Signature, Arc<dyn ferroserve_core::Runtime>);
+
+/// Loads the model of the version directory `vdir` as the repository does (the runtime and
+/// options `config` names, its signature overrides), without a queue or warm-up: for tools
+/// that call a model directly (`ferroserve profile`).
+pub fn open_model(
+    registry: &RuntimeRegistry,
+    vdir: &Path,
+    config: &ModelConfig,
+) -> Result<OpenedModel, String> {
+    let runtime = registry
+        .select(vdir, config.raw.runtime.as_deref())
+        .map_err(|e| e.to_string())?;
+    let options = LoadOptions {
+        model_file: config.raw.default_model_filename.clone(),
+        instances: config.instances(),
+    };
+    let model: Arc<dyn Model> = runtime.load(vdir, &options).map_err(|e| e.to_string())?;
+    let signature = config
+        .resolve_signature(model.signature().clone())
+        .map_err(|e: LoadError| e.to_string())?;
+    Ok((model, signature, runtime))
 }
 
 /// Whether two signatures take the same inputs (names, datatypes, shapes).

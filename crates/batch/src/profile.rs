@@ -1,0 +1,384 @@
+//! `ferroserve profile`: a reference profile of a model's data. Rows of a training file are
+//! sampled (reservoir sampling with a fixed seed, so the same file gives the same profile and
+//! memory stays bounded whatever its size), mapped onto the model's inputs, run through the
+//! model, and every input feature and output column is summarised
+//! ([`ColumnProfile`](ferroserve_core::profile::ColumnProfile)).
+//!
+//! Columns map onto inputs by name when every input is named like a column (one column per
+//! input); otherwise a model with one `[N, F]` input takes `F` columns: those of `--columns`,
+//! else every column not ignored, in file order.
+
+use std::collections::BTreeMap;
+
+use ferroserve_core::profile::{ColumnProfile, Profile};
+use ferroserve_core::{DataType, Model, Signature, Tensor, TensorData, TensorSpec};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::BatchError;
+use crate::columns::{Values, is_integer, values};
+use crate::source::Source;
+
+/// How to profile.
+#[derive(Clone, Debug)]
+pub struct ProfileOptions {
+    /// The feature columns of a one-input model, in the order of its last dimension.
+    pub columns: Option<Vec<String>>,
+    /// Columns that are not features (a label, an id).
+    pub ignore: Vec<String>,
+    /// Rows kept (a uniform sample of the file beyond that).
+    pub max_rows: usize,
+    /// Rows per model call.
+    pub batch_rows: usize,
+}
+
+impl Default for ProfileOptions {
+    fn default() -> Self {
+        ProfileOptions {
+            columns: None,
+            ignore: Vec::new(),
+            max_rows: 100_000,
+            batch_rows: 1_024,
+        }
+    }
+}
+
+/// Which file columns feed which model input.
+#[derive(Debug)]
+struct InputColumns {
+    spec: TensorSpec,
+    /// Indices into the file's schema, one per feature.
+    columns: Vec<usize>,
+}
+
+/// A column's sampled values.
+#[derive(Debug)]
+enum Kept {
+    Numbers(Vec<f64>),
+    Strings(Vec<Option<String>>),
+}
+
+/// Profiles `model` (whose signature is `signature`) over the rows of `source`.
+pub fn profile(
+    model: &dyn Model,
+    signature: &Signature,
+    mut source: Source,
+    options: &ProfileOptions,
+) -> Result<Profile, BatchError> {
+    let plan = plan(signature, &source, options)?;
+    let used: Vec<usize> = plan.iter().flat_map(|p| p.columns.clone()).collect();
+    let schema = source.schema.clone();
+    let mut kept: BTreeMap<usize, Kept> = BTreeMap::new();
+    let mut rng = StdRng::seed_from_u64(0x5EED);
+    let mut seen: usize = 0;
+    for batch in source.by_ref() {
+        let batch = batch?;
+        let columns: Vec<(usize, Values)> = used
+            .iter()
+            .map(|&c| {
+                let v = values(batch.column(c)).ok_or_else(|| {
+                    BatchError::Columns(format!(
+                        "column '{}' is {}, neither numbers nor text",
+                        schema.field(c).name(),
+                        batch.column(c).data_type()
+                    ))
+                })?;
+                Ok((c, v))
+            })
+            .collect::<Result<_, BatchError>>()?;
+        for row in 0..batch.num_rows() {
+            // Reservoir sampling (Vitter's algorithm R): row `seen` replaces a kept one with
+            // probability max_rows / (seen + 1).
+            let slot = if seen < options.max_rows {
+                None
+            } else {
+                let j = rng.random_range(0..=seen);
+                if j >= options.max_rows {
+                    seen += 1;
+                    continue;
+                }
+                Some(j)
+            };
+            seen += 1;
+            for (c, v) in &columns {
+                let entry = kept.entry(*c).or_insert_with(|| match v {
+                    Values::Numbers(_) => Kept::Numbers(Vec::new()),
+                    Values::Strings(_) => Kept::Strings(Vec::new()),
+                });
+                match (entry, v) {
+                    (Kept::Numbers(k), Values::Numbers(v)) => put(k, slot, v[row]),
+                    (Kept::Strings(k), Values::Strings(v)) => put(k, slot, v[row].clone()),
+                    _ => unreachable!("a column keeps its kind across batches"),
+                }
+            }
+        }
+    }
+    let rows = seen.min(options.max_rows);
+    if rows == 0 {
+        return Err(BatchError::Columns(format!(
+            "{} has no rows",
+            source.path().display()
+        )));
+    }
+
+    // Inputs: one profile per feature column.
+    let mut inputs = Vec::new();
+    for p in &plan {
+        for (index, &c) in p.columns.iter().enumerate() {
+            let name = schema.field(c).name();
+            inputs.push(match &kept[&c] {
+                Kept::Numbers(v) => ColumnProfile::numeric(
+                    name,
+                    &p.spec.name,
+                    index,
+                    v,
+                    is_integer(schema.field(c).data_type()),
+                ),
+                Kept::Strings(v) => ColumnProfile::categorical(
+                    name,
+                    &p.spec.name,
+                    index,
+                    v.iter().map(|s| s.as_deref()),
+                ),
+            });
+        }
+    }
+
+    // Outputs: the model's predictions on the same rows.
+    let step = match plan.first().map(|p| p.spec.shape.first().copied()) {
+        Some(Some(d)) if d > 0 => d as usize,
+        _ => options.batch_rows.max(1),
+    };
+    let mut outputs: Vec<Vec<Kept>> = Vec::new();
+    let mut integer_outputs: Vec<bool> = Vec::new();
+    for start in (0..rows).step_by(step) {
+        let end = (start + step).min(rows);
+        let tensors = plan
+            .iter()
+            .map(|p| input_tensor(p, &kept, start, end))
+            .collect::<Result<Vec<_>, _>>()?;
+        let predicted = model.predict(&tensors)?;
+        if outputs.is_empty() {
+            outputs = predicted.iter().map(|_| Vec::new()).collect();
+            integer_outputs = predicted
+                .iter()
+                .map(|t| {
+                    !matches!(
+                        t.datatype(),
+                        DataType::Fp16 | DataType::Bf16 | DataType::Fp32 | DataType::Fp64
+                    )
+                })
+                .collect();
+        }
+        for (o, t) in predicted.iter().enumerate() {
+            let n = end - start;
+            let width = t.len().checked_div(n).unwrap_or(0);
+            if outputs[o].is_empty() {
+                outputs[o] = (0..width)
+                    .map(|_| match t.data() {
+                        TensorData::Bytes(_) => Kept::Strings(Vec::new()),
+                        _ => Kept::Numbers(Vec::new()),
+                    })
+                    .collect();
+            }
+            for (k, column) in outputs[o].iter_mut().enumerate() {
+                for r in 0..n {
+                    let i = r * width + k;
+                    match (&mut *column, t.data()) {
+                        (Kept::Strings(c), TensorData::Bytes(b)) => {
+                            c.push(Some(String::from_utf8_lossy(&b[i]).into_owned()))
+                        }
+                        (Kept::Numbers(c), data) => c.push(data.get_f64(i).unwrap_or(f64::NAN)),
+                        _ => unreachable!("kind chosen from this tensor"),
+                    }
+                }
+            }
+        }
+    }
+    let outputs = outputs
+        .iter()
+        .enumerate()
+        .flat_map(|(o, columns)| {
+            let tensor = signature
+                .outputs
+                .get(o)
+                .map(|s| s.name.clone())
+                .unwrap_or_else(|| format!("output{o}"));
+            let single = columns.len() == 1;
+            let integer = integer_outputs.get(o).copied().unwrap_or(false);
+            columns
+                .iter()
+                .enumerate()
+                .map(move |(k, c)| {
+                    let name = if single {
+                        tensor.clone()
+                    } else {
+                        format!("{tensor}[{k}]")
+                    };
+                    match c {
+                        Kept::Numbers(v) => ColumnProfile::numeric(&name, &tensor, k, v, integer),
+                        Kept::Strings(v) => ColumnProfile::categorical(
+                            &name,
+                            &tensor,
+                            k,
+                            v.iter().map(|s| s.as_deref()),
+                        ),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Ok(Profile {
+        format: 1,
+        rows: rows as u64,
+        source: source
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        inputs,
+        outputs,
+    })
+}
+
+/// Appends `value`, or puts it at `slot`.
+fn put<T>(kept: &mut Vec<T>, slot: Option<usize>, value: T) {
+    match slot {
+        Some(j) => kept[j] = value,
+        None => kept.push(value),
+    }
+}
+
+/// Maps the file's columns onto the model's inputs.
+fn plan(
+    signature: &Signature,
+    source: &Source,
+    options: &ProfileOptions,
+) -> Result<Vec<InputColumns>, BatchError> {
+    let schema = &source.schema;
+    let index_of = |name: &str| {
+        schema.index_of(name).map_err(|_| {
+            BatchError::Columns(format!(
+                "no column '{name}' in {} (columns: {})",
+                source.path().display(),
+                column_names(source)
+            ))
+        })
+    };
+    let by_name = signature
+        .inputs
+        .iter()
+        .all(|s| schema.index_of(&s.name).is_ok());
+    if by_name && options.columns.is_none() {
+        return signature
+            .inputs
+            .iter()
+            .map(|spec| {
+                Ok(InputColumns {
+                    spec: spec.clone(),
+                    columns: vec![index_of(&spec.name)?],
+                })
+            })
+            .collect();
+    }
+    let [spec] = signature.inputs.as_slice() else {
+        return Err(BatchError::Columns(format!(
+            "the model has {} inputs ({}); name the file's columns after them",
+            signature.inputs.len(),
+            signature
+                .inputs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let columns: Vec<usize> = match &options.columns {
+        Some(names) => names
+            .iter()
+            .map(|n| index_of(n))
+            .collect::<Result<_, _>>()?,
+        None => (0..schema.fields().len())
+            .filter(|&i| !options.ignore.iter().any(|n| n == schema.field(i).name()))
+            .collect(),
+    };
+    let width = match spec.shape.as_slice() {
+        [_] => 1,
+        [.., last] => *last,
+        [] => 1,
+    };
+    if width > 0 && columns.len() != width as usize {
+        return Err(BatchError::Columns(format!(
+            "input '{}' takes {width} features per row ({:?}) but {} columns were chosen ({}); \
+             pick them with --columns or leave some out with --ignore",
+            spec.name,
+            spec.shape,
+            columns.len(),
+            columns
+                .iter()
+                .map(|&c| schema.field(c).name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(vec![InputColumns {
+        spec: spec.clone(),
+        columns,
+    }])
+}
+
+fn column_names(source: &Source) -> String {
+    source
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows `start..end` of the kept columns as the input tensor `p` describes.
+fn input_tensor(
+    p: &InputColumns,
+    kept: &BTreeMap<usize, Kept>,
+    start: usize,
+    end: usize,
+) -> Result<Tensor, BatchError> {
+    let n = end - start;
+    let width = p.columns.len();
+    let shape = if p.spec.shape.len() >= 2 {
+        vec![n, width]
+    } else {
+        vec![n]
+    };
+    let data = if p.spec.datatype == DataType::Bytes {
+        let mut out = Vec::with_capacity(n * width);
+        for r in start..end {
+            for c in &p.columns {
+                out.push(match &kept[c] {
+                    Kept::Strings(v) => v[r].clone().unwrap_or_default().into_bytes(),
+                    Kept::Numbers(v) => v[r].to_string().into_bytes(),
+                });
+            }
+        }
+        TensorData::Bytes(out)
+    } else {
+        let mut out = Vec::with_capacity(n * width);
+        for r in start..end {
+            for c in &p.columns {
+                out.push(match &kept[c] {
+                    Kept::Numbers(v) => v[r],
+                    Kept::Strings(_) => {
+                        return Err(BatchError::Columns(format!(
+                            "input '{}' is {:?} but a chosen column is text",
+                            p.spec.name, p.spec.datatype
+                        )));
+                    }
+                });
+            }
+        }
+        TensorData::from_f64(p.spec.datatype, &out).expect("not BYTES")
+    };
+    Tensor::new(&p.spec.name, shape, data)
+        .map_err(|e| BatchError::Columns(format!("input '{}': {e}", p.spec.name)))
+}

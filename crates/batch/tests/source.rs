@@ -1,0 +1,91 @@
+//! The same rows read back from Parquet (written by the parquet crate's own writer), CSV,
+//! gzipped CSV and JSON lines, with nulls as missing values.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::{Float64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use ferroserve_batch::columns::{Values, values};
+use ferroserve_batch::source::Source;
+
+fn read_all(path: &std::path::Path) -> (Vec<f64>, Vec<Option<String>>) {
+    let source = Source::open(path, 2).unwrap();
+    let x = source.schema.index_of("x").unwrap();
+    let s = source.schema.index_of("s").unwrap();
+    let (mut xs, mut ss) = (Vec::new(), Vec::new());
+    for batch in source {
+        let batch = batch.unwrap();
+        assert!(batch.num_rows() <= 2, "batches of the size asked for");
+        let Some(Values::Numbers(v)) = values(batch.column(x)) else {
+            panic!("x is numeric")
+        };
+        xs.extend(v);
+        let Some(Values::Strings(v)) = values(batch.column(s)) else {
+            panic!("s is text")
+        };
+        ss.extend(v);
+    }
+    (xs, ss)
+}
+
+fn check(path: &std::path::Path) {
+    let (xs, ss) = read_all(path);
+    assert_eq!(xs.len(), 3, "{}", path.display());
+    assert_eq!(xs[0], 1.5);
+    assert!(xs[1].is_nan(), "a null is missing");
+    assert_eq!(xs[2], -2.0);
+    assert_eq!(ss[0].as_deref(), Some("a"));
+    assert_eq!(ss[2].as_deref(), Some("c"));
+}
+
+#[test]
+fn every_format_reads_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("x", DataType::Float64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(Float64Array::from(vec![Some(1.5), None, Some(-2.0)])),
+            Arc::new(StringArray::from(vec![Some("a"), Some("b"), Some("c")])),
+        ],
+    )
+    .unwrap();
+    let parquet = dir.path().join("rows.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&parquet).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    check(&parquet);
+
+    let csv_text = "x,s\n1.5,a\n,b\n-2,c\n";
+    let csv = dir.path().join("rows.csv");
+    std::fs::write(&csv, csv_text).unwrap();
+    check(&csv);
+    let gz = dir.path().join("rows.csv.gz");
+    let mut encoder =
+        flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), Default::default());
+    encoder.write_all(csv_text.as_bytes()).unwrap();
+    encoder.finish().unwrap();
+    check(&gz);
+
+    let jsonl = dir.path().join("rows.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"x\": 1.5, \"s\": \"a\"}\n{\"x\": null, \"s\": \"b\"}\n{\"x\": -2, \"s\": \"c\"}\n",
+    )
+    .unwrap();
+    check(&jsonl);
+
+    let unknown = dir.path().join("rows.xlsx");
+    std::fs::write(&unknown, "").unwrap();
+    let error = Source::open(&unknown, 2).unwrap_err().to_string();
+    assert!(error.contains("unknown data format"), "{error}");
+}

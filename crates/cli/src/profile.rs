@@ -1,0 +1,112 @@
+//! `ferroserve profile`: writes a model's reference data profile (`profile.json`) from a
+//! training sample, for the server's drift monitoring. The model is loaded as the server loads
+//! it (runtime, options and signature overrides from `model.toml`) and run on the sampled rows.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use ferroserve_batch::profile::{ProfileOptions, profile};
+use ferroserve_batch::source::Source;
+use ferroserve_core::profile::PROFILE_FILE;
+use ferroserve_server::repository::config::ModelConfig;
+use ferroserve_server::repository::open_model;
+use ferroserve_server::runtime_registry;
+
+/// Flags of `ferroserve profile`.
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArgs {
+    /// A model directory (`models/iris`) or one of its version directories (`models/iris/2`).
+    #[arg(long)]
+    model: PathBuf,
+
+    /// The training sample: `.parquet`, `.csv` (with a header) or `.jsonl`, optionally `.gz`.
+    #[arg(long)]
+    data: PathBuf,
+
+    /// The version (number or label) to run when `--model` is a model directory; the latest
+    /// by default.
+    #[arg(long)]
+    version: Option<String>,
+
+    /// The feature columns of a one-input model, comma-separated, in the order the model
+    /// takes them; by default every column not `--ignore`d.
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+
+    /// Columns that are not features (a label, an id), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+
+    /// Rows profiled: a uniform sample of the file beyond that (seeded: the same file gives
+    /// the same profile).
+    #[arg(long, default_value_t = 100_000)]
+    max_rows: usize,
+
+    /// Where to write the profile; `<model dir>/profile.json` by default, where every version
+    /// of the model finds it (a version directory's own profile.json takes precedence).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+/// Profiles the data and writes the file.
+pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
+    let dir = args
+        .model
+        .canonicalize()
+        .with_context(|| format!("--model {}", args.model.display()))?;
+    let is_version = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+    };
+    let (model_dir, vdir) = if is_version(&dir) {
+        if args.version.is_some() {
+            bail!("--version cannot be used when --model is a version directory");
+        }
+        (dir.parent().context("no model directory")?.to_owned(), dir)
+    } else {
+        let config = ModelConfig::read(&dir)?;
+        let version = match &args.version {
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) => n,
+                Err(_) => *config
+                    .raw
+                    .labels
+                    .get(v)
+                    .with_context(|| format!("--version {v}: no such label in model.toml"))?,
+            },
+            None => std::fs::read_dir(&dir)?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .with_context(|| format!("no version directory under {}", dir.display()))?,
+        };
+        (dir.clone(), dir.join(version.to_string()))
+    };
+    let config = ModelConfig::read(&model_dir)?;
+    let (model, signature, _) =
+        open_model(&runtime_registry(), &vdir, &config).map_err(anyhow::Error::msg)?;
+    let options = ProfileOptions {
+        columns: args.columns.clone(),
+        ignore: args.ignore.clone(),
+        max_rows: args.max_rows,
+        ..ProfileOptions::default()
+    };
+    let source = Source::open(&args.data, options.batch_rows)?;
+    let profile = profile(model.as_ref(), &signature, source, &options)?;
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| model_dir.join(PROFILE_FILE));
+    let text = serde_json::to_string(&profile)?;
+    std::fs::write(&output, text + "\n")
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!(
+        "profiled {} rows: {} input features, {} output columns -> {}",
+        profile.rows,
+        profile.inputs.len(),
+        profile.outputs.len(),
+        output.display()
+    );
+    Ok(())
+}
