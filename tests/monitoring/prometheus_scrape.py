@@ -110,6 +110,28 @@ def main():
         scraped('ferroserve_model_versions_loaded{model="digits_mlp"}', 1.0)
         memory = wait_for("process_resident_memory_bytes",
                           lambda: query('process_resident_memory_bytes{job="ferroserve"}'))
+        # Drift: shifted iris rows against the committed reference profile raise an alert in
+        # the log (reported when asked, and by the periodic check) and in the metrics.
+        flat = json.loads(body)["inputs"][0]["data"]
+        shifted = [[v + 1.5 for v in flat[i:i + 4]] for i in range(0, len(flat), 4)]
+        rows = [shifted[i % len(shifted)] for i in range(200)]
+        drift = json.dumps({"inputs": [{"name": "input", "datatype": "FP32",
+                                        "shape": [len(rows), 4], "data": rows}]}).encode()
+        request = urllib.request.Request(
+            f"http://{http}/v2/models/iris_logreg/infer", data=drift,
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 200
+        report = json.loads(get(f"http://{http}/v2/models/iris_logreg/monitoring"))
+        assert "petal_length" in report["alerts"], report["alerts"]
+
+        def logged():
+            log.seek(0)
+            return "data drift: petal_length crossed its alert threshold" in log.read()
+
+        wait_for("the drift alert in ferroserve's log", logged, timeout=15)
+        scraped('ferroserve_drift_alert{model="iris_logreg",feature="petal_length",side="input"}',
+                1.0)
         print(f"Prometheus scraped {successes[0][0]['__name__']}{{model=iris_logreg}} = "
               f"{successes[0][1]:.0f}, resident memory {memory[0][1] / 2**20:.1f} MiB")
         print("prometheus scrape check: passed")

@@ -131,7 +131,7 @@ pub fn profile(
                     name,
                     &p.spec.name,
                     index,
-                    v,
+                    &as_the_model_sees(p.spec.datatype, v),
                     is_integer(schema.field(c).data_type()),
                 ),
                 Kept::Strings(v) => ColumnProfile::categorical(
@@ -239,6 +239,24 @@ pub fn profile(
         inputs,
         outputs,
     })
+}
+
+/// `values` rounded to `datatype`, as the model (and the server's monitor) sees them: `5.1`
+/// read as a double is not the FP32 `5.1` a request carries, and the reference's bin edges
+/// and range must be the values requests will have.
+fn as_the_model_sees(datatype: DataType, values: &[f64]) -> Vec<f64> {
+    match TensorData::from_f64(datatype, values) {
+        Some(data) => (0..values.len())
+            .map(|i| {
+                if values[i].is_nan() {
+                    f64::NAN
+                } else {
+                    data.get_f64(i).unwrap_or(f64::NAN)
+                }
+            })
+            .collect(),
+        None => values.to_vec(),
+    }
 }
 
 /// Appends `value`, or puts it at `slot`.

@@ -78,6 +78,16 @@ pub enum InferError {
         /// The queue's capacity.
         capacity: usize,
     },
+    /// The version has no reference profile to monitor against.
+    #[error(
+        "model '{model}' version {version} is not monitored: it has no profile.json (write one with `ferroserve profile`)"
+    )]
+    NotMonitored {
+        /// The model.
+        model: String,
+        /// The version.
+        version: u64,
+    },
     /// The version is shutting down.
     #[error("model '{model}' is being unloaded")]
     Unavailable {

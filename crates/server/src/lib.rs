@@ -9,6 +9,7 @@
 //! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
 //! - [`stats`]: per-version counters (Triton's statistics extension).
 //! - [`metrics`]: `GET /metrics`, the Prometheus exposition of those counters and more.
+//! - [`monitor`]: live data against a model's reference profile (drift, missing values).
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
@@ -17,6 +18,7 @@ pub mod cache;
 pub mod composite;
 pub mod error;
 pub mod metrics;
+pub mod monitor;
 pub mod protocol;
 pub mod repository;
 pub mod scheduler;
@@ -155,6 +157,7 @@ pub async fn serve_listeners(
     let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
     let model_control = config.model_control;
+    let drift = tokio::spawn(check_drift(Arc::clone(&repository), DRIFT_CHECK_INTERVAL));
     let poller = tokio::spawn(async move {
         let first = Arc::clone(&loading);
         let loaded = tokio::task::spawn_blocking(move || {
@@ -225,6 +228,7 @@ pub async fn serve_listeners(
     let http = axum::serve(listener, router(state)).with_graceful_shutdown(stopping());
     http.await?;
     poller.abort();
+    drift.abort();
     if let Some(grpc) = grpc {
         grpc.await.map_err(std::io::Error::other)??;
     }
@@ -232,6 +236,29 @@ pub async fn serve_listeners(
         metrics.await.map_err(std::io::Error::other)??;
     }
     Ok(())
+}
+
+/// How often every monitored version's drift is scored, so that alerts reach the log without
+/// anyone asking for a report.
+const DRIFT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Scores every monitored version's drift every `interval` (each report logs the columns that
+/// crossed their alert threshold), until the task is aborted.
+async fn check_drift(repository: Arc<Repository>, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let repository = Arc::clone(&repository);
+        let _ = tokio::task::spawn_blocking(move || {
+            for version in repository.ready_versions() {
+                if let Some(monitor) = &version.monitor {
+                    monitor.report();
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// Reloads what changed in the repository every `interval`, one look at a time, until the

@@ -44,7 +44,8 @@ pub fn http_status(error: &ApiError) -> StatusCode {
         ApiError::Infer(e) => match e {
             InferError::ModelNotFound { .. }
             | InferError::VersionNotFound { .. }
-            | InferError::LabelNotFound { .. } => StatusCode::NOT_FOUND,
+            | InferError::LabelNotFound { .. }
+            | InferError::NotMonitored { .. } => StatusCode::NOT_FOUND,
             InferError::Validation(_) | InferError::Parameter { .. } => StatusCode::BAD_REQUEST,
             InferError::Model(ModelError::UnsupportedDatatype { .. })
             | InferError::Execution {
@@ -152,6 +153,14 @@ mod tests {
             ),
             (
                 InferError::ModelNotFound { model: "m".into() }.into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                InferError::NotMonitored {
+                    model: "m".into(),
+                    version: 1,
+                }
+                .into(),
                 StatusCode::NOT_FOUND,
             ),
             (

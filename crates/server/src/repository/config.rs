@@ -64,7 +64,7 @@ pub struct RawTensorOverride {
 }
 
 /// `model.toml` as written.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawModelConfig {
     /// The runtime to load with (`"onnx"`); found from the files when absent.
@@ -104,12 +104,30 @@ pub struct RawModelConfig {
     pub warmup_runs: Option<usize>,
     /// Bytes of answers kept by their inputs (the prediction cache); absent or 0: no cache.
     pub cache_bytes: Option<usize>,
+    /// Data monitoring against `profile.json` (`[monitoring]`).
+    pub monitoring: Option<MonitoringConfig>,
     /// Overrides of the inputs the model file declares.
     #[serde(default)]
     pub input: Vec<RawTensorOverride>,
     /// Overrides of the outputs the model file declares.
     #[serde(default)]
     pub output: Vec<RawTensorOverride>,
+}
+
+/// `[monitoring]` in `model.toml`: how live traffic is compared with the reference profile.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// `false` turns monitoring off even with a profile; default on when one exists.
+    pub enabled: Option<bool>,
+    /// Rows kept per tensor, the sliding window drift is scored on (default 1,000).
+    pub window: Option<usize>,
+    /// Rows the window needs before drift is scored (default 100).
+    pub min_samples: Option<usize>,
+    /// PSI above which a column alerts (default 0.25).
+    pub psi_alert: Option<f64>,
+    /// Kolmogorov–Smirnov statistic above which a numeric column alerts (default: none).
+    pub ks_alert: Option<f64>,
 }
 
 /// `batching` in `model.toml`.
@@ -131,7 +149,7 @@ pub const DEFAULT_MAX_BATCH_SIZE: usize = 1024;
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
 
 /// A model's configuration, parsed and with defaults applied.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
     /// Where it was read from (for error messages); `None` when the model has no `model.toml`.
     pub path: Option<PathBuf>,

@@ -19,12 +19,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ferroserve_core::model::LoadOptions;
+use ferroserve_core::profile::PROFILE_FILE;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
 
 use crate::cache::PredictionCache;
 use crate::composite::ensemble::Ensemble;
 use crate::composite::{Composite, CompositeSpec, Target};
 use crate::error::{InferError, RepositoryError};
+use crate::monitor::DataMonitor;
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
 pub use config::{ModelConfig, RawModelConfig, VersionPolicy};
@@ -59,6 +61,8 @@ pub struct LoadedVersion {
     pub files: Fingerprint,
     /// Answers kept by their inputs, when `cache_bytes` is set.
     pub cache: Option<PredictionCache>,
+    /// Live data against the reference profile, when the model has one.
+    pub monitor: Option<Arc<DataMonitor>>,
 }
 
 /// What runs a version's requests.
@@ -622,10 +626,12 @@ impl Repository {
             ));
         }
         let settings = config.load_settings();
-        // Versions built with other settings or another shared warm-up file are rebuilt.
+        // Versions built with other settings, another shared warm-up file or another shared
+        // profile are rebuilt.
         let reusable = old.is_some_and(|o| {
             o.settings.as_ref() == Some(&settings)
                 && o.disk.shared.file(warmup::WARMUP_FILE) == disk.shared.file(warmup::WARMUP_FILE)
+                && o.disk.shared.file(PROFILE_FILE) == disk.shared.file(PROFILE_FILE)
         });
         let mut versions = BTreeMap::new();
         let mut warnings = BTreeMap::new();
@@ -801,6 +807,7 @@ impl Repository {
             dir: dir.to_owned(),
             files: disk.shared.clone(),
             cache: None,
+            monitor: None,
         }
     }
 
@@ -829,6 +836,14 @@ impl Repository {
             warmup_mode,
             warmup_runs,
         )?;
+        let monitor = DataMonitor::load(
+            name,
+            version,
+            vdir,
+            &signature,
+            config.raw.monitoring.as_ref(),
+        )?
+        .map(Arc::new);
         let stats = Arc::new(VersionStats::default());
         let pool = ComputePool::global(None)
             .map_err(|e| format!("cannot start the compute threads: {e}"))?;
@@ -852,6 +867,7 @@ impl Repository {
                 .cache_bytes
                 .filter(|&b| b > 0)
                 .map(PredictionCache::new),
+            monitor,
         })
     }
 }

@@ -360,6 +360,9 @@ async fn run_model(
         _ => inputs.first().and_then(Tensor::batch_size).unwrap_or(1),
     };
     let compute_input = started.elapsed();
+    if let Some(monitor) = &version.monitor {
+        monitor.observe_inputs(&inputs);
+    }
 
     // The prediction cache: an answer kept for exactly these inputs skips the queue.
     let lookup = Instant::now();
@@ -394,6 +397,9 @@ async fn run_model(
         }
     };
 
+    if let Some(monitor) = &version.monitor {
+        monitor.observe_outputs(&all_outputs);
+    }
     let mut outputs: Vec<Option<Tensor>> = all_outputs.into_iter().map(Some).collect();
     let selected: Vec<(Tensor, bool)> = selection
         .iter()

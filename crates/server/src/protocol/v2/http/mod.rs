@@ -10,6 +10,7 @@
 //! | `POST /v2/models/{m}/feedback` (ferroserve, bandits) | `feedback` |
 //! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
 //! | `GET,POST /v2/repository/models/{m}/labels` (ferroserve) | `repository` |
+//! | `GET /v2/models/{m}[/versions/{v}]/monitoring` (ferroserve, data drift) | `monitoring` |
 //! | `GET /metrics` (Prometheus) | `crate::protocol::monitoring` |
 //!
 //! Every `/versions/{v}` path also exists as `/labels/{label}` (`/v2/models/m/labels/stable/infer`).
@@ -19,6 +20,7 @@ mod feedback;
 mod health;
 mod infer;
 mod metadata;
+mod monitoring;
 mod repository;
 mod stats;
 
@@ -136,6 +138,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v2/models/{model}/labels/{label}/config",
             get(config::model),
+        )
+        .route("/v2/models/{model}/monitoring", get(monitoring::model))
+        .route(
+            "/v2/models/{model}/versions/{version}/monitoring",
+            get(monitoring::model),
+        )
+        .route(
+            "/v2/models/{model}/labels/{label}/monitoring",
+            get(monitoring::model),
         )
         .route("/v2/models/{model}/stats", get(stats::model))
         .route(
