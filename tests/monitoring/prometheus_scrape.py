@@ -132,6 +132,20 @@ def main():
         wait_for("the drift alert in ferroserve's log", logged, timeout=15)
         scraped('ferroserve_drift_alert{model="iris_logreg",feature="petal_length",side="input"}',
                 1.0)
+        # The Grafana board in deploy/: every query is valid PromQL to this Prometheus and
+        # every ferroserve_* family it names is one the server exports.
+        exposition = get(f"http://{metrics}/metrics").decode()
+        with open("deploy/grafana-dashboard.json") as f:
+            board = json.load(f)
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                expr = (target["expr"].replace("$__rate_interval", "1m")
+                        .replace("$model", ".*").replace("$job", ".*"))
+                query(expr)
+                for name in re.findall(r"\b(ferroserve_[a-z_]+|process_[a-z_]+)", expr):
+                    family = re.sub(r"_(bucket|sum|count)$", "", name)
+                    assert f"# TYPE {family} " in exposition or f"# TYPE {name} " in exposition, \
+                        f"{panel['title']}: {name} is not exported"
         print(f"Prometheus scraped {successes[0][0]['__name__']}{{model=iris_logreg}} = "
               f"{successes[0][1]:.0f}, resident memory {memory[0][1] / 2**20:.1f} MiB")
         print("prometheus scrape check: passed")

@@ -10,15 +10,19 @@
 //! - [`stats`]: per-version counters (Triton's statistics extension).
 //! - [`metrics`]: `GET /metrics`, the Prometheus exposition of those counters and more.
 //! - [`monitor`]: live data against a model's reference profile (drift, missing values).
+//! - [`dashboard`]: `GET /dashboard`, traffic and drift plotted as server-rendered SVG.
+//! - [`payload`]: sampled request/response records to rotating files.
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
 pub mod cache;
 pub mod composite;
+pub mod dashboard;
 pub mod error;
 pub mod metrics;
 pub mod monitor;
+pub mod payload;
 pub mod protocol;
 pub mod repository;
 pub mod scheduler;
@@ -157,7 +161,8 @@ pub async fn serve_listeners(
     let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
     let loading = Arc::clone(&repository);
     let model_control = config.model_control;
-    let drift = tokio::spawn(check_drift(Arc::clone(&repository), DRIFT_CHECK_INTERVAL));
+    let history = Arc::new(dashboard::history::History::default());
+    let drift = tokio::spawn(watch(Arc::clone(&repository), Arc::clone(&history)));
     let poller = tokio::spawn(async move {
         let first = Arc::clone(&loading);
         let loaded = tokio::task::spawn_blocking(move || {
@@ -177,6 +182,7 @@ pub async fn serve_listeners(
     ));
     let state = AppState {
         metrics,
+        history,
         repository,
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
@@ -240,20 +246,25 @@ pub async fn serve_listeners(
 
 /// How often every monitored version's drift is scored, so that alerts reach the log without
 /// anyone asking for a report.
-const DRIFT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const DRIFT_CHECK_EVERY: u32 = 5;
 
-/// Scores every monitored version's drift every `interval` (each report logs the columns that
-/// crossed their alert threshold), until the task is aborted.
-async fn check_drift(repository: Arc<Repository>, interval: std::time::Duration) {
-    let mut ticks = tokio::time::interval(interval);
+/// Every [`dashboard::history::SAMPLE_EVERY`], reads the traffic counters for the dashboard,
+/// and every [`DRIFT_CHECK_EVERY`] readings scores every monitored version's drift (each
+/// report logs the columns that crossed their alert threshold); until the task is aborted.
+async fn watch(repository: Arc<Repository>, history: Arc<dashboard::history::History>) {
+    let mut ticks = tokio::time::interval(dashboard::history::SAMPLE_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for tick in 0u32.. {
         ticks.tick().await;
         let repository = Arc::clone(&repository);
+        let history = Arc::clone(&history);
         let _ = tokio::task::spawn_blocking(move || {
-            for version in repository.ready_versions() {
-                if let Some(monitor) = &version.monitor {
-                    monitor.report();
+            history.sample(&repository);
+            if tick % DRIFT_CHECK_EVERY == 0 {
+                for version in repository.ready_versions() {
+                    if let Some(monitor) = &version.monitor {
+                        monitor.report();
+                    }
                 }
             }
         })

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
@@ -14,6 +15,7 @@ use super::{
 };
 use crate::composite::Composite;
 use crate::monitor::{ColumnReport, MonitorReport, Status};
+use crate::payload::PayloadLog;
 use crate::repository::{Executor, LoadedVersion, Repository};
 use crate::stats::{FailureReason, LATENCY_BUCKETS, LatencyHistogram, StatsSnapshot};
 
@@ -244,6 +246,30 @@ impl Collector for ModelCollector {
             }),
         )?;
 
+        let logged: Vec<(&Observed, &PayloadLog)> = observed
+            .iter()
+            .filter_map(|o| Some((o, o.version.payload_log.as_deref()?)))
+            .collect();
+        counters(
+            e,
+            "ferroserve_payload_log_records",
+            "Request/response records written to the payload log.",
+            logged
+                .iter()
+                .map(|(o, l)| (o.labels(), l.counts().written.load(Ordering::Relaxed))),
+        )?;
+        counters(
+            e,
+            "ferroserve_payload_log_dropped",
+            "Payload log records dropped because the writer was behind (or a write failed).",
+            logged.iter().map(|(o, l)| {
+                let c = l.counts();
+                (
+                    o.labels(),
+                    c.dropped.load(Ordering::Relaxed) + c.failed.load(Ordering::Relaxed),
+                )
+            }),
+        )?;
         encode_composites(e, &observed)?;
         encode_drift(e, &observed)
     }

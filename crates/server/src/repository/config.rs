@@ -106,6 +106,8 @@ pub struct RawModelConfig {
     pub cache_bytes: Option<usize>,
     /// Data monitoring against `profile.json` (`[monitoring]`).
     pub monitoring: Option<MonitoringConfig>,
+    /// Sampled request/response records to files (`[payload_log]`).
+    pub payload_log: Option<PayloadLogConfig>,
     /// Overrides of the inputs the model file declares.
     #[serde(default)]
     pub input: Vec<RawTensorOverride>,
@@ -128,6 +130,21 @@ pub struct MonitoringConfig {
     pub psi_alert: Option<f64>,
     /// Kolmogorov–Smirnov statistic above which a numeric column alerts (default: none).
     pub ks_alert: Option<f64>,
+}
+
+/// `[payload_log]` in `model.toml`: a sampled share of requests written to rotating JSONL
+/// files.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadLogConfig {
+    /// Share of requests logged, 0 to 1 (default 0: off).
+    pub rate: Option<f64>,
+    /// Where the files go (default `payload-logs/<model>` under the server's directory).
+    pub directory: Option<std::path::PathBuf>,
+    /// A file is closed and a new one started past this size (default 64 MiB).
+    pub max_file_bytes: Option<u64>,
+    /// Files kept per version; the oldest is removed (default 10).
+    pub max_files: Option<usize>,
 }
 
 /// `batching` in `model.toml`.

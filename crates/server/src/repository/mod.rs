@@ -27,6 +27,7 @@ use crate::composite::ensemble::Ensemble;
 use crate::composite::{Composite, CompositeSpec, Target};
 use crate::error::{InferError, RepositoryError};
 use crate::monitor::DataMonitor;
+use crate::payload::PayloadLog;
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
 pub use config::{ModelConfig, RawModelConfig, VersionPolicy};
@@ -63,6 +64,8 @@ pub struct LoadedVersion {
     pub cache: Option<PredictionCache>,
     /// Live data against the reference profile, when the model has one.
     pub monitor: Option<Arc<DataMonitor>>,
+    /// Sampled request/response records, when `[payload_log]` sets a rate.
+    pub payload_log: Option<Arc<PayloadLog>>,
 }
 
 /// What runs a version's requests.
@@ -808,6 +811,7 @@ impl Repository {
             files: disk.shared.clone(),
             cache: None,
             monitor: None,
+            payload_log: None,
         }
     }
 
@@ -844,6 +848,10 @@ impl Repository {
             config.raw.monitoring.as_ref(),
         )?
         .map(Arc::new);
+        let payload_log = match &config.raw.payload_log {
+            Some(c) => PayloadLog::start(name, version, c)?.map(Arc::new),
+            None => None,
+        };
         let stats = Arc::new(VersionStats::default());
         let pool = ComputePool::global(None)
             .map_err(|e| format!("cannot start the compute threads: {e}"))?;
@@ -868,6 +876,7 @@ impl Repository {
                 .filter(|&b| b > 0)
                 .map(PredictionCache::new),
             monitor,
+            payload_log,
         })
     }
 }

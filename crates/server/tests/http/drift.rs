@@ -153,6 +153,24 @@ async fn drift_is_scored_against_the_reference_profile() {
     assert!(sample("ferroserve_drift_psi") > 0.25);
     assert_eq!(sample("ferroserve_feature_values_total"), 850.0);
 
+    // The dashboard draws the same: a histogram per profiled column, the alerts marked.
+    let r = server
+        .client
+        .get(server.url("/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    let page = r.text().await.unwrap();
+    assert_eq!(
+        page.matches("<svg class=\"histogram\"").count(),
+        8,
+        "{page}"
+    );
+    assert!(page.contains("<figure class=\"feature alert\"><figcaption><b>petal_length</b>"));
+    assert!(!page.contains("<script"), "no script on the page");
+
     // A model without a profile is not monitored.
     let (status, body) = server.get("/v2/models/digits_mlp/monitoring").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

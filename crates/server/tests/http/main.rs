@@ -19,6 +19,7 @@ mod hot_swap;
 mod infer;
 mod lifecycle;
 mod metrics;
+mod payload;
 mod reload;
 mod repository;
 mod tfserving;

@@ -84,12 +84,24 @@ pub async fn run(
     context: &RequestContext,
     started: Instant,
 ) -> Result<Ran, ApiError> {
-    match &version.executor {
+    // A logged request keeps a copy of its inputs (only when drawn).
+    let logged = version
+        .payload_log
+        .as_ref()
+        .filter(|log| log.sample())
+        .map(|log| (log, request.inputs.clone(), request.id.clone()));
+    let ran = match &version.executor {
         Executor::Model(scheduler) => run_model(version, scheduler, request, started).await,
         Executor::Composite(composite) => {
             run_composite(repository, composite, request, context, started).await
         }
+    };
+    if let (Some((log, inputs, id)), Ok(ran)) = (logged, &ran) {
+        let outputs: Vec<&Tensor> = ran.outputs.iter().map(|(t, _)| t).collect();
+        let id = ran.id.as_deref().or(id.as_deref());
+        log.record(id, &ran.parameters, started.elapsed(), &inputs, &outputs);
     }
+    ran
 }
 
 /// A composite's request: to the variant it chooses (a shadow's primary), whose statistics

@@ -11,7 +11,7 @@
 //! | `POST /v2/repository/index`, `POST /v2/repository/models/{m}/{load,unload}` (Triton) | `repository` |
 //! | `GET,POST /v2/repository/models/{m}/labels` (ferroserve) | `repository` |
 //! | `GET /v2/models/{m}[/versions/{v}]/monitoring` (ferroserve, data drift) | `monitoring` |
-//! | `GET /metrics` (Prometheus) | `crate::protocol::monitoring` |
+//! | `GET /metrics` (Prometheus), `GET /dashboard` | `crate::protocol::monitoring` |
 //!
 //! Every `/versions/{v}` path also exists as `/labels/{label}` (`/v2/models/m/labels/stable/infer`).
 
@@ -64,6 +64,8 @@ pub struct AppState {
     pub settings: Arc<HttpSettings>,
     /// What `/metrics` renders; front-ends count the requests no model version saw here.
     pub metrics: Arc<Metrics>,
+    /// Traffic over time, for `/dashboard`.
+    pub history: Arc<crate::dashboard::history::History>,
 }
 
 impl AppState {

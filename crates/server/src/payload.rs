@@ -1,0 +1,247 @@
+//! Payload logging: a sampled share of a model's requests, each written as one JSON line
+//! (request id, model, version, the variant a composite chose, latency, inputs and outputs as
+//! V2 JSON tensors) to rotating files, for audits and retraining.
+//!
+//! The request path never waits on the disk: a sampled record goes into a bounded channel
+//! with `try_send`, and a thread of the version's own writes it; a full channel drops the
+//! record and counts it. Files are `<directory>/<model>-<version>-<start ms>-<n>.jsonl`,
+//! rotated at `max_file_bytes`, the oldest removed beyond `max_files`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferroserve_core::Tensor;
+use rand::RngExt;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::protocol::v2::codec::json::DataJson;
+use crate::repository::config::PayloadLogConfig;
+
+/// Records waiting for the writer before new ones are dropped.
+const QUEUE: usize = 4_096;
+
+/// The payload log of one model version.
+#[derive(Debug)]
+pub struct PayloadLog {
+    model: String,
+    version: u64,
+    rate: f64,
+    sender: SyncSender<String>,
+    counts: Arc<Counts>,
+    directory: PathBuf,
+}
+
+/// What the log did since load.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Records written.
+    pub written: AtomicU64,
+    /// Records dropped because the writer was behind.
+    pub dropped: AtomicU64,
+    /// Records lost to a write error.
+    pub failed: AtomicU64,
+}
+
+/// One request as logged.
+#[derive(Serialize)]
+struct Record<'a> {
+    /// Milliseconds since the Unix epoch.
+    timestamp_ms: u64,
+    id: Option<&'a str>,
+    model: &'a str,
+    version: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a Value>,
+    latency_us: u64,
+    inputs: Vec<TensorJson<'a>>,
+    outputs: Vec<TensorJson<'a>>,
+}
+
+/// A tensor in the V2 JSON form.
+#[derive(Serialize)]
+struct TensorJson<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    data: DataJson<'a>,
+}
+
+impl<'a> From<&'a Tensor> for TensorJson<'a> {
+    fn from(t: &'a Tensor) -> Self {
+        TensorJson {
+            name: &t.name,
+            datatype: t.datatype().name(),
+            shape: &t.shape,
+            data: DataJson(t.data()),
+        }
+    }
+}
+
+impl PayloadLog {
+    /// The log of `model` `version` as `config` says, its writer thread started; `None` when
+    /// the rate is 0.
+    pub fn start(
+        model: &str,
+        version: u64,
+        config: &PayloadLogConfig,
+    ) -> Result<Option<PayloadLog>, String> {
+        let rate = config.rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&rate) {
+            return Err(format!(
+                "[payload_log] rate = {rate}: must be within 0 and 1"
+            ));
+        }
+        if rate == 0.0 {
+            return Ok(None);
+        }
+        let directory = config
+            .directory
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("payload-logs").join(model));
+        std::fs::create_dir_all(&directory)
+            .map_err(|e| format!("[payload_log] directory {}: {e}", directory.display()))?;
+        let (sender, receiver) = sync_channel(QUEUE);
+        let counts = Arc::new(Counts::default());
+        let writer = Writer {
+            directory: directory.clone(),
+            prefix: format!("{model}-{version}-{}", now_ms()),
+            max_file_bytes: config.max_file_bytes.unwrap_or(64 << 20).max(1),
+            max_files: config.max_files.unwrap_or(10).max(1),
+            counts: Arc::clone(&counts),
+        };
+        std::thread::Builder::new()
+            .name(format!("fs-{model}-payloads"))
+            .spawn(move || writer.run(&receiver))
+            .map_err(|e| format!("cannot start the payload log writer: {e}"))?;
+        Ok(Some(PayloadLog {
+            model: model.to_owned(),
+            version,
+            rate,
+            sender,
+            counts,
+            directory,
+        }))
+    }
+
+    /// Whether to log this request (drawn with probability `rate`).
+    pub fn sample(&self) -> bool {
+        self.rate >= 1.0 || rand::rng().random::<f64>() < self.rate
+    }
+
+    /// Queues one record; never blocks (a full queue drops it, counted).
+    pub fn record(
+        &self,
+        id: Option<&str>,
+        parameters: &Map<String, Value>,
+        latency: Duration,
+        inputs: &[Tensor],
+        outputs: &[&Tensor],
+    ) {
+        let record = Record {
+            timestamp_ms: now_ms(),
+            id,
+            model: &self.model,
+            version: self.version,
+            variant: parameters.get("variant"),
+            latency_us: latency.as_micros() as u64,
+            inputs: inputs.iter().map(TensorJson::from).collect(),
+            outputs: outputs.iter().map(|t| TensorJson::from(*t)).collect(),
+        };
+        let Ok(line) = serde_json::to_string(&record) else {
+            return;
+        };
+        match self.sender.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// What the log did since load.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Where the files go.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The writer thread's state: the files it rotates through.
+struct Writer {
+    directory: PathBuf,
+    prefix: String,
+    max_file_bytes: u64,
+    max_files: usize,
+    counts: Arc<Counts>,
+}
+
+impl Writer {
+    /// Writes lines until every sender is gone (the version was unloaded), flushing whenever
+    /// the queue runs dry so that a reader sees records within moments.
+    fn run(&self, receiver: &Receiver<String>) {
+        let mut n = 0usize;
+        let mut files: Vec<PathBuf> = Vec::new();
+        let mut current: Option<(BufWriter<File>, u64)> = None;
+        while let Ok(first) = receiver.recv() {
+            let mut next = Some(first);
+            while let Some(line) = next.take() {
+                if current
+                    .as_ref()
+                    .is_none_or(|(_, size)| *size >= self.max_file_bytes)
+                {
+                    if let Some((mut old, _)) = current.take() {
+                        let _ = old.flush();
+                    }
+                    let path = self.directory.join(format!("{}-{n}.jsonl", self.prefix));
+                    n += 1;
+                    match File::create(&path) {
+                        Ok(f) => {
+                            files.push(path);
+                            while files.len() > self.max_files {
+                                let _ = std::fs::remove_file(files.remove(0));
+                            }
+                            current = Some((BufWriter::new(f), 0));
+                        }
+                        Err(error) => {
+                            tracing::error!(path = %path.display(), %error, "cannot create a payload log file");
+                            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                            next = receiver.try_recv().ok();
+                            continue;
+                        }
+                    }
+                }
+                let (file, size) = current.as_mut().expect("opened above");
+                match writeln!(file, "{line}") {
+                    Ok(()) => {
+                        *size += line.len() as u64 + 1;
+                        self.counts.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "cannot write a payload log record");
+                        self.counts.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                next = receiver.try_recv().ok();
+            }
+            if let Some((file, _)) = current.as_mut() {
+                let _ = file.flush();
+            }
+        }
+    }
+}

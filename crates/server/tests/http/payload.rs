@@ -1,0 +1,92 @@
+//! Payload logging over the wire: every request of a model with `rate = 1` becomes a JSON
+//! line with its id, version, latency, inputs and outputs; files rotate at their size limit
+//! and only the newest are kept.
+
+use std::time::Duration;
+
+use ferroserve_server::ServerConfig;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::kit::{TestServer, temp_repository};
+
+#[tokio::test]
+async fn sampled_requests_are_written_to_rotating_files() {
+    let repo = temp_repository();
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("iris_logreg/model.toml"),
+        format!(
+            "[payload_log]\nrate = 1.0\ndirectory = \"{}\"\nmax_file_bytes = 2000\nmax_files = 3\n",
+            logs.path().display()
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    let request = |i: usize| {
+        json!({"id": format!("r{i}"), "inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4],
+               "data": [5.1, 3.5, 1.4, i as f32 / 10.0]}]})
+    };
+    for i in 0..30 {
+        let (status, body) = server
+            .post("/v2/models/iris_logreg/infer", &request(i))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // The writer is a thread of its own: wait for the last record.
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        let mut files: Vec<_> = std::fs::read_dir(logs.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        lines = files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.last().is_some_and(|l| l["id"] == "r29") {
+            assert!(files.len() <= 3, "{files:?}");
+            assert!(files.len() >= 2, "2,000-byte files rotate: {files:?}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last = lines.last().unwrap_or_else(|| panic!("no records"));
+    assert_eq!(last["id"], "r29");
+    assert_eq!(last["model"], "iris_logreg");
+    assert_eq!(last["version"], 1);
+    assert!(last["latency_us"].as_u64().unwrap() > 0);
+    assert_eq!(last["inputs"][0]["shape"], json!([1, 4]));
+    assert!((last["inputs"][0]["data"][3].as_f64().unwrap() - 2.9).abs() < 1e-6);
+    assert_eq!(last["outputs"][0]["name"], "label");
+    assert!(lines.len() < 30, "the oldest files were removed");
+    // Consecutive: the kept files hold the newest records, in order.
+    let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+    let first: usize = ids[0][1..].parse().unwrap();
+    let expected: Vec<String> = (first..30).map(|i| format!("r{i}")).collect();
+    assert_eq!(ids, expected);
+
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "ferroserve_payload_log_records_total{model=\"iris_logreg\",version=\"1\"} 30"
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
