@@ -1,10 +1,11 @@
 //! Payload logging: a sampled share of a model's requests, each written as one JSON line
-//! (request id, model, version, the variant a composite chose, latency, inputs and outputs as
-//! V2 JSON tensors) to rotating files, for audits and retraining.
+//! (request id, model, version, latency, inputs and outputs as V2 JSON tensors; for a request
+//! a composite routed here, the composite and the variant it chose) to rotating files, for
+//! audits, retraining and the analysis of experiments.
 //!
 //! The request path never waits on the disk: a sampled record goes into a bounded channel
 //! with `try_send`, and a thread of the version's own writes it; a full channel drops the
-//! record and counts it. Files are `<directory>/<model>-<version>-<start ms>-<n>.jsonl`,
+//! record and counts it. Files are `<directory>/<model>-<version>-<start ms>-<nnnnnn>.jsonl`,
 //! rotated at `max_file_bytes`, the oldest removed beyond `max_files`.
 
 use std::fs::File;
@@ -18,7 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ferroserve_core::Tensor;
 use rand::RngExt;
 use serde::Serialize;
-use serde_json::{Map, Value};
 
 use crate::protocol::v2::codec::json::DataJson;
 use crate::repository::config::PayloadLogConfig;
@@ -56,8 +56,12 @@ struct Record<'a> {
     id: Option<&'a str>,
     model: &'a str,
     version: u64,
+    /// The split, bandit, shadow or ensemble that routed the request here.
     #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<&'a Value>,
+    composite: Option<&'a str>,
+    /// The variant it chose: this model and version, as `model@version`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
     latency_us: u64,
     inputs: Vec<TensorJson<'a>>,
     outputs: Vec<TensorJson<'a>>,
@@ -134,11 +138,12 @@ impl PayloadLog {
         self.rate >= 1.0 || rand::rng().random::<f64>() < self.rate
     }
 
-    /// Queues one record; never blocks (a full queue drops it, counted).
+    /// Queues one record (`via`: the composite that routed the request here); never blocks
+    /// (a full queue drops it, counted).
     pub fn record(
         &self,
         id: Option<&str>,
-        parameters: &Map<String, Value>,
+        via: Option<&str>,
         latency: Duration,
         inputs: &[Tensor],
         outputs: &[&Tensor],
@@ -148,7 +153,8 @@ impl PayloadLog {
             id,
             model: &self.model,
             version: self.version,
-            variant: parameters.get("variant"),
+            composite: via,
+            variant: via.map(|_| format!("{}@{}", self.model, self.version)),
             latency_us: latency.as_micros() as u64,
             inputs: inputs.iter().map(TensorJson::from).collect(),
             outputs: outputs.iter().map(|t| TensorJson::from(*t)).collect(),
@@ -208,7 +214,8 @@ impl Writer {
                     if let Some((mut old, _)) = current.take() {
                         let _ = old.flush();
                     }
-                    let path = self.directory.join(format!("{}-{n}.jsonl", self.prefix));
+                    // Zero-padded: the files sort by name in the order they were written.
+                    let path = self.directory.join(format!("{}-{n:06}.jsonl", self.prefix));
                     n += 1;
                     match File::create(&path) {
                         Ok(f) => {

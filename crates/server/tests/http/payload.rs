@@ -1,6 +1,6 @@
 //! Payload logging over the wire: every request of a model with `rate = 1` becomes a JSON
-//! line with its id, version, latency, inputs and outputs; files rotate at their size limit
-//! and only the newest are kept.
+//! line with its id, version, latency, inputs and outputs (and, routed by a composite, the
+//! composite and variant); files rotate at their size limit and only the newest are kept.
 
 use std::time::Duration;
 
@@ -20,6 +20,12 @@ async fn sampled_requests_are_written_to_rotating_files() {
             "[payload_log]\nrate = 1.0\ndirectory = \"{}\"\nmax_file_bytes = 2000\nmax_files = 3\n",
             logs.path().display()
         ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(repo.path().join("ab")).unwrap();
+    std::fs::write(
+        repo.path().join("ab/model.toml"),
+        "kind = \"split\"\nvariants = { \"iris_logreg\" = 1 }\n",
     )
     .unwrap();
     let server = TestServer::start(ServerConfig::new(repo.path())).await;
@@ -73,6 +79,30 @@ async fn sampled_requests_are_written_to_rotating_files() {
     let expected: Vec<String> = (first..30).map(|i| format!("r{i}")).collect();
     assert_eq!(ids, expected);
 
+    // A request an A/B split routes here is logged with the split and the variant it chose.
+    let (status, body) = server.post("/v2/models/ab/infer", &request(30)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut routed = Value::Null;
+    for _ in 0..100 {
+        let newest = std::fs::read_dir(logs.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .max()
+            .unwrap();
+        let text = std::fs::read_to_string(newest).unwrap();
+        if let Some(line) = text.lines().find(|l| l.contains("\"r30\"")) {
+            routed = serde_json::from_str(line).unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(routed["composite"], "ab", "{routed}");
+    assert_eq!(routed["variant"], "iris_logreg@1");
+    assert!(
+        last.get("composite").is_none(),
+        "a direct request names no composite"
+    );
+
     let metrics = server
         .client
         .get(server.url("/metrics"))
@@ -84,7 +114,7 @@ async fn sampled_requests_are_written_to_rotating_files() {
         .unwrap();
     assert!(
         metrics.contains(
-            "ferroserve_payload_log_records_total{model=\"iris_logreg\",version=\"1\"} 30"
+            "ferroserve_payload_log_records_total{model=\"iris_logreg\",version=\"1\"} 31"
         ),
         "{metrics}"
     );

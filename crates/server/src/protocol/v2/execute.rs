@@ -84,22 +84,38 @@ pub async fn run(
     context: &RequestContext,
     started: Instant,
 ) -> Result<Ran, ApiError> {
+    match &version.executor {
+        Executor::Model(scheduler) => {
+            run_model_logged(version, scheduler, request, started, None).await
+        }
+        Executor::Composite(composite) => {
+            let name = version.model_name.as_str();
+            run_composite(repository, composite, request, context, started, name).await
+        }
+    }
+}
+
+/// Runs `request` on the plain model `version` and, when its payload log draws the request,
+/// logs it; `via` names the composite that routed it here (the record then names the
+/// composite and the variant).
+async fn run_model_logged(
+    version: &LoadedVersion,
+    scheduler: &Scheduler,
+    request: V2Request,
+    started: Instant,
+    via: Option<&str>,
+) -> Result<Ran, ApiError> {
     // A logged request keeps a copy of its inputs (only when drawn).
     let logged = version
         .payload_log
         .as_ref()
         .filter(|log| log.sample())
         .map(|log| (log, request.inputs.clone(), request.id.clone()));
-    let ran = match &version.executor {
-        Executor::Model(scheduler) => run_model(version, scheduler, request, started).await,
-        Executor::Composite(composite) => {
-            run_composite(repository, composite, request, context, started).await
-        }
-    };
+    let ran = run_model(version, scheduler, request, started).await;
     if let (Some((log, inputs, id)), Ok(ran)) = (logged, &ran) {
         let outputs: Vec<&Tensor> = ran.outputs.iter().map(|(t, _)| t).collect();
         let id = ran.id.as_deref().or(id.as_deref());
-        log.record(id, &ran.parameters, started.elapsed(), &inputs, &outputs);
+        log.record(id, via, started.elapsed(), &inputs, &outputs);
     }
     ran
 }
@@ -112,9 +128,10 @@ async fn run_composite(
     mut request: V2Request,
     context: &RequestContext,
     started: Instant,
+    name: &str,
 ) -> Result<Ran, ApiError> {
     if let Composite::Ensemble(ensemble) = composite.as_ref() {
-        return run_ensemble(repository, ensemble, request, started).await;
+        return run_ensemble(repository, ensemble, request, started, name).await;
     }
     let mut mirror = None;
     let target = match composite.as_ref() {
@@ -137,13 +154,14 @@ async fn run_composite(
         }
         Composite::Ensemble(_) => unreachable!("ran above"),
     };
-    let mut ran = run_target(repository, &target, request, started).await?;
+    let mut ran = run_target(repository, &target, request, started, Some(name)).await?;
     if let Some((copy, permit)) = mirror {
         let primary: Vec<Tensor> = ran.outputs.iter().map(|(t, _)| t.clone()).collect();
         let repository = Arc::clone(repository);
         let composite = Arc::clone(composite);
+        let name = name.to_owned();
         tokio::spawn(async move {
-            mirror_to_shadows(repository, composite, copy, primary).await;
+            mirror_to_shadows(repository, composite, copy, primary, &name).await;
             drop(permit);
         });
     }
@@ -159,6 +177,7 @@ async fn run_ensemble(
     ensemble: &Ensemble,
     request: V2Request,
     started: Instant,
+    name: &str,
 ) -> Result<Ran, ApiError> {
     let V2Request {
         id,
@@ -208,7 +227,7 @@ async fn run_ensemble(
                 parameters: parameters.clone(),
                 ..V2Request::default()
             };
-            run_target(repository, target, step_request, Instant::now())
+            run_target(repository, target, step_request, Instant::now(), Some(name))
         });
         for ((_, step), ran) in ready.iter().zip(futures::future::join_all(runs).await) {
             // The step's own error: it names the model (and its status is the step's).
@@ -259,12 +278,14 @@ async fn run_ensemble(
     })
 }
 
-/// Runs `request` on the plain model `target` names now, counted in its statistics.
+/// Runs `request` on the plain model `target` names now for the composite `via`, counted in
+/// its statistics (and its payload log).
 async fn run_target(
     repository: &Repository,
     target: &Target,
     request: V2Request,
     started: Instant,
+    via: Option<&str>,
 ) -> Result<Ran, ApiError> {
     let version = target.resolve(repository)?;
     let Executor::Model(scheduler) = &version.executor else {
@@ -273,7 +294,7 @@ async fn run_target(
         }
         .into());
     };
-    match run_model(&version, scheduler, request, started).await {
+    match run_model_logged(&version, scheduler, request, started, via).await {
         Ok(ran) => {
             ran.finish(&version, Instant::now());
             Ok(ran)
@@ -294,13 +315,14 @@ async fn mirror_to_shadows(
     composite: Arc<Composite>,
     request: V2Request,
     primary: Vec<Tensor>,
+    name: &str,
 ) {
     let Composite::Shadow(shadow) = composite.as_ref() else {
         return;
     };
     for (ix, target) in shadow.shadows() {
         let copy = request.clone();
-        match run_target(&repository, target, copy, Instant::now()).await {
+        match run_target(&repository, target, copy, Instant::now(), Some(name)).await {
             Ok(ran) => {
                 let outputs: Vec<Tensor> = ran.outputs.into_iter().map(|(t, _)| t).collect();
                 shadow.record(ix, request.id.as_deref(), &primary, &outputs);
