@@ -123,15 +123,7 @@ async fn drift_is_scored_against_the_reference_profile() {
     }
 
     // The same in the metrics.
-    let text = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = server.text("/metrics").await;
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
     let sample = |name: &str| {
         scrape

@@ -192,6 +192,13 @@ impl TestServer {
         into_json(self.client.get(self.url(path)).send().await.unwrap()).await
     }
 
+    /// GET, returning the body as text (`/metrics`, `/dashboard`); panics unless 200.
+    pub async fn text(&self, path: &str) -> String {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "GET {path}");
+        r.text().await.unwrap()
+    }
+
     /// POST a JSON body.
     pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         into_json(

@@ -103,15 +103,7 @@ async fn sampled_requests_are_written_to_rotating_files() {
         "a direct request names no composite"
     );
 
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.text("/metrics").await;
     assert!(
         metrics.contains(
             "ferroserve_payload_log_records_total{model=\"iris_logreg\",version=\"1\"} 31"
