@@ -21,7 +21,7 @@ use ferroserve_core::profile::{
     ColumnKind, ColumnProfile, PROFILE_FILE, Profile, bin_shares, category_of, chi_square,
     ks_pvalue, ks_two_sample, psi,
 };
-use ferroserve_core::{Signature, Tensor, TensorData};
+use ferroserve_core::{DataType, Signature, Tensor, TensorData, TensorSpec};
 use serde::Serialize;
 
 use crate::repository::config::MonitoringConfig;
@@ -83,14 +83,53 @@ struct TapColumn {
     profile: usize,
     /// Its index in a row of the tensor.
     index: usize,
-    /// Numeric: the reference range; categorical: the reference's values when they are
-    /// numbers, for counting unseen ones without formatting each value.
-    range: (f64, f64),
-    numeric_categories: Option<Vec<f64>>,
-    /// BYTES categories: each reference category's code (its position), stored in the window.
-    codes: Option<HashMap<Vec<u8>, usize>>,
+    /// What a value is checked against, and what the window holds.
+    reference: Reference,
     missing: AtomicU64,
     out_of_range: AtomicU64,
+}
+
+/// A column's reference as the request path uses it, chosen from the profile and the
+/// tensor's datatype.
+#[derive(Debug)]
+enum Reference {
+    /// Numeric: the window holds the value; outside `[min, max]` is out of range.
+    Range(f64, f64),
+    /// Categories of a numeric tensor: the window holds the value; one the reference never
+    /// saw is out of range (compared as numbers, without formatting each value).
+    Numbers(Vec<f64>),
+    /// Categories of a BYTES tensor: the window holds the category's code (its position in
+    /// the profile), -1 for one the reference never saw.
+    Text(HashMap<Vec<u8>, usize>),
+}
+
+impl Reference {
+    fn of(kind: &ColumnKind, datatype: DataType) -> Reference {
+        match kind {
+            ColumnKind::Numeric { min, max, .. } => Reference::Range(*min, *max),
+            ColumnKind::Categorical { categories } if datatype == DataType::Bytes => {
+                Reference::Text(
+                    categories
+                        .keys()
+                        .enumerate()
+                        .map(|(i, k)| (k.as_bytes().to_vec(), i))
+                        .collect(),
+                )
+            }
+            ColumnKind::Categorical { categories } => {
+                Reference::Numbers(categories.keys().filter_map(|k| k.parse().ok()).collect())
+            }
+        }
+    }
+
+    /// Whether a (non-missing) window value lies outside the reference.
+    fn is_outside(&self, value: f64) -> bool {
+        match self {
+            Reference::Range(min, max) => value < *min || value > *max,
+            Reference::Numbers(known) => !known.contains(&value),
+            Reference::Text(_) => value < 0.0,
+        }
+    }
 }
 
 impl DataMonitor {
@@ -117,20 +156,15 @@ impl DataMonitor {
         let profile: Profile = serde_json::from_slice(&text)
             .map_err(|e| format!("{} is not a profile: {e}", path.display()))?;
         let settings = Settings::from(config);
-        let inputs = taps(&profile.inputs, settings.window, |t| {
-            signature.inputs.iter().any(|s| s.name == t)
-        });
-        let outputs = taps(&profile.outputs, settings.window, |t| {
-            signature.outputs.iter().any(|s| s.name == t)
-        });
-        let unknown: Vec<&str> = profile
-            .inputs
-            .iter()
-            .chain(&profile.outputs)
-            .filter(|c| {
-                !signature.inputs.iter().any(|s| s.name == c.tensor)
-                    && !signature.outputs.iter().any(|s| s.name == c.tensor)
-            })
+        let datatype = |specs: &[TensorSpec], tensor: &str| {
+            specs.iter().find(|s| s.name == tensor).map(|s| s.datatype)
+        };
+        let unknown: Vec<&str> = (profile.inputs.iter())
+            .filter(|c| datatype(&signature.inputs, &c.tensor).is_none())
+            .chain(
+                (profile.outputs.iter())
+                    .filter(|c| datatype(&signature.outputs, &c.tensor).is_none()),
+            )
             .map(|c| c.tensor.as_str())
             .collect();
         if !unknown.is_empty() {
@@ -139,6 +173,12 @@ impl DataMonitor {
                 path.display()
             ));
         }
+        let inputs = taps(&profile.inputs, settings.window, |t| {
+            datatype(&signature.inputs, t)
+        });
+        let outputs = taps(&profile.outputs, settings.window, |t| {
+            datatype(&signature.outputs, t)
+        });
         Ok(Some(DataMonitor {
             model: model.to_owned(),
             version,
@@ -203,44 +243,34 @@ impl DataMonitor {
     }
 }
 
-/// The taps of the profiled columns whose tensor the model has, one per tensor.
-fn taps(columns: &[ColumnProfile], rows: usize, known: impl Fn(&str) -> bool) -> Vec<Tap> {
-    let mut tensors: Vec<&str> = Vec::new();
-    for c in columns.iter().filter(|c| known(&c.tensor)) {
-        if !tensors.contains(&c.tensor.as_str()) {
-            tensors.push(&c.tensor);
+/// The taps of the profiled columns, one per tensor; `datatype` is each tensor's in the
+/// signature (every one is there: checked by the caller).
+fn taps(
+    columns: &[ColumnProfile],
+    rows: usize,
+    datatype: impl Fn(&str) -> Option<DataType>,
+) -> Vec<Tap> {
+    let mut tensors: Vec<(&str, DataType)> = Vec::new();
+    for c in columns {
+        if let Some(d) = datatype(&c.tensor)
+            && !tensors.iter().any(|(t, _)| *t == c.tensor)
+        {
+            tensors.push((&c.tensor, d));
         }
     }
     tensors
         .into_iter()
-        .map(|tensor| {
+        .map(|(tensor, datatype)| {
             let tapped: Vec<TapColumn> = columns
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| c.tensor == tensor)
-                .map(|(profile, c)| {
-                    let (range, numeric_categories, codes) = match &c.kind {
-                        ColumnKind::Numeric { min, max, .. } => ((*min, *max), None, None),
-                        ColumnKind::Categorical { categories } => {
-                            let numbers: Option<Vec<f64>> =
-                                categories.keys().map(|k| k.parse::<f64>().ok()).collect();
-                            let codes = categories
-                                .keys()
-                                .enumerate()
-                                .map(|(i, k)| (k.as_bytes().to_vec(), i))
-                                .collect();
-                            ((f64::NAN, f64::NAN), numbers, Some(codes))
-                        }
-                    };
-                    TapColumn {
-                        profile,
-                        index: c.index,
-                        range,
-                        numeric_categories,
-                        codes,
-                        missing: AtomicU64::new(0),
-                        out_of_range: AtomicU64::new(0),
-                    }
+                .map(|(profile, c)| TapColumn {
+                    profile,
+                    index: c.index,
+                    reference: Reference::of(&c.kind, datatype),
+                    missing: AtomicU64::new(0),
+                    out_of_range: AtomicU64::new(0),
                 })
                 .collect();
             Tap {
@@ -268,32 +298,17 @@ fn observe(taps: &[Tap], tensors: &[Tensor]) {
         for r in 0..rows {
             for (slot, c) in tap.columns.iter().enumerate() {
                 let i = r * width + c.index;
-                let value = match data {
-                    TensorData::Bytes(b) => match (b.get(i), &c.codes) {
-                        (Some(bytes), Some(codes)) => match codes.get(bytes.as_slice()) {
-                            Some(&code) => code as f64,
-                            None => {
-                                c.out_of_range.fetch_add(1, Ordering::Relaxed);
-                                -1.0
-                            }
-                        },
-                        _ => f64::NAN,
+                let value = match (&c.reference, data) {
+                    (Reference::Text(codes), TensorData::Bytes(b)) => match b.get(i) {
+                        Some(bytes) => codes.get(bytes.as_slice()).map_or(-1.0, |&k| k as f64),
+                        None => f64::NAN,
                     },
                     _ => data.get_f64(i).unwrap_or(f64::NAN),
                 };
                 if value.is_nan() {
                     c.missing.fetch_add(1, Ordering::Relaxed);
-                } else if c.codes.is_none() || c.numeric_categories.is_some() {
-                    let outside = match &c.numeric_categories {
-                        Some(known) if !matches!(data, TensorData::Bytes(_)) => {
-                            !known.contains(&value)
-                        }
-                        Some(_) => false,
-                        None => value < c.range.0 || value > c.range.1,
-                    };
-                    if outside {
-                        c.out_of_range.fetch_add(1, Ordering::Relaxed);
-                    }
+                } else if c.reference.is_outside(value) {
+                    c.out_of_range.fetch_add(1, Ordering::Relaxed);
                 }
                 tap.window.put(start + r as u64, slot, value);
             }
@@ -433,9 +448,9 @@ fn column_report(
             let names: Vec<&String> = categories.keys().collect();
             let mut counts = vec![0.0; names.len() + 1];
             for v in &values {
-                let ix = match &c.codes {
+                let ix = match &c.reference {
                     // BYTES columns store the category's code; -1 is an unseen category.
-                    Some(_) if c.numeric_categories.is_none() => {
+                    Reference::Text(_) => {
                         if *v >= 0.0 {
                             *v as usize
                         } else {
@@ -499,5 +514,55 @@ fn column_report(
         chi_square: keep(chi),
         status,
         bins,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferroserve_core::TensorSpec;
+
+    /// Text categories that look like numbers ("1", "2") are still matched as text: the
+    /// window of a BYTES tensor holds codes, never the labels' numeric values.
+    #[test]
+    fn text_categories_are_counted_by_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let profile = Profile {
+            format: 1,
+            rows: 4,
+            source: String::new(),
+            inputs: vec![ColumnProfile::categorical(
+                "grade",
+                "grade",
+                0,
+                [Some("1"), Some("1"), Some("2"), Some("2")],
+            )],
+            outputs: Vec::new(),
+        };
+        std::fs::write(
+            dir.path().join(PROFILE_FILE),
+            serde_json::to_vec(&profile).unwrap(),
+        )
+        .unwrap();
+        let signature = Signature {
+            inputs: vec![TensorSpec::new("grade", DataType::Bytes, vec![-1])],
+            outputs: Vec::new(),
+        };
+        let settings = MonitoringConfig {
+            min_samples: Some(1),
+            ..MonitoringConfig::default()
+        };
+        let monitor = DataMonitor::load("m", 1, dir.path(), &signature, Some(&settings))
+            .unwrap()
+            .unwrap();
+        let grades = [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()];
+        let t = Tensor::new("grade", vec![3], TensorData::Bytes(grades.to_vec())).unwrap();
+        monitor.observe_inputs(&[t]);
+        let report = monitor.report();
+        let c = &report.inputs[0];
+        assert_eq!(c.out_of_range, 1, "3 is a category the reference never saw");
+        assert_eq!(c.bins.labels, ["1", "2", "(other)"]);
+        let third = 1.0 / 3.0;
+        assert_eq!(c.bins.live, [third, third, third]);
     }
 }
