@@ -3,6 +3,7 @@
 //! - `ferroserve serve`: serve a model repository over the KServe V2 HTTP protocol.
 //! - `ferroserve predict`: run one V2 request body through a model, with no server.
 
+mod model_path;
 mod predict;
 mod profile;
 mod serve;

@@ -6,8 +6,10 @@ use ferroserve_server::composite::{CompositeSpec, RequestContext};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+
+use crate::model_path::model_and_version;
 use ferroserve_server::protocol::v2::codec::{RequestLimits, decode_request};
 use ferroserve_server::protocol::v2::execute;
 use ferroserve_server::repository::Repository;
@@ -39,26 +41,8 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     } else {
         std::fs::read(&args.input).with_context(|| format!("--input {}", args.input.display()))?
     };
-    let dir = args
-        .model
-        .canonicalize()
-        .with_context(|| format!("--model {}", args.model.display()))?;
+    let (model_dir, version) = model_and_version(&args.model, args.version.as_deref())?;
     let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    // A numeric directory name is a version directory; its parent is the model.
-    let (model_dir, version) = match name_of(&dir) {
-        Some(n) if n.parse::<u64>().is_ok() => {
-            if args.version.is_some() {
-                bail!("--version cannot be used when --model is a version directory");
-            }
-            (
-                dir.parent()
-                    .context("version directory has no parent")?
-                    .to_owned(),
-                Some(n),
-            )
-        }
-        _ => (dir.clone(), args.version.clone()),
-    };
     let model = name_of(&model_dir).context("--model has no directory name")?;
     let root = model_dir
         .parent()

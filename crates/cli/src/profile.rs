@@ -2,10 +2,12 @@
 //! training sample, for the server's drift monitoring. The model is loaded as the server loads
 //! it (runtime, options and signature overrides from `model.toml`) and run on the sampled rows.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
+
+use crate::model_path::model_and_version;
 use ferroserve_batch::profile::{ProfileOptions, profile};
 use ferroserve_batch::source::Source;
 use ferroserve_core::profile::PROFILE_FILE;
@@ -51,39 +53,23 @@ pub(crate) struct ProfileArgs {
 
 /// Profiles the data and writes the file.
 pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
-    let dir = args
-        .model
-        .canonicalize()
-        .with_context(|| format!("--model {}", args.model.display()))?;
-    let is_version = |p: &Path| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.parse::<u64>().is_ok())
-    };
-    let (model_dir, vdir) = if is_version(&dir) {
-        if args.version.is_some() {
-            bail!("--version cannot be used when --model is a version directory");
-        }
-        (dir.parent().context("no model directory")?.to_owned(), dir)
-    } else {
-        let config = ModelConfig::read(&dir)?;
-        let version = match &args.version {
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) => n,
-                Err(_) => *config
-                    .raw
-                    .labels
-                    .get(v)
-                    .with_context(|| format!("--version {v}: no such label in model.toml"))?,
-            },
-            None => std::fs::read_dir(&dir)?
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-                .max()
-                .with_context(|| format!("no version directory under {}", dir.display()))?,
-        };
-        (dir.clone(), dir.join(version.to_string()))
-    };
+    let (model_dir, version) = model_and_version(&args.model, args.version.as_deref())?;
     let config = ModelConfig::read(&model_dir)?;
+    let version = match version {
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => *config
+                .raw
+                .labels
+                .get(&v)
+                .with_context(|| format!("--version {v}: no such label in model.toml"))?,
+        },
+        None => std::fs::read_dir(&model_dir)?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+            .max()
+            .with_context(|| format!("no version directory under {}", model_dir.display()))?,
+    };
+    let vdir = model_dir.join(version.to_string());
     let (model, signature, _) =
         open_model(&runtime_registry(), &vdir, &config).map_err(anyhow::Error::msg)?;
     let options = ProfileOptions {
