@@ -5,13 +5,14 @@ Standard library only; every wait is bounded."""
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from served import Served
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -29,26 +30,10 @@ def main():
     if not chromium:
         sys.exit("no chromium on PATH")
     work = tempfile.mkdtemp(prefix="ferroserve-dashboard-")
-    log = open(os.path.join(work, "ferroserve.log"), "w+")
-    server = subprocess.Popen(
-        [binary, "serve", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc",
-         "--model-repository", os.path.join(ROOT, "examples/models")],
-        stdout=log, stderr=subprocess.STDOUT)
+    server = None
     try:
-        http = None
-        for _ in range(600):
-            log.seek(0)
-            m = re.search(r"listening on http://([0-9.:]+)", log.read())
-            if m:
-                http = m.group(1)
-                try:
-                    urllib.request.urlopen(f"http://{http}/v2/health/ready", timeout=2)
-                    break
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        else:
-            sys.exit("ferroserve not ready")
+        server = Served(binary, work, os.path.join(ROOT, "examples/models"))
+        http = server.http
         with open(os.path.join(ROOT, "examples/data/iris_logreg/train.csv")) as f:
             rows = [[float(v) for v in line.split(",")[:4]] for line in f.read().splitlines()[1:]]
         infer = f"http://{http}/v2/models/iris_logreg/infer"
@@ -89,15 +74,12 @@ def main():
         print(f"dashboard: {charts} charts ({lines} with lines), {histograms} histograms, "
               f"no console errors; screenshot {os.path.relpath(screenshot, ROOT)}")
     except BaseException:
-        log.seek(0)
-        sys.stderr.write("--- ferroserve.log\n" + log.read()[-4000:])
+        if server:
+            sys.stderr.write("--- ferroserve.log\n" + server.log_text()[-4000:])
         raise
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

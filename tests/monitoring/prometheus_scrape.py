@@ -10,9 +10,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
+
+from served import Served, get, wait_for
 
 REQUESTS = 7
 
@@ -23,48 +24,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(what, check, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except Exception as e:  # not up yet
-            last = e
-        time.sleep(0.25)
-    raise SystemExit(f"timed out waiting for {what} (last error: {last})")
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
-        return r.read()
-
-
 def main():
     binary = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="ferroserve-prometheus-")
-    log = open(os.path.join(work, "ferroserve.log"), "w+")
+    server = None
     procs = []
     try:
-        server = subprocess.Popen(
-            [binary, "serve", "--host", "127.0.0.1", "--http-port", "0", "--no-grpc",
-             "--metrics-port", "0", "--metrics-triton-names",
-             "--model-repository", "examples/models"],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
-        procs.append(server)
-
-        def addresses():
-            log.seek(0)
-            text = log.read()
-            http = re.search(r"listening on http://([0-9.:]+)", text)
-            metrics = re.search(r"metrics on http://([0-9.:]+)/metrics", text)
-            return http and metrics and (http.group(1), metrics.group(1))
-
-        http, metrics = wait_for("ferroserve's addresses in its log", addresses)
-        wait_for("ferroserve ready",
-                 lambda: get(f"http://{http}/v2/health/ready") is not None)
+        server = Served(binary, work, "examples/models", "--metrics-port", "0",
+                        "--metrics-triton-names")
+        http = server.http
+        metrics = server.address(r"metrics on http://([0-9.:]+)/metrics")
 
         port = free_port()
         config = os.path.join(work, "prometheus.yml")
@@ -126,8 +95,7 @@ def main():
         assert "petal_length" in report["alerts"], report["alerts"]
 
         def logged():
-            log.seek(0)
-            return "data drift: petal_length crossed its alert threshold" in log.read()
+            return "data drift: petal_length crossed its alert threshold" in server.log_text()
 
         wait_for("the drift alert in ferroserve's log", logged, timeout=15)
         scraped('ferroserve_drift_alert{model="iris_logreg",feature="petal_length",side="input"}',
@@ -158,11 +126,12 @@ def main():
     finally:
         for p in procs:
             p.terminate()
-        for p in procs:
             try:
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if server:
+            server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
