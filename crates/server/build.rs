@@ -2,7 +2,9 @@
 //! protox, a pure-Rust protobuf compiler, so building needs no `protoc` on the machine.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script compiled for one checkout may be reused by another that
+    // shares the target directory, and `env!` would bake in the first one's path.
+    let proto = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     println!("cargo:rerun-if-changed={}", proto.display());
     let descriptors = protox::compile(["grpc_service.proto", "health.proto"], [&proto])?;
     tonic_prost_build::configure()

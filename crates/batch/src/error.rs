@@ -30,6 +30,9 @@ pub enum BatchError {
     /// The data's columns do not fit the model's inputs.
     #[error("{0}")]
     Columns(String),
+    /// The model could not be loaded, or does not fit batch scoring.
+    #[error("{0}")]
+    Load(String),
     /// The model failed on a batch.
     #[error("the model failed: {0}")]
     Model(#[from] ferroserve_core::ModelError),

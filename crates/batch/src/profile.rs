@@ -11,12 +11,13 @@
 use std::collections::BTreeMap;
 
 use ferroserve_core::profile::{ColumnProfile, Profile};
-use ferroserve_core::{DataType, Model, Signature, Tensor, TensorData, TensorSpec};
+use ferroserve_core::{DataType, Model, Signature, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::BatchError;
 use crate::columns::{Values, is_integer, values};
+use crate::mapping::{ColumnMapping, InputColumns};
 use crate::source::Source;
 
 /// How to profile.
@@ -43,14 +44,6 @@ impl Default for ProfileOptions {
     }
 }
 
-/// Which file columns feed which model input.
-#[derive(Debug)]
-struct InputColumns {
-    spec: TensorSpec,
-    /// Indices into the file's schema, one per feature.
-    columns: Vec<usize>,
-}
-
 /// A column's sampled values.
 #[derive(Debug)]
 enum Kept {
@@ -65,7 +58,16 @@ pub fn profile(
     mut source: Source,
     options: &ProfileOptions,
 ) -> Result<Profile, BatchError> {
-    let plan = plan(signature, &source, options)?;
+    let mapping = ColumnMapping {
+        columns: options.columns.clone(),
+        inputs: Vec::new(),
+        ignore: options.ignore.clone(),
+    };
+    let plan = mapping.plan(
+        signature,
+        &source.schema,
+        &source.path().display().to_string(),
+    )?;
     let used: Vec<usize> = plan.iter().flat_map(|p| p.columns.clone()).collect();
     let schema = source.schema.clone();
     let mut kept: BTreeMap<usize, Kept> = BTreeMap::new();
@@ -265,94 +267,6 @@ fn put<T>(kept: &mut Vec<T>, slot: Option<usize>, value: T) {
         Some(j) => kept[j] = value,
         None => kept.push(value),
     }
-}
-
-/// Maps the file's columns onto the model's inputs.
-fn plan(
-    signature: &Signature,
-    source: &Source,
-    options: &ProfileOptions,
-) -> Result<Vec<InputColumns>, BatchError> {
-    let schema = &source.schema;
-    let index_of = |name: &str| {
-        schema.index_of(name).map_err(|_| {
-            BatchError::Columns(format!(
-                "no column '{name}' in {} (columns: {})",
-                source.path().display(),
-                column_names(source)
-            ))
-        })
-    };
-    let by_name = signature
-        .inputs
-        .iter()
-        .all(|s| schema.index_of(&s.name).is_ok());
-    if by_name && options.columns.is_none() {
-        return signature
-            .inputs
-            .iter()
-            .map(|spec| {
-                Ok(InputColumns {
-                    spec: spec.clone(),
-                    columns: vec![index_of(&spec.name)?],
-                })
-            })
-            .collect();
-    }
-    let [spec] = signature.inputs.as_slice() else {
-        return Err(BatchError::Columns(format!(
-            "the model has {} inputs ({}); name the file's columns after them",
-            signature.inputs.len(),
-            signature
-                .inputs
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    };
-    let columns: Vec<usize> = match &options.columns {
-        Some(names) => names
-            .iter()
-            .map(|n| index_of(n))
-            .collect::<Result<_, _>>()?,
-        None => (0..schema.fields().len())
-            .filter(|&i| !options.ignore.iter().any(|n| n == schema.field(i).name()))
-            .collect(),
-    };
-    let width = match spec.shape.as_slice() {
-        [_] => 1,
-        [.., last] => *last,
-        [] => 1,
-    };
-    if width > 0 && columns.len() != width as usize {
-        return Err(BatchError::Columns(format!(
-            "input '{}' takes {width} features per row ({:?}) but {} columns were chosen ({}); \
-             pick them with --columns or leave some out with --ignore",
-            spec.name,
-            spec.shape,
-            columns.len(),
-            columns
-                .iter()
-                .map(|&c| schema.field(c).name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
-    Ok(vec![InputColumns {
-        spec: spec.clone(),
-        columns,
-    }])
-}
-
-fn column_names(source: &Source) -> String {
-    source
-        .schema
-        .fields()
-        .iter()
-        .map(|f| f.name().as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Rows `start..end` of the kept columns as the input tensor `p` describes.

@@ -3,12 +3,13 @@
 //! optionally gzipped (`.csv.gz`, `.jsonl.gz`). Only one batch is in memory at a time.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::RecordBatch;
-use arrow_schema::{ArrowError, SchemaRef};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -59,6 +60,17 @@ pub struct Source {
     pub schema: SchemaRef,
     path: PathBuf,
     batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>,
+    progress: Progress,
+    rows: u64,
+}
+
+/// How far through its file a source is.
+#[derive(Debug)]
+enum Progress {
+    /// Parquet: rows read of the rows its metadata counts.
+    Rows(u64),
+    /// Text: bytes of the (possibly compressed) file read, of its size.
+    Bytes { read: Arc<AtomicU64>, size: u64 },
 }
 
 impl std::fmt::Debug for Source {
@@ -73,57 +85,111 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Opens `path`, reading `batch_rows` rows per batch.
     pub fn open(path: &Path, batch_rows: usize) -> Result<Source, BatchError> {
+        Source::open_with_text(path, batch_rows, &[])
+    }
+
+    /// Opens `path`, reading the CSV or JSON-lines columns named in `as_text` as text whatever
+    /// their values look like: the batch scorer parses those itself, so that one unparsable
+    /// value fails its row, not the file. Parquet columns keep their stored types.
+    pub fn open_with_text(
+        path: &Path,
+        batch_rows: usize,
+        as_text: &[String],
+    ) -> Result<Source, BatchError> {
         let (format, gzipped) = Format::of(path)?;
         let decode = |e: &dyn std::fmt::Display| BatchError::Decode {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let (schema, batches): (SchemaRef, Box<dyn Iterator<Item = _> + Send>) = match format {
-            Format::Parquet => {
-                let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
-                    .map_err(|e| decode(&e))?
-                    .with_batch_size(batch_rows);
-                let schema = Arc::clone(builder.schema());
-                let reader = builder.build().map_err(|e| decode(&e))?;
-                (schema, Box::new(reader))
-            }
-            Format::Csv => {
-                let csv = arrow_csv::reader::Format::default().with_header(true);
-                let (schema, _) = csv
-                    .infer_schema(reader(path, gzipped)?, Some(INFER_ROWS))
-                    .map_err(|e| decode(&e))?;
-                let schema = Arc::new(schema);
-                let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
-                    .with_format(csv)
-                    .with_batch_size(batch_rows)
-                    .build(reader(path, gzipped)?)
-                    .map_err(|e| decode(&e))?;
-                (schema, Box::new(reader))
-            }
-            Format::JsonLines => {
-                let (schema, _) = arrow_json::reader::infer_json_schema(
-                    BufReader::new(reader(path, gzipped)?),
-                    Some(INFER_ROWS),
-                )
-                .map_err(|e| decode(&e))?;
-                let schema = Arc::new(schema);
-                let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
-                    .with_batch_size(batch_rows)
-                    .build(BufReader::new(reader(path, gzipped)?))
-                    .map_err(|e| decode(&e))?;
-                (schema, Box::new(reader))
-            }
+        let textual = |schema: Schema| -> SchemaRef {
+            Arc::new(Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        if as_text.iter().any(|n| n == f.name()) {
+                            Field::new(f.name(), DataType::Utf8, true)
+                        } else {
+                            f.as_ref().clone()
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            ))
         };
+        let read = Arc::new(AtomicU64::new(0));
+        let size = std::fs::metadata(path)
+            .map_err(|source| BatchError::Io {
+                path: path.to_owned(),
+                source,
+            })?
+            .len();
+        let bytes = Progress::Bytes {
+            read: Arc::clone(&read),
+            size,
+        };
+        let (schema, batches, progress): (SchemaRef, Box<dyn Iterator<Item = _> + Send>, _) =
+            match format {
+                Format::Parquet => {
+                    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
+                        .map_err(|e| decode(&e))?
+                        .with_batch_size(batch_rows);
+                    let schema = Arc::clone(builder.schema());
+                    let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
+                    let reader = builder.build().map_err(|e| decode(&e))?;
+                    (schema, Box::new(reader), Progress::Rows(total))
+                }
+                Format::Csv => {
+                    let csv = arrow_csv::reader::Format::default().with_header(true);
+                    let (schema, _) = csv
+                        .infer_schema(reader(path, gzipped, None)?, Some(INFER_ROWS))
+                        .map_err(|e| decode(&e))?;
+                    let schema = textual(schema);
+                    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
+                        .with_format(csv)
+                        .with_batch_size(batch_rows)
+                        .build(reader(path, gzipped, Some(read))?)
+                        .map_err(|e| decode(&e))?;
+                    (schema, Box::new(reader), bytes)
+                }
+                Format::JsonLines => {
+                    let (schema, _) = arrow_json::reader::infer_json_schema(
+                        BufReader::new(reader(path, gzipped, None)?),
+                        Some(INFER_ROWS),
+                    )
+                    .map_err(|e| decode(&e))?;
+                    let schema = textual(schema);
+                    let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+                        .with_batch_size(batch_rows)
+                        // Numbers and booleans in a text column are read as their text.
+                        .with_coerce_primitive(true)
+                        .build(BufReader::new(reader(path, gzipped, Some(read))?))
+                        .map_err(|e| decode(&e))?;
+                    (schema, Box::new(reader), bytes)
+                }
+            };
         Ok(Source {
             schema,
             path: path.to_owned(),
             batches,
+            progress,
+            rows: 0,
         })
     }
 
     /// The file this reads.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The share of the file read so far, 0 to 1.
+    pub fn fraction_read(&self) -> f64 {
+        let fraction = match &self.progress {
+            Progress::Rows(0) => 1.0,
+            Progress::Rows(total) => self.rows as f64 / *total as f64,
+            Progress::Bytes { size: 0, .. } => 1.0,
+            Progress::Bytes { read, size } => read.load(Ordering::Relaxed) as f64 / *size as f64,
+        };
+        fraction.clamp(0.0, 1.0)
     }
 }
 
@@ -132,10 +198,30 @@ impl Iterator for Source {
 
     fn next(&mut self) -> Option<Self::Item> {
         let next = self.batches.next()?;
-        Some(next.map_err(|e| BatchError::Decode {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }))
+        Some(match next {
+            Ok(batch) => {
+                self.rows += batch.num_rows() as u64;
+                Ok(batch)
+            }
+            Err(e) => Err(BatchError::Decode {
+                path: self.path.clone(),
+                message: e.to_string(),
+            }),
+        })
+    }
+}
+
+/// A reader that counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
@@ -146,12 +232,19 @@ fn open(path: &Path) -> Result<File, BatchError> {
     })
 }
 
-/// The file's bytes, decompressed when gzipped.
-fn reader(path: &Path, gzipped: bool) -> Result<Box<dyn BufRead + Send>, BatchError> {
-    let file = open(path)?;
+/// The file's bytes, decompressed when gzipped; the file's bytes read are added to `read`.
+fn reader(
+    path: &Path,
+    gzipped: bool,
+    read: Option<Arc<AtomicU64>>,
+) -> Result<Box<dyn BufRead + Send>, BatchError> {
+    let file = Counting {
+        inner: open(path)?,
+        read: read.unwrap_or_default(),
+    };
     Ok(if gzipped {
-        Box::new(BufReader::new(MultiGzDecoder::new(file)))
+        Box::new(BufReader::new(MultiGzDecoder::new(BufReader::new(file))))
     } else {
-        Box::new(BufReader::new(file))
+        Box::new(BufReader::with_capacity(1 << 16, file))
     })
 }

@@ -2,7 +2,10 @@
 //!
 //! - `ferroserve serve`: serve a model repository over the KServe V2 HTTP protocol.
 //! - `ferroserve predict`: run one V2 request body through a model, with no server.
+//! - `ferroserve batch`: score data files through a model, on every core.
+//! - `ferroserve profile`: a model's reference data profile, for drift monitoring.
 
+mod batch;
 mod model_path;
 mod predict;
 mod profile;
@@ -26,6 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run one V2 inference request body (JSON) through a model and print the response.
     Predict(predict::PredictArgs),
+    /// Score Parquet, CSV or JSON-lines files through a model, on every core.
+    Batch(batch::BatchArgs),
     /// Write a model's reference data profile (for drift monitoring) from a training sample.
     Profile(profile::ProfileArgs),
 }
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Profile(args) => profile::run(&args),
+        Command::Batch(args) => batch::run_batch(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,10 +10,8 @@ use clap::Args;
 use crate::model_path::model_and_version;
 use ferroserve_batch::profile::{ProfileOptions, profile};
 use ferroserve_batch::source::Source;
+use ferroserve_batch::{ModelRef, runtimes};
 use ferroserve_core::profile::PROFILE_FILE;
-use ferroserve_server::repository::config::ModelConfig;
-use ferroserve_server::repository::open_model;
-use ferroserve_server::runtime_registry;
 
 /// Flags of `ferroserve profile`.
 #[derive(Debug, Args)]
@@ -54,24 +52,11 @@ pub(crate) struct ProfileArgs {
 /// Profiles the data and writes the file.
 pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let (model_dir, version) = model_and_version(&args.model, args.version.as_deref())?;
-    let config = ModelConfig::read(&model_dir)?;
-    let version = match version {
-        Some(v) => match v.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => *config
-                .raw
-                .labels
-                .get(&v)
-                .with_context(|| format!("--version {v}: no such label in model.toml"))?,
-        },
-        None => std::fs::read_dir(&model_dir)?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-            .max()
-            .with_context(|| format!("no version directory under {}", model_dir.display()))?,
-    };
-    let vdir = model_dir.join(version.to_string());
-    let (model, signature, _) =
-        open_model(&runtime_registry(), &vdir, &config).map_err(anyhow::Error::msg)?;
+    let loaded = ModelRef {
+        dir: model_dir.clone(),
+        version,
+    }
+    .load(&runtimes(), 1)?;
     let options = ProfileOptions {
         columns: args.columns.clone(),
         ignore: args.ignore.clone(),
@@ -79,7 +64,7 @@ pub(crate) fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         ..ProfileOptions::default()
     };
     let source = Source::open(&args.data, options.batch_rows)?;
-    let profile = profile(model.as_ref(), &signature, source, &options)?;
+    let profile = profile(loaded.model.as_ref(), &loaded.signature, source, &options)?;
     let output = args
         .output
         .clone()

@@ -297,7 +297,10 @@ fn dependencies_point_the_right_way() {
             "ferroserve-server",
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
-        ("ferroserve-batch", &["ferroserve-core"]),
+        (
+            "ferroserve-batch",
+            &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
+        ),
         (
             "ferroserve",
             &[

@@ -46,7 +46,69 @@ pub struct Signature {
     pub outputs: Vec<TensorSpec>,
 }
 
+/// A `model.toml` override of one tensor the model file declares: a datatype to check, a
+/// shape to narrow to (`[[input]]` / `[[output]]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorOverride {
+    /// The tensor's name in the model.
+    pub name: String,
+    /// The datatype the model must have for it (checked, not converted).
+    pub datatype: Option<String>,
+    /// The shape to serve, `-1` for dynamic; must fit the model's own shape.
+    pub shape: Option<Vec<i64>>,
+}
+
 impl Signature {
+    /// This signature with `inputs` and `outputs` overrides applied; the error says which
+    /// override (`input 'x'.shape: ...`) does not fit the model.
+    pub fn with_overrides(
+        mut self,
+        inputs: &[TensorOverride],
+        outputs: &[TensorOverride],
+    ) -> Result<Signature, String> {
+        for (key, overrides, specs) in [
+            ("input", inputs, &mut self.inputs),
+            ("output", outputs, &mut self.outputs),
+        ] {
+            for o in overrides {
+                let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+                let Some(spec) = specs.iter_mut().find(|s| s.name == o.name) else {
+                    return Err(format!(
+                        "{key}.name: the model has no {key} '{}' (it has {names:?})",
+                        o.name
+                    ));
+                };
+                if let Some(datatype) = &o.datatype {
+                    let dt: DataType = datatype
+                        .parse()
+                        .map_err(|e| format!("{key} '{}'.datatype: {e}", o.name))?;
+                    if dt != spec.datatype {
+                        return Err(format!(
+                            "{key} '{}'.datatype: the model's is {}, not {dt}",
+                            o.name, spec.datatype
+                        ));
+                    }
+                }
+                if let Some(shape) = &o.shape {
+                    let fits = shape.len() == spec.shape.len()
+                        && shape
+                            .iter()
+                            .zip(&spec.shape)
+                            .all(|(&want, &have)| want >= -1 && (have < 0 || want == have));
+                    if !fits {
+                        return Err(format!(
+                            "{key} '{}'.shape: {shape:?} does not fit the model's {:?}",
+                            o.name, spec.shape
+                        ));
+                    }
+                    spec.shape = shape.clone();
+                }
+            }
+        }
+        Ok(self)
+    }
+
     /// Whether every input and output has a dynamic first dimension, so that rows of several
     /// requests can be stacked into one call.
     pub fn batchable(&self) -> bool {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferroserve_core::{DataType, LoadError, Signature};
+use ferroserve_core::{LoadError, Signature};
 use serde::Deserialize;
 
 use crate::repository::warmup::WarmupMode;
@@ -51,17 +51,8 @@ impl VersionPolicy {
     }
 }
 
-/// A signature override for one tensor: a datatype to check, a shape to narrow to.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawTensorOverride {
-    /// The tensor's name in the model.
-    pub name: String,
-    /// The datatype the model must have for it (checked, not converted).
-    pub datatype: Option<String>,
-    /// The shape to serve, `-1` for dynamic; must fit the model's own shape.
-    pub shape: Option<Vec<i64>>,
-}
+/// A signature override for one tensor (`[[input]]`, `[[output]]`).
+pub type RawTensorOverride = ferroserve_core::TensorOverride;
 
 /// `model.toml` as written.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -327,54 +318,17 @@ impl ModelConfig {
     }
 
     /// The model's own signature with this configuration's overrides applied.
-    pub fn resolve_signature(&self, mut signature: Signature) -> Result<Signature, LoadError> {
-        for (key, overrides, specs) in [
-            ("input", &self.raw.input, &mut signature.inputs),
-            ("output", &self.raw.output, &mut signature.outputs),
-        ] {
-            for o in overrides {
-                let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-                let Some(spec) = specs.iter_mut().find(|s| s.name == o.name) else {
-                    return Err(self.error(&format!(
-                        "{key}.name: the model has no {key} '{}' (it has {names:?})",
-                        o.name
-                    )));
-                };
-                if let Some(datatype) = &o.datatype {
-                    let dt: DataType = datatype
-                        .parse()
-                        .map_err(|e| self.error(&format!("{key} '{}'.datatype: {e}", o.name)))?;
-                    if dt != spec.datatype {
-                        return Err(self.error(&format!(
-                            "{key} '{}'.datatype: the model's is {}, not {dt}",
-                            o.name, spec.datatype
-                        )));
-                    }
-                }
-                if let Some(shape) = &o.shape {
-                    let fits = shape.len() == spec.shape.len()
-                        && shape
-                            .iter()
-                            .zip(&spec.shape)
-                            .all(|(&want, &have)| want >= -1 && (have < 0 || want == have));
-                    if !fits {
-                        return Err(self.error(&format!(
-                            "{key} '{}'.shape: {shape:?} does not fit the model's {:?}",
-                            o.name, spec.shape
-                        )));
-                    }
-                    spec.shape = shape.clone();
-                }
-            }
-        }
-        Ok(signature)
+    pub fn resolve_signature(&self, signature: Signature) -> Result<Signature, LoadError> {
+        signature
+            .with_overrides(&self.raw.input, &self.raw.output)
+            .map_err(|message| self.error(&message))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferroserve_core::TensorSpec;
+    use ferroserve_core::{DataType, TensorSpec};
 
     fn parse(text: &str) -> Result<ModelConfig, LoadError> {
         ModelConfig::parse(text, Path::new("m/model.toml"))

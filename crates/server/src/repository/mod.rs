@@ -887,7 +887,7 @@ pub type OpenedModel = (Arc<dyn Model>, Signature, Arc<dyn ferroserve_core::Runt
 
 /// Loads the model of the version directory `vdir` as the repository does (the runtime and
 /// options `config` names, its signature overrides), without a queue or warm-up: for tools
-/// that call a model directly (`ferroserve profile`).
+/// that call a model directly.
 pub fn open_model(
     registry: &RuntimeRegistry,
     vdir: &Path,
