@@ -302,6 +302,10 @@ fn dependencies_point_the_right_way() {
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
         (
+            "ferroserve-python",
+            &["ferroserve-core", "ferroserve-batch"],
+        ),
+        (
             "ferroserve",
             &[
                 "ferroserve-core",
