@@ -35,6 +35,9 @@ pub struct ScoreOptions {
     pub mapping: ColumnMapping,
     /// Columns copied to the output unchanged (an id, a timestamp), before the predictions.
     pub keep: Vec<String>,
+    /// The output columns written (`probabilities_1`), or whole output tensors
+    /// (`probabilities`); every one when empty.
+    pub outputs: Vec<String>,
 }
 
 /// One output tensor as output columns.
@@ -55,6 +58,8 @@ pub struct Scorer {
     plan: Vec<InputColumns>,
     keep: Vec<usize>,
     outputs: Vec<OutputColumns>,
+    /// The output columns written: (output tensor, value within its row).
+    selected: Vec<(usize, usize)>,
     schema: SchemaRef,
     /// The input columns that feed the model.
     features: Vec<String>,
@@ -116,6 +121,7 @@ impl Scorer {
             plan,
             keep,
             outputs: Vec::new(),
+            selected: Vec::new(),
             schema: Arc::new(Schema::empty()),
             features: Vec::new(),
             step,
@@ -131,10 +137,32 @@ impl Scorer {
             .iter()
             .map(|&c| input.field(c).clone())
             .collect();
-        for o in &scorer.outputs {
+        for (i, o) in scorer.outputs.iter().enumerate() {
             for k in 0..o.width {
-                fields.push(Field::new(column_name(o, k), arrow_type(o.datatype), true));
+                let name = column_name(o, k);
+                if options.outputs.is_empty()
+                    || options.outputs.iter().any(|n| *n == name || *n == o.tensor)
+                {
+                    scorer.selected.push((i, k));
+                    fields.push(Field::new(name, arrow_type(o.datatype), true));
+                }
             }
+        }
+        if let Some(unknown) = options.outputs.iter().find(|n| {
+            !scorer
+                .outputs
+                .iter()
+                .any(|o| o.tensor == **n || (0..o.width).any(|k| column_name(o, k) == **n))
+        }) {
+            return Err(BatchError::Columns(format!(
+                "--outputs {unknown}: the model has no such output or output column (outputs: {})",
+                scorer
+                    .outputs
+                    .iter()
+                    .flat_map(|o| (0..o.width).map(move |k| column_name(o, k)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
         }
         fields.push(Field::new(ERROR_COLUMN, Arrow::Utf8, true));
         let mut seen = std::collections::HashSet::new();
@@ -288,7 +316,7 @@ impl Scorer {
                     spec.width
                 )));
             }
-            for k in 0..spec.width {
+            for &(_, k) in self.selected.iter().filter(|(i, _)| *i == o) {
                 columns.push(output_array(spec.datatype, &parts, spec.width, k, &place));
             }
         }

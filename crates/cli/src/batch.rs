@@ -61,6 +61,11 @@ pub(crate) struct BatchArgs {
     #[arg(long, value_delimiter = ',')]
     keep: Vec<String>,
 
+    /// The output columns written (`label,probabilities_1`) or whole outputs
+    /// (`probabilities`), comma-separated; every one by default.
+    #[arg(long, value_delimiter = ',')]
+    outputs: Vec<String>,
+
     /// Rows per record batch and model call.
     #[arg(long, default_value_t = 65_536)]
     batch_rows: usize,
@@ -137,6 +142,7 @@ pub(crate) fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
                 ignore: args.ignore.clone(),
             },
             keep: args.keep.clone(),
+            outputs: args.outputs.clone(),
         },
         batch_rows: args.batch_rows.max(1),
         threads,

@@ -483,6 +483,23 @@ fn bad_rows_are_isolated_and_counted_or_stop_the_run() {
         "{stderr}"
     );
 
+    // Only the output columns asked for.
+    let (code, stderr) = batch(&[
+        "--model",
+        "examples/models/iris_logreg",
+        "--input",
+        csv.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--keep",
+        "id",
+        "--outputs",
+        "probabilities_2",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().next(), Some("id,probabilities_2,_error"));
+
     // Columns that do not fit the model are refused before anything is scored.
     let (code, stderr) = batch(&[
         "--model",

@@ -68,6 +68,7 @@ impl Model {
         columns: Option<Vec<String>>,
         keep: Option<Vec<String>>,
         map: Option<HashMap<String, Vec<String>>>,
+        outputs: Option<Vec<String>>,
     ) -> PyResult<Arc<Scorer>> {
         let mut inputs: Vec<(String, Vec<String>)> = map.unwrap_or_default().into_iter().collect();
         inputs.sort();
@@ -78,8 +79,12 @@ impl Model {
                 ignore: Vec::new(),
             },
             keep: keep.unwrap_or_default(),
+            outputs: outputs.unwrap_or_default(),
         };
-        let key = format!("{schema:?}|{:?}|{:?}", options.mapping, options.keep);
+        let key = format!(
+            "{schema:?}|{:?}|{:?}|{:?}",
+            options.mapping, options.keep, options.outputs
+        );
         let mut scorers = self.scorers.lock().expect("not poisoned");
         if let Some((_, s)) = scorers.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(s));
@@ -189,9 +194,10 @@ impl Model {
     /// Scores an Arrow record batch (pyarrow, or any Arrow C data interface producer) without
     /// copying it: `columns` (the feature columns of a one-input model), or `map` (`{input:
     /// [columns]}`), else the columns named like the inputs; `keep` columns are passed through.
-    /// Returns a pyarrow RecordBatch: the kept columns, the outputs (`name` or `name_k`) and
-    /// `_error` (why a row was not scored, null when it was).
-    #[pyo3(signature = (batch, columns = None, keep = None, map = None))]
+    /// Returns a pyarrow RecordBatch: the kept columns, the outputs (`name` or `name_k`; only
+    /// those named in `outputs`, columns or whole tensors, when given) and `_error` (why a
+    /// row was not scored, null when it was).
+    #[pyo3(signature = (batch, columns = None, keep = None, map = None, outputs = None))]
     fn predict_arrow(
         &self,
         py: Python<'_>,
@@ -199,24 +205,26 @@ impl Model {
         columns: Option<Vec<String>>,
         keep: Option<Vec<String>>,
         map: Option<HashMap<String, Vec<String>>>,
+        outputs: Option<Vec<String>>,
     ) -> PyResult<PyArrowType<RecordBatch>> {
         let batch = batch.0;
-        let scorer = self.scorer(&batch.schema(), columns, keep, map)?;
+        let scorer = self.scorer(&batch.schema(), columns, keep, map, outputs)?;
         let scored = py.detach(|| scorer.score(&batch)).map_err(py_error)?;
         Ok(PyArrowType(scored.batch))
     }
 
     /// The schema `predict_arrow` returns for batches of `schema` (for Spark's `mapInArrow`).
     #[allow(clippy::needless_pass_by_value)] // pyo3 hands arguments over owned
-    #[pyo3(signature = (schema, columns = None, keep = None, map = None))]
+    #[pyo3(signature = (schema, columns = None, keep = None, map = None, outputs = None))]
     fn output_schema(
         &self,
         schema: PyArrowType<Schema>,
         columns: Option<Vec<String>>,
         keep: Option<Vec<String>>,
         map: Option<HashMap<String, Vec<String>>>,
+        outputs: Option<Vec<String>>,
     ) -> PyResult<PyArrowType<Schema>> {
-        let scorer = self.scorer(&schema.0, columns, keep, map)?;
+        let scorer = self.scorer(&schema.0, columns, keep, map, outputs)?;
         Ok(PyArrowType(scorer.schema().as_ref().clone()))
     }
 

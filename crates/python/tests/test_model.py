@@ -76,6 +76,13 @@ def test_predict_arrow_isolates_bad_rows_and_passes_columns_through(repo):
     with pytest.raises(ValueError, match="takes 4 features per row"):
         model.predict_arrow(batch, columns=["sl", "sw"])
     assert model.output_schema(batch.schema, columns=["sl", "sw", "pl", "pw"]).names[0] == "label"
+    chosen = model.predict_arrow(
+        batch, columns=["sl", "sw", "pl", "pw"], outputs=["probabilities_2", "label"]
+    )
+    assert chosen.schema.names == ["label", "probabilities_2", "_error"]
+    assert chosen.column("probabilities_2").equals(out.column("probabilities_2"))
+    with pytest.raises(ValueError, match="no such output or output column"):
+        model.predict_arrow(batch, columns=["sl", "sw", "pl", "pw"], outputs=["nope"])
 
 
 def test_cached_model_loads_once_and_pickles_by_path(repo):

@@ -25,6 +25,7 @@ class Model:
         columns: Optional[List[str]] = None,
         keep: Optional[List[str]] = None,
         map: Optional[Dict[str, List[str]]] = None,
+        outputs: Optional[List[str]] = None,
     ) -> pa.RecordBatch: ...
     def output_schema(
         self,
@@ -32,6 +33,7 @@ class Model:
         columns: Optional[List[str]] = None,
         keep: Optional[List[str]] = None,
         map: Optional[Dict[str, List[str]]] = None,
+        outputs: Optional[List[str]] = None,
     ) -> pa.Schema: ...
 
 def cached_model(path: str) -> Model: ...

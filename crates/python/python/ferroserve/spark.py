@@ -16,12 +16,14 @@ import pyarrow as pa
 from ferroserve import cached_model
 
 
-def output_schema(df, model_path: str, columns=None, keep=None, map=None) -> pa.Schema:
+def output_schema(
+    df, model_path: str, columns=None, keep=None, map=None, outputs=None
+) -> pa.Schema:
     """The Arrow schema ``score`` produces for ``df`` (kept columns, outputs, ``_error``)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     return cached_model(model_path).output_schema(
-        to_arrow_schema(df.schema), columns=columns, keep=keep, map=map
+        to_arrow_schema(df.schema), columns=columns, keep=keep, map=map, outputs=outputs
     )
 
 
@@ -32,6 +34,7 @@ def score(
     keep: Optional[List[str]] = None,
     map: Optional[Dict[str, List[str]]] = None,
     batch_rows: Optional[int] = None,
+    outputs: Optional[List[str]] = None,
 ):
     """Scores every row of ``df`` with the model at ``model_path`` (``DIR``, ``DIR/VERSION`` or
     ``DIR@LABEL``).
@@ -40,6 +43,8 @@ def score(
       (default: the columns named like the model's inputs);
     - ``map``: ``{input: [columns]}`` for a model with several inputs;
     - ``keep``: columns copied to the result before the predictions (an id);
+    - ``outputs``: the output columns wanted (``["probabilities_1"]``) or whole outputs
+      (``["probabilities"]``); all by default. Fewer columns cross back to the JVM faster;
     - ``batch_rows``: the most rows per model call (default: Spark's Arrow batch,
       ``spark.sql.execution.arrow.maxRecordsPerBatch``).
 
@@ -48,7 +53,8 @@ def score(
     """
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    schema = from_arrow_schema(output_schema(df, model_path, columns, keep, map))
+    schema = from_arrow_schema(output_schema(df, model_path, columns, keep, map, outputs))
+    options = dict(columns=columns, keep=keep, map=map, outputs=outputs)
 
     def score_batches(batches):
         # Runs in the Python workers: the model is loaded once per worker process.
@@ -56,10 +62,8 @@ def score(
         for batch in batches:
             if batch_rows and batch.num_rows > batch_rows:
                 for start in range(0, batch.num_rows, batch_rows):
-                    yield model.predict_arrow(
-                        batch.slice(start, batch_rows), columns=columns, keep=keep, map=map
-                    )
+                    yield model.predict_arrow(batch.slice(start, batch_rows), **options)
             else:
-                yield model.predict_arrow(batch, columns=columns, keep=keep, map=map)
+                yield model.predict_arrow(batch, **options)
 
     return df.mapInArrow(score_batches, schema)
