@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Owns: the project's Python virtualenv at <repo>/.venv (gitignored).
-# Creates it with `python3 -m venv`, installs scripts/requirements.txt, and records a stamp
-# (sha256 of requirements.txt + python version) so that re-running is a no-op when nothing changed.
+# Owns: the project's Python virtualenvs (gitignored): <repo>/.venv by default, or the one
+# VENV_DIR names with the requirements file REQUIREMENTS names (scripts/batch-env.sh: .venv-batch).
+# Creates it with `python3 -m venv`, installs the requirements, and records a stamp (sha256 of
+# the requirements file + python version) so that re-running is a no-op when nothing changed.
 # Usage: scripts/python-env.sh        (env: PYTHON=python3.11 to pick the interpreter)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="$ROOT/.venv"
-REQ="$ROOT/scripts/requirements.txt"
+VENV="$ROOT/${VENV_DIR:-.venv}"
+REQ="$ROOT/${REQUIREMENTS:-scripts/requirements.txt}"
+NAME="$(basename "$VENV")"
 STAMP="$VENV/.requirements.stamp"
 PYTHON="${PYTHON:-python3}"
 
@@ -35,7 +37,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
     fi
 fi
 
-echo "python-env: installing scripts/requirements.txt into .venv" >&2
+echo "python-env: installing ${REQ#"$ROOT"/} into $NAME" >&2
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_ROOT_USER_ACTION=ignore
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -45,4 +47,4 @@ if ! "$VENV/bin/python" -m pip install -q -r "$REQ" >"$log" 2>&1; then
     exit 1
 fi
 echo "$want" >"$STAMP"
-echo "python-env: ready ($("$VENV/bin/python" --version))" >&2
+echo "python-env: $NAME ready ($("$VENV/bin/python" --version))" >&2

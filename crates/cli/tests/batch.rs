@@ -2,7 +2,6 @@
 //! ONNX model and a tree model), CSV / JSON lines / Parquet round trips, bad rows isolated and
 //! counted, `--fail-fast`, directories, globs and partitioned output.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -15,9 +14,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::{root, start_server};
 
 /// Runs `ferroserve batch` with `args`; returns (exit code, stderr).
 fn batch(args: &[&str]) -> (i32, String) {
@@ -137,40 +136,11 @@ fn float_column(path: &Path, name: &str) -> Vec<f32> {
 
 /// `ferroserve serve` on `repo` (free ports); returns the child and its HTTP address.
 fn serve(repo: &Path) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-        ])
-        .arg("--model-repository")
-        .arg(repo)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .take(100)
-        .map_while(Result::ok)
-        .find_map(|l| {
-            let at = l.find("listening on http://")?;
-            let rest = &l[at + "listening on http://".len()..];
-            Some(
-                rest.split_whitespace()
-                    .next()?
-                    .trim_end_matches(',')
-                    .to_owned(),
-            )
-        })
-        .expect("a 'listening on' line");
+    let server = start_server(&["--model-repository", repo.to_str().unwrap()]);
     // Keep reading its log: a closed pipe would fail the server's next log line.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    let log = server.log;
+    std::thread::spawn(move || log.for_each(drop));
+    (server.child, server.addr)
 }
 
 /// The server's answer for `rows` (FP32 `[N, width]` into the model's one input), output

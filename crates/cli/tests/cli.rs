@@ -1,12 +1,11 @@
 //! The `ferroserve` binary as a user runs it: `predict` on the example models, its errors, and
 //! the crate map's dependency directions (checked with `cargo metadata`).
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::{Server, root, start_server};
 
 fn ferroserve(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferroserve"))
@@ -151,40 +150,6 @@ fn flags_are_read_from_the_environment() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/from/the/environment"));
 }
 
-/// Starts `ferroserve serve` on the example repository with `extra` flags, on free ports, and
-/// waits for its "listening" line; returns the child and the rest of its log.
-fn start_server(
-    extra: &[&str],
-) -> (
-    std::process::Child,
-    impl Iterator<Item = std::io::Result<String>> + use<>,
-) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--grpc-port",
-            "0",
-        ])
-        .args(extra)
-        .current_dir(root())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let listening = lines
-        .by_ref()
-        .take(50)
-        .map_while(Result::ok)
-        .any(|l| l.contains("listening on http://127.0.0.1:"));
-    assert!(listening, "no 'listening on' line");
-    (child, lines)
-}
-
 #[test]
 fn a_poll_interval_must_be_positive() {
     for bad in ["0", "-1", "nan"] {
@@ -206,7 +171,11 @@ fn a_poll_interval_must_be_positive() {
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
-    let (mut child, lines) = start_server(&[]);
+    let Server {
+        mut child,
+        log: lines,
+        ..
+    } = start_server(&[]);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -239,7 +208,11 @@ fn thread_policies(pid: u32) -> Vec<(String, u32)> {
 #[test]
 fn request_threads_run_under_the_chosen_scheduling_policy() {
     for (flag, want) in [("batch", 3), ("normal", 0)] {
-        let (mut child, _lines) = start_server(&["--io-scheduling", flag]);
+        let Server {
+            mut child,
+            log: _log,
+            ..
+        } = start_server(&["--io-scheduling", flag]);
         // The runtime's threads name themselves and set their policy once they first run,
         // which on a busy machine can be after the "listening" line.
         let mut threads = thread_policies(child.id());

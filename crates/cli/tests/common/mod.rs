@@ -1,0 +1,59 @@
+//! What the CLI's integration tests share: the repository root, and `ferroserve serve` started
+//! on free ports.
+
+use std::io::{BufRead, BufReader, Lines};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+/// The repository root (the tests run the binary from there, as a user would).
+pub(crate) fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running `ferroserve serve`.
+pub(crate) struct Server {
+    /// The process.
+    pub(crate) child: Child,
+    /// Its HTTP address, `127.0.0.1:PORT`.
+    #[allow(dead_code)] // each test binary compiles this module; not all read every field
+    pub(crate) addr: String,
+    /// The rest of its log (stderr), after the "listening" line.
+    pub(crate) log: Lines<BufReader<ChildStderr>>,
+}
+
+/// Starts `ferroserve serve` from the repository root (the example repository unless `extra`
+/// names another) on free ports, and waits for its "listening on" line.
+pub(crate) fn start_server(extra: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--grpc-port",
+            "0",
+        ])
+        .args(extra)
+        .current_dir(root())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = log
+        .by_ref()
+        .take(100)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            let at = l.find("listening on http://")?;
+            let rest = &l[at + "listening on http://".len()..];
+            Some(
+                rest.split_whitespace()
+                    .next()?
+                    .trim_end_matches(',')
+                    .to_owned(),
+            )
+        })
+        .expect("no 'listening on' line");
+    Server { child, addr, log }
+}
