@@ -158,7 +158,7 @@ fn open_scored(
 ) -> Result<(Source, Scorer), BatchError> {
     let name = path.display().to_string();
     let source = Source::open(path, options.batch_rows)?;
-    let features = Scorer::new(loaded, &source.schema, &options.score, &name)?.feature_columns();
+    let features = Scorer::feature_columns(loaded, &source.schema, &options.score, &name)?;
     let source = Source::open_with_text(path, options.batch_rows, &features)?;
     let scorer = Scorer::new(loaded, &source.schema, &options.score, &name)?;
     Ok((source, scorer))

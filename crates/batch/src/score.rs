@@ -61,8 +61,6 @@ pub struct Scorer {
     /// The output columns written: (output tensor, value within its row).
     selected: Vec<(usize, usize)>,
     schema: SchemaRef,
-    /// The input columns that feed the model.
-    features: Vec<String>,
     /// Rows per model call when the model's batch dimension is fixed.
     step: Option<usize>,
 }
@@ -84,12 +82,7 @@ impl Scorer {
         options: &ScoreOptions,
         source: &str,
     ) -> Result<Scorer, BatchError> {
-        let mut mapping = options.mapping.clone();
-        if mapping.columns.is_none() && mapping.inputs.is_empty() {
-            // Kept columns (an id) are not features unless named as such.
-            mapping.ignore.extend(options.keep.iter().cloned());
-        }
-        let plan = mapping.plan(&loaded.signature, input, source)?;
+        let plan = plan(loaded, input, options, source)?;
         for p in &plan {
             for &c in &p.columns {
                 check_column_type(input.field(c), p.spec.datatype)?;
@@ -123,15 +116,9 @@ impl Scorer {
             outputs: Vec::new(),
             selected: Vec::new(),
             schema: Arc::new(Schema::empty()),
-            features: Vec::new(),
             step,
         };
         scorer.outputs = scorer.output_columns(loaded)?;
-        scorer.features = scorer
-            .plan
-            .iter()
-            .flat_map(|p| p.columns.iter().map(|&c| input.field(c).name().clone()))
-            .collect();
         let mut fields: Vec<Field> = scorer
             .keep
             .iter()
@@ -177,10 +164,19 @@ impl Scorer {
         Ok(scorer)
     }
 
-    /// The input columns that feed the model (CSV and JSON-lines sources read them as text,
-    /// so that a bad value fails its row only).
-    pub fn feature_columns(&self) -> Vec<String> {
-        self.features.clone()
+    /// The columns of `input` that would feed the model (CSV and JSON-lines sources read them
+    /// as text, so that a bad value fails its row only): the mapping alone, without the
+    /// output-width probe [`Scorer::new`] may run.
+    pub fn feature_columns(
+        loaded: &LoadedModel,
+        input: &Schema,
+        options: &ScoreOptions,
+        source: &str,
+    ) -> Result<Vec<String>, BatchError> {
+        Ok(plan(loaded, input, options, source)?
+            .iter()
+            .flat_map(|p| p.columns.iter().map(|&c| input.field(c).name().clone()))
+            .collect())
     }
 
     /// The schema of every scored batch.
@@ -201,15 +197,12 @@ impl Scorer {
             Some(widths) => widths,
             None => {
                 let rows = self.step.unwrap_or(1);
-                let inputs = self
+                let zeros = self
                     .plan
                     .iter()
-                    .map(|p| {
-                        let data = TensorData::zeros(p.spec.datatype, rows * p.width());
-                        Tensor::new(&p.spec.name, self.input_shape(p, rows), data)
-                            .map_err(|e| BatchError::Columns(e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|p| TensorData::zeros(p.spec.datatype, rows * p.width()))
+                    .collect();
+                let inputs = self.tensors(zeros, rows)?;
                 let outputs = loaded.model.predict(&inputs).map_err(|e| {
                     BatchError::Load(format!(
                         "the model's output widths are not in its signature and a one-row \
@@ -243,6 +236,18 @@ impl Scorer {
         }
     }
 
+    /// `rows` rows of every input, row-major, as the model's input tensors.
+    fn tensors(&self, data: Vec<TensorData>, rows: usize) -> Result<Vec<Tensor>, BatchError> {
+        self.plan
+            .iter()
+            .zip(data)
+            .map(|(p, data)| {
+                Tensor::new(&p.spec.name, self.input_shape(p, rows), data)
+                    .map_err(|e| BatchError::Columns(e.to_string()))
+            })
+            .collect()
+    }
+
     /// Scores every row of `batch`.
     pub fn score(&self, batch: &RecordBatch) -> Result<Scored, BatchError> {
         let rows = batch.num_rows();
@@ -253,7 +258,8 @@ impl Scorer {
             .map(|p| gather(p, batch, &mut errors))
             .collect();
         let good: Vec<usize> = (0..rows).filter(|&r| errors.ok(r)).collect();
-        let mut outputs: Vec<Option<Vec<Tensor>>> = Vec::new();
+        // The outputs of each model call, in row order.
+        let mut outputs: Vec<Vec<Tensor>> = Vec::new();
         if !good.is_empty() {
             let inputs: Vec<TensorData> = if good.len() == rows {
                 gathered
@@ -265,16 +271,7 @@ impl Scorer {
                     .collect()
             };
             let call = |inputs: Vec<TensorData>, rows: usize| {
-                let tensors = self
-                    .plan
-                    .iter()
-                    .zip(inputs)
-                    .map(|(p, data)| {
-                        Tensor::new(&p.spec.name, self.input_shape(p, rows), data)
-                            .map_err(|e| BatchError::Columns(e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok::<_, BatchError>(Some(self.model.predict(&tensors)?))
+                Ok::<_, BatchError>(self.model.predict(&self.tensors(inputs, rows)?)?)
             };
             match self.step {
                 None => outputs.push(call(inputs, good.len())?),
@@ -302,11 +299,7 @@ impl Scorer {
             .map(|&c| Arc::clone(batch.column(c)))
             .collect();
         for (o, spec) in self.outputs.iter().enumerate() {
-            let parts: Vec<&TensorData> = outputs
-                .iter()
-                .flatten()
-                .map(|call| call[o].data())
-                .collect();
+            let parts: Vec<&TensorData> = outputs.iter().map(|call| call[o].data()).collect();
             let scored: usize = parts.iter().map(|d| d.len()).sum();
             if scored != good.len() * spec.width {
                 return Err(BatchError::Load(format!(
@@ -326,6 +319,21 @@ impl Scorer {
             .map_err(|e| BatchError::Columns(e.to_string()))?;
         Ok(Scored { batch, failed })
     }
+}
+
+/// Maps the columns of `input` onto the model's inputs; kept columns (an id) are not
+/// features unless named as such.
+fn plan(
+    loaded: &LoadedModel,
+    input: &Schema,
+    options: &ScoreOptions,
+    source: &str,
+) -> Result<Vec<InputColumns>, BatchError> {
+    let mut mapping = options.mapping.clone();
+    if mapping.columns.is_none() && mapping.inputs.is_empty() {
+        mapping.ignore.extend(options.keep.iter().cloned());
+    }
+    mapping.plan(&loaded.signature, input, source)
 }
 
 /// `tensor`'s `k`-th output column's name: the tensor's name when it has one value per row.
@@ -503,34 +511,20 @@ fn fill_floats<T: Element>(
     let nan = T::from_f64(f64::NAN);
     let rows = array.len();
     match array.data_type() {
-        Arrow::Float32 => {
-            let a = array.as_primitive::<Float32Type>();
-            let values = a.values();
-            for r in 0..rows {
-                out[r * width + j] = T::from_f32(values[r]);
-            }
-            if a.null_count() > 0 {
-                for r in 0..rows {
-                    if a.is_null(r) {
-                        out[r * width + j] = nan;
-                    }
-                }
-            }
-        }
-        Arrow::Float64 => {
-            let a = array.as_primitive::<Float64Type>();
-            let values = a.values();
-            for r in 0..rows {
-                out[r * width + j] = T::from_f64(values[r]);
-            }
-            if a.null_count() > 0 {
-                for r in 0..rows {
-                    if a.is_null(r) {
-                        out[r * width + j] = nan;
-                    }
-                }
-            }
-        }
+        Arrow::Float32 => fill_primitive(
+            array.as_primitive::<Float32Type>(),
+            T::from_f32,
+            out,
+            width,
+            j,
+        ),
+        Arrow::Float64 => fill_primitive(
+            array.as_primitive::<Float64Type>(),
+            T::from_f64,
+            out,
+            width,
+            j,
+        ),
         t if is_text(t) => {
             let text = arrow_cast::cast(array, &Arrow::Utf8).expect("text casts to Utf8");
             let text = text.as_string::<i32>();
@@ -559,6 +553,25 @@ fn fill_floats<T: Element>(
             // Integers, booleans, decimals, half floats: Arrow's cast to f64 (checked up front).
             let cast = arrow_cast::cast(array, &Arrow::Float64).expect("numeric casts to f64");
             fill_floats(&cast, name, out, width, j, errors);
+        }
+    }
+}
+
+/// Writes a float column into feature `j` of the row-major `out`, nulls as NaN.
+fn fill_primitive<T: Element, P: arrow_array::types::ArrowPrimitiveType>(
+    a: &arrow_array::PrimitiveArray<P>,
+    convert: impl Fn(P::Native) -> T,
+    out: &mut [T],
+    width: usize,
+    j: usize,
+) {
+    for (r, v) in a.values().iter().enumerate() {
+        out[r * width + j] = convert(*v);
+    }
+    if a.null_count() > 0 {
+        let nan = T::from_f64(f64::NAN);
+        for r in (0..a.len()).filter(|&r| a.is_null(r)) {
+            out[r * width + j] = nan;
         }
     }
 }
