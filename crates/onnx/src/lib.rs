@@ -25,7 +25,7 @@ pub mod onnxruntime;
 pub mod runtime;
 
 pub use model::OnnxModel;
-pub use runtime::{Engine, OnnxRuntime};
+pub use runtime::{Engine, OnnxRuntime, load_tract_bytes};
 
 /// Adds this crate's runtimes to `registry`: `onnx` (engine picked per model) first, so it
 /// takes `model.onnx` files when `model.toml` names no runtime, then `onnxruntime` and `tract`.

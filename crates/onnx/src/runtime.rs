@@ -142,29 +142,39 @@ fn load_onnxruntime(path: &Path, _: &LoadOptions) -> Result<Arc<dyn Model>, Load
 
 /// Loads `path` on tract.
 fn load_tract(path: &Path) -> Result<Arc<dyn Model>, LoadError> {
-    // tract can panic on some malformed graphs; a bad file must only fail its own load.
-    let prepared = catch_unwind(AssertUnwindSafe(|| prepare(path)));
-    let model = match prepared {
-        Ok(result) => result.map_err(|e| LoadError::Engine {
+    let model = guarded(|| prepare(parse().model_for_path(path)?)).map_err(|message| {
+        LoadError::Engine {
             path: path.to_owned(),
-            message: format!("{e:#}"),
-        })?,
-        Err(panic) => {
-            return Err(LoadError::Engine {
-                path: path.to_owned(),
-                message: format!("tract panicked: {}", panic_message(panic.as_ref())),
-            });
+            message,
         }
-    };
+    })?;
     Ok(Arc::new(model))
 }
 
-/// Parses, binds the batch symbol, optimises and plans the model at `path`.
-fn prepare(path: &Path) -> TractResult<OnnxModel> {
-    let mut model = tract_onnx::onnx()
+/// Loads the ONNX file in `bytes` on tract: what [`OnnxRuntime::tract`] makes of that file, for
+/// hosts without a file system (wasm, C). External tensor data files are not supported.
+pub fn load_tract_bytes(bytes: &[u8]) -> Result<OnnxModel, String> {
+    guarded(|| prepare(parse().model_for_read(&mut std::io::Cursor::new(bytes))?))
+}
+
+/// Runs `load`, turning its error and any panic into a message: tract can panic on some
+/// malformed graphs, and a bad file must only fail its own load.
+fn guarded(load: impl FnOnce() -> TractResult<OnnxModel>) -> Result<OnnxModel, String> {
+    match catch_unwind(AssertUnwindSafe(load)) {
+        Ok(result) => result.map_err(|e| format!("{e:#}")),
+        Err(panic) => Err(format!("tract panicked: {}", panic_message(panic.as_ref()))),
+    }
+}
+
+/// tract's ONNX parser, ignoring converter-declared output shapes and `value_info`.
+fn parse() -> tract_onnx::Onnx {
+    tract_onnx::onnx()
         .with_ignore_output_shapes(true)
         .with_ignore_value_info(true)
-        .model_for_path(path)?;
+}
+
+/// Binds the batch symbol, optimises and plans a parsed model.
+fn prepare(mut model: InferenceModel) -> TractResult<OnnxModel> {
     let batch = model.sym("N");
     let input_count = model.input_outlets()?.len();
     let mut input_names = Vec::with_capacity(input_count);

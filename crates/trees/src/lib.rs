@@ -29,7 +29,7 @@ pub mod xgboost;
 pub use compiled::CompiledForest;
 pub use forest::Forest;
 pub use model::TreeModel;
-pub use runtime::TreesRuntime;
+pub use runtime::{TreeFormat, TreesRuntime, load_bytes};
 
 /// Adds this crate's runtimes to `registry`.
 pub fn register(registry: &mut ferroserve_core::RuntimeRegistry) {

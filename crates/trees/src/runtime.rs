@@ -44,28 +44,59 @@ impl Runtime for TreesRuntime {
         };
         let path = dir.join(file);
         let bytes = read_model_file(&path)?;
-        let engine = |e: FormatError| LoadError::Engine {
+        load_bytes(&bytes, TreeFormat::from_file_name(file)).map_err(|e| LoadError::Engine {
             path: path.clone(),
             message: e.to_string(),
-        };
-        let model: Arc<dyn Model> = if file.ends_with(".txt") {
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| engine(FormatError("not UTF-8 text".into())))?;
-            let m = lightgbm::parse(text).map_err(engine)?;
+        })
+    }
+}
+
+/// The tree-ensemble file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeFormat {
+    /// XGBoost's JSON (`Booster.save_model("model.json")`).
+    XgboostJson,
+    /// XGBoost's UBJSON (`Booster.save_model("model.ubj")`).
+    XgboostUbjson,
+    /// LightGBM's text format (`Booster.save_model("model.txt")`).
+    LightGbm,
+}
+
+impl TreeFormat {
+    /// The format a file name's extension says: `.txt` LightGBM, `.ubj` UBJSON, else JSON.
+    pub fn from_file_name(file: &str) -> TreeFormat {
+        if file.ends_with(".txt") {
+            TreeFormat::LightGbm
+        } else if file.ends_with(".ubj") {
+            TreeFormat::XgboostUbjson
+        } else {
+            TreeFormat::XgboostJson
+        }
+    }
+}
+
+/// Loads a model from the bytes of a file in `format`: the same model
+/// [`TreesRuntime::load`] makes of that file, for hosts without a file system (wasm, C).
+pub fn load_bytes(bytes: &[u8], format: TreeFormat) -> Result<Arc<dyn Model>, FormatError> {
+    let model: Arc<dyn Model> = match format {
+        TreeFormat::LightGbm => {
+            let text =
+                std::str::from_utf8(bytes).map_err(|_| FormatError("not UTF-8 text".into()))?;
+            let m = lightgbm::parse(text)?;
             // LightGBM folds its initial score into the first tree: no base margin.
             let base_margin = vec![0.0; m.forest.groups];
             Arc::new(TreeModel::<f64>::new(m.forest, m.objective, base_margin))
-        } else {
-            let m = if file.ends_with(".ubj") {
-                xgboost::parse_ubjson(&bytes)
+        }
+        TreeFormat::XgboostJson | TreeFormat::XgboostUbjson => {
+            let m = if format == TreeFormat::XgboostUbjson {
+                xgboost::parse_ubjson(bytes)
             } else {
-                xgboost::parse_json(&bytes)
-            }
-            .map_err(engine)?;
+                xgboost::parse_json(bytes)
+            }?;
             Arc::new(TreeModel::<f32>::new(m.forest, m.objective, m.base_margin))
-        };
-        Ok(model)
-    }
+        }
+    };
+    Ok(model)
 }
 
 /// The bytes of a model file, or the I/O error naming it.

@@ -31,4 +31,4 @@ pub mod proto;
 pub mod runtime;
 
 pub use graph::OnnxMlModel;
-pub use runtime::OnnxMlRuntime;
+pub use runtime::{OnnxMlRuntime, claims_bytes, load_bytes};
