@@ -54,6 +54,10 @@ pub struct LoadedModel {
     pub version: u64,
     /// The runtime that loaded it (`"trees"`, `"onnx"`), and its engine when it has several.
     pub runtime: String,
+    /// The version's directory.
+    pub version_dir: PathBuf,
+    /// The model file `model.toml` names (`default_model_filename`), if it names one.
+    pub model_file: Option<String>,
 }
 
 /// Where a model is: its directory and the version asked for, if any.
@@ -134,6 +138,8 @@ impl ModelRef {
                 .unwrap_or_default(),
             version,
             runtime,
+            version_dir: vdir.clone(),
+            model_file: settings.default_model_filename.clone(),
         })
     }
 

@@ -4,8 +4,10 @@
 //! - `ferroserve predict`: run one V2 request body through a model, with no server.
 //! - `ferroserve batch`: score data files through a model, on every core.
 //! - `ferroserve profile`: a model's reference data profile, for drift monitoring.
+//! - `ferroserve export`: a model version into a folder the WebAssembly build loads.
 
 mod batch;
+mod export;
 mod model_path;
 mod predict;
 mod profile;
@@ -33,6 +35,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Write a model's reference data profile (for drift monitoring) from a training sample.
     Profile(profile::ProfileArgs),
+    /// Copy a model version and its manifest into a folder for the browser/Node build.
+    Export(export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => predict::run(&args),
         Command::Profile(args) => profile::run(&args),
         Command::Batch(args) => batch::run_batch(&args),
+        Command::Export(args) => export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -126,6 +126,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIB", value_name = "PATH|off")]
     onnxruntime_lib: Option<PathBuf>,
 
+    /// A folder served as static files at every path the API does not take, such as a web page
+    /// running models in the browser with the WebAssembly build (`examples/web`).
+    #[arg(long = "static", env = "FERROSERVE_STATIC", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -143,6 +148,9 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         "--model-repository {}: not a directory",
         args.model_repository.display()
     );
+    if let Some(dir) = &args.static_dir {
+        anyhow::ensure!(dir.is_dir(), "--static {}: not a directory", dir.display());
+    }
     let config = ServerConfig {
         model_repository: args.model_repository.clone(),
         max_request_bytes: args.max_request_bytes,
@@ -158,6 +166,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         grpc_max_message_bytes: args.grpc_max_message_bytes,
         compute_threads: args.compute_threads,
         triton_metric_names: args.metrics_triton_names,
+        static_dir: args.static_dir.clone(),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     choose_onnxruntime(args.onnxruntime_lib.as_deref())?;

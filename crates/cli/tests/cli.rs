@@ -279,12 +279,19 @@ fn dependencies_point_the_right_way() {
             &["ferroserve-core", "ferroserve-batch"],
         ),
         (
+            "ferroserve-embed",
+            &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
+        ),
+        ("ferroserve-wasm", &["ferroserve-core", "ferroserve-embed"]),
+        ("ferroserve-capi", &["ferroserve-core", "ferroserve-embed"]),
+        (
             "ferroserve",
             &[
                 "ferroserve-core",
                 "ferroserve-onnx",
                 "ferroserve-server",
                 "ferroserve-batch",
+                "ferroserve-embed",
             ],
         ),
     ];

@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub compute_threads: Option<usize>,
     /// Whether `/metrics` also has Triton's `nv_inference_*` families.
     pub triton_metric_names: bool,
+    /// A folder served as static files over HTTP at the paths the API does not take.
+    pub static_dir: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -75,6 +77,7 @@ impl ServerConfig {
             grpc_max_message_bytes: 64 * 1024 * 1024,
             compute_threads: None,
             triton_metric_names: false,
+            static_dir: None,
         }
     }
 }
@@ -192,6 +195,7 @@ pub async fn serve_listeners(
             model_control_explicit: config.model_control == ModelControl::Explicit,
             label_control: config.model_control != ModelControl::None,
             strict_readiness: config.strict_readiness,
+            static_dir: config.static_dir.clone(),
         }),
     };
     // Small responses must not wait on Nagle's algorithm behind the client's delayed ACK.

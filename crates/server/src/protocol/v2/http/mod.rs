@@ -24,15 +24,18 @@ mod monitoring;
 mod repository;
 mod stats;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
+use axum::handler::HandlerWithoutStateExt;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
+use tower_http::services::ServeDir;
 
 use crate::error::InferError;
 use crate::metrics::Metrics;
@@ -53,6 +56,8 @@ pub struct HttpSettings {
     pub label_control: bool,
     /// Whether `/v2/health/ready` also needs every model to be ready.
     pub strict_readiness: bool,
+    /// A folder served as static files at every path no API route takes (`--static`).
+    pub static_dir: Option<PathBuf>,
 }
 
 /// What every handler shares.
@@ -112,7 +117,7 @@ pub(crate) fn metadata_extensions() -> &'static [&'static str] {
 /// The V2 HTTP router over `state`.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_request_bytes;
-    Router::new()
+    let api = Router::new()
         .route("/v2", get(metadata::server))
         .route("/v2/health/live", get(health::live))
         .route("/v2/health/ready", get(health::ready))
@@ -177,10 +182,18 @@ pub fn router(state: AppState) -> Router {
             get(repository::labels).post(repository::move_labels),
         )
         .merge(crate::protocol::tfserving::routes())
-        .merge(crate::protocol::monitoring::routes())
-        .fallback(no_route)
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(state)
+        .merge(crate::protocol::monitoring::routes());
+    let api = match &state.settings.static_dir {
+        // Files (a web page running ferroserve's WebAssembly build, say) at the paths the API
+        // does not take; a missing file still answers in the V2 error shape.
+        Some(dir) => api.fallback_service(
+            ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .not_found_service(no_route.into_service()),
+        ),
+        None => api.fallback(no_route),
+    };
+    api.layer(DefaultBodyLimit::max(max_body)).with_state(state)
 }
 
 /// Unknown paths answer in the V2 error shape too.
