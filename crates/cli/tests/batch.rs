@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{root, start_server};
+use common::{block_on, root, start_server};
 
 /// Runs `ferroserve batch` with `args`; returns (exit code, stderr).
 fn batch(args: &[&str]) -> (i32, String) {
@@ -146,11 +146,7 @@ fn serve(repo: &Path) -> (std::process::Child, String) {
 /// The server's answer for `rows` (FP32 `[N, width]` into the model's one input), output
 /// `output` as f32.
 fn server_answer(addr: &str, model: &str, rows: &[Vec<f32>], output: &str) -> Vec<f32> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = reqwest::Client::new();
         let base = format!("http://{addr}/v2/models/{model}");
         for _ in 0..100 {

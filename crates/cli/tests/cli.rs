@@ -5,15 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Server, root, start_server};
-
-fn ferroserve(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
+use common::{Server, ferroserve, root, start_server};
 
 /// The committed example profile is what `ferroserve profile` writes from the committed
 /// training split, and a mismatch between columns and the model names both.

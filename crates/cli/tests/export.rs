@@ -5,18 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Server, root, start_server};
+use common::{Server, block_on, ferroserve, root, start_server};
 use serde_json::Value;
-
-fn ferroserve(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferroserve"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap()
-}
 
 #[test]
 fn export_writes_the_model_file_and_its_manifest() {
@@ -110,11 +100,7 @@ fn serve_static_serves_a_folder_beside_the_api() {
         addr,
         log: _log,
     } = start_server(&["--static", site.path().to_str().unwrap()]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = reqwest::Client::new();
         let get = |path: &str| client.get(format!("http://{addr}{path}")).send();
         let index = get("/").await.unwrap();

@@ -10,6 +10,26 @@ pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Runs the `ferroserve` binary with `args` from the repository root and waits for it.
+#[allow(dead_code)] // each test binary compiles this module; not all use every item
+pub(crate) fn ferroserve(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferroserve"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+/// Runs `future` to completion on a one-thread tokio runtime (for the HTTP clients of tests).
+#[allow(dead_code)]
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 /// A running `ferroserve serve`.
 pub(crate) struct Server {
     /// The process.
