@@ -34,6 +34,9 @@
 //!   on the stack and its sum in a register (a single row is the latency case).
 //! - Blocks are taken [`BLOCKS_PER_PASS`] at a time, tree by tree, so a tree's nodes are
 //!   reused from L1 by every block of the pass.
+//! - Leaf values are kept in both margin types, so a lane adds its leaf as it is: no rounding
+//!   from `f64` to `f32` per leaf in the loop for XGBoost's `f32` sums (measured: 4 % of a
+//!   1,024-row batch).
 //! - Trees with categorical, zero-as-missing or equality splits, linear leaves, or more than
 //!   [`MAX_DEPTH`] levels keep the reference walk ([`Forest::leaf_value`]).
 //!
@@ -184,6 +187,8 @@ pub struct CompiledForest {
     plans: Vec<Plan>,
     /// How many trees are compiled.
     compiled: usize,
+    /// The layout's leaf values rounded to `f32`, for `f32` margins ([`Margin::leaf_table`]).
+    values_f32: Vec<f32>,
 }
 
 /// Which layouts [`CompiledForest::with_layouts`] may choose from.
@@ -238,11 +243,17 @@ impl CompiledForest {
             })
             .collect();
         let compiled = plans.iter().filter(|p| matches!(p, Plan::Fast(_))).count();
+        let values = match &layout {
+            Layout::Heap(heap) => heap.values(),
+            Layout::Linked(linked) => linked.values(),
+        };
+        let values_f32 = values.iter().map(|&v| v as f32).collect();
         CompiledForest {
             forest,
             layout,
             plans,
             compiled,
+            values_f32,
         }
     }
 
@@ -338,7 +349,7 @@ impl CompiledForest {
                 }
             }
         }
-        let values = walker.values();
+        let table = M::leaf_table(walker.values(), &self.values_f32);
         for (t, plan) in self.plans.iter().enumerate() {
             let group = self.forest.tree_group[t] as usize;
             for (b, block_keys) in keys.chunks_exact(span).enumerate() {
@@ -346,8 +357,15 @@ impl CompiledForest {
                 match *plan {
                     Plan::Fast(tree) => {
                         let leaves = walker.walk_block(tree, block_keys);
-                        for (lane, &leaf) in leaves.iter().enumerate() {
-                            block_margins[lane * groups + group].add(values[leaf]);
+                        if let Ok(block) = <&mut [M; LANES]>::try_from(&mut *block_margins) {
+                            // One output (the common case): no index arithmetic per lane.
+                            for (margin, &leaf) in block.iter_mut().zip(&leaves) {
+                                *margin += table[leaf];
+                            }
+                        } else {
+                            for (lane, &leaf) in leaves.iter().enumerate() {
+                                block_margins[lane * groups + group] += table[leaf];
+                            }
                         }
                     }
                     Plan::Reference => {
@@ -377,7 +395,7 @@ impl CompiledForest {
             keys[1] = row_key(-v);
         }
         walker.walk_row(keys, leaves);
-        let values = walker.values();
+        let table = M::leaf_table(walker.values(), &self.values_f32);
         let tree_group = &self.forest.tree_group;
         if self.compiled == self.plans.len() {
             if let [margin] = margins {
@@ -385,12 +403,12 @@ impl CompiledForest {
                 // a single row went to store-to-load latency).
                 let mut sum = *margin;
                 for &leaf in leaves.iter() {
-                    sum.add(values[leaf]);
+                    sum += table[leaf];
                 }
                 *margin = sum;
             } else {
                 for (&leaf, &group) in leaves.iter().zip(tree_group) {
-                    margins[group as usize].add(values[leaf]);
+                    margins[group as usize] += table[leaf];
                 }
             }
             return;
@@ -398,10 +416,10 @@ impl CompiledForest {
         let mut leaves = leaves.iter();
         for (t, plan) in self.plans.iter().enumerate() {
             let value = match plan {
-                Plan::Fast(_) => leaves.next().map_or(0.0, |&leaf| values[leaf]),
-                Plan::Reference => self.forest.leaf_value(t, x),
+                Plan::Fast(_) => leaves.next().map_or(M::default(), |&leaf| table[leaf]),
+                Plan::Reference => M::from_f64(self.forest.leaf_value(t, x)),
             };
-            margins[tree_group[t] as usize].add(value);
+            margins[tree_group[t] as usize] += value;
         }
     }
 }

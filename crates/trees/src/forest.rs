@@ -332,9 +332,14 @@ impl LinearLeaf {
 /// The number type margins are summed in: `f32` where the training library sums in single
 /// precision (XGBoost), `f64` where it sums in double (LightGBM), so results match bit for bit
 /// as far as the library's own order of operations allows.
-pub trait Margin: Copy + Default + Send + Sync + std::fmt::Debug + 'static {
+pub trait Margin:
+    Copy + Default + Send + Sync + std::fmt::Debug + std::ops::AddAssign + 'static
+{
     /// `self += v`, with `v` first rounded to this type.
     fn add(&mut self, v: f64);
+    /// Of the same leaf values as `f64` and rounded to `f32`, the ones of this type (the
+    /// compiled walks add leaves as they are, with no rounding in the loop).
+    fn leaf_table<'a>(f64s: &'a [f64], f32s: &'a [f32]) -> &'a [Self];
     /// This value as `f64`.
     fn to_f64(self) -> f64;
     /// `v` rounded to this type.
@@ -345,6 +350,10 @@ impl Margin for f32 {
     #[inline]
     fn add(&mut self, v: f64) {
         *self += v as f32;
+    }
+    #[inline]
+    fn leaf_table<'a>(_: &'a [f64], f32s: &'a [f32]) -> &'a [f32] {
+        f32s
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
@@ -358,6 +367,10 @@ impl Margin for f64 {
     #[inline]
     fn add(&mut self, v: f64) {
         *self += v;
+    }
+    #[inline]
+    fn leaf_table<'a>(f64s: &'a [f64], _: &'a [f32]) -> &'a [f64] {
+        f64s
     }
     fn to_f64(self) -> f64 {
         self
