@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`source`]: Parquet, CSV and JSON-lines files (optionally gzipped) opened as a stream
 //!   of record batches.
+//! - [`screen`]: malformed CSV records and JSON lines replaced by empty ones and logged, so
+//!   that they fail their row rather than the file.
 //! - [`columns`]: Arrow columns as the numbers and strings the statistics and tensors need.
 //! - [`model`]: a model version loaded as the server loads it (`DIR`, `DIR/VERSION`,
 //!   `DIR@LABEL`).
@@ -23,6 +25,7 @@ pub mod profile;
 pub mod progress;
 pub mod run;
 pub mod score;
+pub mod screen;
 pub mod sink;
 pub mod source;
 

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use arrow_array::{BooleanArray, RecordBatch};
 use ferroserve_core::profile::{ColumnProfile, Profile};
 use ferroserve_core::{DataType, Model, Signature, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -73,8 +74,8 @@ pub fn profile(
     let mut kept: BTreeMap<usize, Kept> = BTreeMap::new();
     let mut rng = StdRng::seed_from_u64(0x5EED);
     let mut seen: usize = 0;
-    for batch in source.by_ref() {
-        let batch = batch?;
+    while let Some(batch) = source.next() {
+        let batch = without_rows(batch?, &source.take_rejected())?;
         let columns: Vec<(usize, Values)> = used
             .iter()
             .map(|&c| {
@@ -313,4 +314,21 @@ fn input_tensor(
     };
     Tensor::new(&p.spec.name, shape, data)
         .map_err(|e| BatchError::Columns(format!("input '{}': {e}", p.spec.name)))
+}
+
+/// `batch` without the `rejected` rows (malformed records, read as empty ones): they are not
+/// part of the sample.
+fn without_rows(
+    batch: RecordBatch,
+    rejected: &[(usize, String)],
+) -> Result<RecordBatch, BatchError> {
+    if rejected.is_empty() {
+        return Ok(batch);
+    }
+    let mut keep = vec![true; batch.num_rows()];
+    for &(row, _) in rejected {
+        keep[row] = false;
+    }
+    arrow_select::filter::filter_record_batch(&batch, &BooleanArray::from(keep))
+        .map_err(|e| BatchError::Columns(e.to_string()))
 }

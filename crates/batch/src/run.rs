@@ -75,6 +75,8 @@ struct Work {
     file: usize,
     first_row: u64,
     batch: RecordBatch,
+    /// Rows whose records were malformed: `(row, why)`.
+    rejected: Vec<(usize, String)>,
 }
 
 /// A batch scored (or the error that stops the run).
@@ -245,6 +247,7 @@ pub fn run(
                                 file,
                                 first_row,
                                 batch,
+                                rejected: source.take_rejected(),
                             };
                             if work_tx.send(work).is_err() {
                                 return;
@@ -310,7 +313,7 @@ fn worker(work: &Mutex<Receiver<Work>>, done: &SyncSender<Done>, scorers: &[Arc<
     loop {
         let next = work.lock().expect("not poisoned").recv();
         let Ok(w) = next else { return };
-        let result = scorers[w.file].score(&w.batch);
+        let result = scorers[w.file].score_marked(&w.batch, &w.rejected);
         let done_item = Done {
             seq: w.seq,
             file: w.file,

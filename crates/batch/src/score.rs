@@ -250,8 +250,22 @@ impl Scorer {
 
     /// Scores every row of `batch`.
     pub fn score(&self, batch: &RecordBatch) -> Result<Scored, BatchError> {
+        self.score_marked(batch, &[])
+    }
+
+    /// Scores every row of `batch` except the `failed` ones, `(row, why)`: rows already known
+    /// to be bad (malformed records, [`crate::source::Source::take_rejected`]), which get
+    /// their reason as their error.
+    pub fn score_marked(
+        &self,
+        batch: &RecordBatch,
+        failed: &[(usize, String)],
+    ) -> Result<Scored, BatchError> {
         let rows = batch.num_rows();
         let mut errors = RowErrors::new(rows);
+        for (row, reason) in failed {
+            errors.fail(*row, || reason.clone());
+        }
         let gathered: Vec<TensorData> = self
             .plan
             .iter()

@@ -1,6 +1,8 @@
 //! Data files as a stream of Arrow record batches: Parquet (its own schema), CSV with a
 //! header (types inferred from the first 1,000 rows) and JSON lines (likewise), each
-//! optionally gzipped (`.csv.gz`, `.jsonl.gz`). Only one batch is in memory at a time.
+//! optionally gzipped (`.csv.gz`, `.jsonl.gz`). Only one batch is in memory at a time. Text
+//! records pass through a [`Screen`] first, so that a malformed one fails its row, not the
+//! file ([`Source::take_rejected`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -14,6 +16,7 @@ use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::BatchError;
+use crate::screen::{Rejections, Screen, json_key_order};
 
 /// Rows read to infer the column types of a CSV or JSON-lines file.
 const INFER_ROWS: usize = 1_000;
@@ -62,6 +65,10 @@ pub struct Source {
     batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>,
     progress: Progress,
     rows: u64,
+    /// Malformed records the text screen replaced, not yet handed out with their batch.
+    rejections: Rejections,
+    /// Those of the batch `next` returned last: `(row in the batch, why)`.
+    rejected: Vec<(usize, String)>,
 }
 
 /// How far through its file a source is.
@@ -117,6 +124,7 @@ impl Source {
             ))
         };
         let read = Arc::new(AtomicU64::new(0));
+        let rejections = Rejections::default();
         let size = std::fs::metadata(path)
             .map_err(|source| BatchError::Io {
                 path: path.to_owned(),
@@ -140,29 +148,40 @@ impl Source {
                 }
                 Format::Csv => {
                     let csv = arrow_csv::reader::Format::default().with_header(true);
+                    let inferred = Screen::csv(reader(path, gzipped, None)?, Rejections::default());
                     let (schema, _) = csv
-                        .infer_schema(reader(path, gzipped, None)?, Some(INFER_ROWS))
+                        .infer_schema(inferred, Some(INFER_ROWS))
                         .map_err(|e| decode(&e))?;
                     let schema = textual(schema);
+                    let screened =
+                        Screen::csv(reader(path, gzipped, Some(read))?, Arc::clone(&rejections));
                     let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
                         .with_format(csv)
                         .with_batch_size(batch_rows)
-                        .build(reader(path, gzipped, Some(read))?)
+                        .build(screened)
                         .map_err(|e| decode(&e))?;
                     (schema, Box::new(reader), bytes)
                 }
                 Format::JsonLines => {
+                    let inferred =
+                        Screen::json_lines(reader(path, gzipped, None)?, Rejections::default());
                     let (schema, _) = arrow_json::reader::infer_json_schema(
-                        BufReader::new(reader(path, gzipped, None)?),
+                        BufReader::new(inferred),
                         Some(INFER_ROWS),
                     )
                     .map_err(|e| decode(&e))?;
-                    let schema = textual(schema);
+                    let order = json_key_order(reader(path, gzipped, None)?, INFER_ROWS)
+                        .map_err(|e| decode(&e))?;
+                    let schema = textual(in_key_order(&schema, &order));
+                    let screened = Screen::json_lines(
+                        reader(path, gzipped, Some(read))?,
+                        Arc::clone(&rejections),
+                    );
                     let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
                         .with_batch_size(batch_rows)
                         // Numbers and booleans in a text column are read as their text.
                         .with_coerce_primitive(true)
-                        .build(BufReader::new(reader(path, gzipped, Some(read))?))
+                        .build(BufReader::new(screened))
                         .map_err(|e| decode(&e))?;
                     (schema, Box::new(reader), bytes)
                 }
@@ -173,7 +192,17 @@ impl Source {
             batches,
             progress,
             rows: 0,
+            rejections,
+            rejected: Vec::new(),
         })
+    }
+
+    /// The rows of the batch [`Iterator::next`] returned last whose records were malformed
+    /// (a CSV record with another number of fields than the header, a JSON line that is not
+    /// one object): `(row in the batch, why)`. They were read as empty records, so the scorer
+    /// must fail them ([`crate::Scorer::score_marked`]).
+    pub fn take_rejected(&mut self) -> Vec<(usize, String)> {
+        std::mem::take(&mut self.rejected)
     }
 
     /// The file this reads.
@@ -200,7 +229,16 @@ impl Iterator for Source {
         let next = self.batches.next()?;
         Some(match next {
             Ok(batch) => {
-                self.rows += batch.num_rows() as u64;
+                let (start, end) = (self.rows, self.rows + batch.num_rows() as u64);
+                let mut log = self.rejections.lock().expect("not poisoned");
+                self.rejected.clear();
+                while let Some(r) = log.front().filter(|r| r.record < end) {
+                    self.rejected
+                        .push(((r.record - start) as usize, r.reason.clone()));
+                    log.pop_front();
+                }
+                drop(log);
+                self.rows = end;
                 Ok(batch)
             }
             Err(e) => Err(BatchError::Decode {
@@ -209,6 +247,14 @@ impl Iterator for Source {
             }),
         })
     }
+}
+
+/// `schema`'s fields in the order of `keys` (those not among them after, as they were).
+fn in_key_order(schema: &Schema, keys: &[String]) -> Schema {
+    let place = |name: &String| keys.iter().position(|k| k == name).unwrap_or(keys.len());
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.sort_by_key(|f| place(f.name()));
+    Schema::new(fields)
 }
 
 /// A reader that counts the bytes read through it.

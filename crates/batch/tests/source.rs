@@ -89,3 +89,48 @@ fn every_format_reads_the_same_rows() {
     let error = Source::open(&unknown, 2).unwrap_err().to_string();
     assert!(error.contains("unknown data format"), "{error}");
 }
+
+/// Each batch hands out the malformed records that fell in it, by their row in the batch.
+fn rejected_by_batch(path: &std::path::Path) -> Vec<Vec<(usize, String)>> {
+    let mut source = Source::open(path, 2).unwrap();
+    let mut out = Vec::new();
+    while let Some(batch) = source.next() {
+        batch.unwrap();
+        out.push(source.take_rejected());
+    }
+    out
+}
+
+#[test]
+fn malformed_records_are_handed_out_with_their_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("r.csv");
+    std::fs::write(&csv, "x,s\n1,a\n2,b\n3\n4,d\n5,e,f\n").unwrap();
+    let line = |n: usize, found: usize| format!("line {n}: {found} fields where the header has 2");
+    assert_eq!(
+        rejected_by_batch(&csv),
+        vec![vec![], vec![(0, line(4, 1))], vec![(0, line(6, 3))]]
+    );
+
+    let jsonl = dir.path().join("r.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"x\": 1, \"s\": \"a\"}\n[2]\n\n{\"x\": 3, \"s\": \"c\"}\n",
+    )
+    .unwrap();
+    let rejected = rejected_by_batch(&jsonl);
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].len(), 1);
+    assert_eq!(rejected[0][0].0, 1);
+    assert!(rejected[0][0].1.starts_with("line 2: not one JSON object"));
+    assert!(rejected[1].is_empty());
+    // The file's own key order, not arrow-json's sorted one.
+    let names: Vec<String> = Source::open(&jsonl, 2)
+        .unwrap()
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["x", "s"]);
+}

@@ -1,6 +1,7 @@
 //! `ferroserve batch` as a user runs it: the same answers as the server for the same rows (an
 //! ONNX model and a tree model), CSV / JSON lines / Parquet round trips, bad rows isolated and
-//! counted, `--fail-fast`, directories, globs and partitioned output.
+//! counted (malformed CSV records and JSON lines too), `--fail-fast`, directories, globs and
+//! partitioned output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -478,6 +479,86 @@ fn bad_rows_are_isolated_and_counted_or_stop_the_run() {
     assert_eq!(code, 2);
     assert!(
         stderr.contains("input 'input' takes 4 features per row"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn malformed_records_fail_their_row_not_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("ragged.csv");
+    std::fs::write(
+        &csv,
+        "id,sepal_length,sepal_width,petal_length,petal_width\n\
+         1,5.1,3.5,1.4,0.2\n\
+         2,3.0,1.4,0.2\n\
+         3,6.7,3.1,4.4,1.4\n\
+         4,6.3,2.5,5.0,1.9,extra\n\
+         5,6.3,2.5,5.0,1.9\n",
+    )
+    .unwrap();
+    let jsonl = dir.path().join("broken.jsonl");
+    let row = |id: u32| {
+        format!(
+            "{{\"id\": {id}, \"sepal_length\": 5.1, \"sepal_width\": 3.5, \
+             \"petal_length\": 1.4, \"petal_width\": 0.2}}\n"
+        )
+    };
+    let broken = format!("{}{{\"id\": 2, \"sepal_length\": 5.1,\n{}", row(1), row(3));
+    std::fs::write(&jsonl, broken).unwrap();
+
+    let out = dir.path().join("out.csv");
+    let run = |input: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "--model",
+            "examples/models/iris_logreg",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--keep",
+            "id",
+        ];
+        args.extend_from_slice(extra);
+        batch(&args)
+    };
+    let (code, stderr) = run(&csv, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("scored 5 rows") && stderr.contains("2 failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("ragged.csv row 2: line 3: 4 fields where the header has 5"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "{text}");
+    assert!(lines[1].starts_with("1,0,"), "{}", lines[1]);
+    assert_eq!(lines[2], ",,,,,line 3: 4 fields where the header has 5");
+    assert!(lines[3].starts_with("3,1,"), "{}", lines[3]);
+    assert_eq!(lines[4], ",,,,,line 5: 6 fields where the header has 5");
+    assert!(lines[5].starts_with("5,"), "{}", lines[5]);
+
+    let (code, stderr) = run(&jsonl, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("scored 3 rows") && stderr.contains("1 failed"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[2].starts_with(",,,,,line 2: not one JSON object"),
+        "{text}"
+    );
+    assert!(lines[3].starts_with("3,0,"), "{}", lines[3]);
+
+    let (code, stderr) = run(&csv, &["--fail-fast"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("ragged.csv row 2: line 3: 4 fields where the header has 5"),
         "{stderr}"
     );
 }

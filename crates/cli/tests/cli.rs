@@ -38,6 +38,40 @@ fn profile_writes_the_committed_example_profile() {
     assert_eq!(profile["inputs"][3]["name"], "petal_width");
     assert_eq!(profile["outputs"][0]["type"], "categorical");
 
+    // Malformed records are not part of the sample: the same profile with two in the file.
+    let train =
+        std::fs::read_to_string(root().join("examples/data/iris_logreg/train.csv")).unwrap();
+    let mut lines: Vec<&str> = train.lines().collect();
+    lines.insert(5, "5.0,3.1");
+    lines.insert(50, "{not, csv, at, all, 1, 2}");
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, lines.join("\n") + "\n").unwrap();
+    let ragged_profile = dir.path().join("ragged.json");
+    let out = ferroserve(&[
+        "profile",
+        "--model",
+        "examples/models/iris_logreg",
+        "--data",
+        ragged.to_str().unwrap(),
+        "--ignore",
+        "species",
+        "--output",
+        ragged_profile.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ragged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&ragged_profile).unwrap()).unwrap();
+    assert_eq!(ragged["source"], "ragged.csv");
+    ragged["source"] = profile["source"].clone();
+    assert!(
+        ragged == profile,
+        "the same profile without the malformed records"
+    );
+
     let out = ferroserve(&[
         "profile",
         "--model",
