@@ -1,8 +1,9 @@
 //! Data files as a stream of Arrow record batches: Parquet (its own schema), CSV with a
 //! header (types inferred from the first 1,000 rows) and JSON lines (likewise), each
-//! optionally gzipped (`.csv.gz`, `.jsonl.gz`). Only one batch is in memory at a time. Text
-//! records pass through a [`Screen`] first, so that a malformed one fails its row, not the
-//! file ([`Source::take_rejected`]).
+//! optionally gzipped (`.csv.gz`, `.jsonl.gz`). Only one batch is in memory at a time. In the
+//! text formats nothing fails the file that fails one row ([`Source::take_rejected`]): records
+//! pass through a [`Screen`] first, and the columns are read as text, then cast to their
+//! inferred types batch by batch, a value that does not cast failing its row.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -10,13 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arrow_array::Array;
 use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use flate2::read::MultiGzDecoder;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::BatchError;
-use crate::screen::{Rejections, Screen, json_key_order};
+use crate::screen::{Prefetch, Rejections, Screen, json_key_order};
 
 /// Rows read to infer the column types of a CSV or JSON-lines file.
 const INFER_ROWS: usize = 1_000;
@@ -69,6 +72,9 @@ pub struct Source {
     rejections: Rejections,
     /// Those of the batch `next` returned last: `(row in the batch, why)`.
     rejected: Vec<(usize, String)>,
+    /// Text formats: the columns read as text and cast to their inferred type per batch,
+    /// `(index, type)`; a value that does not cast fails its row.
+    typed: Vec<(usize, DataType)>,
 }
 
 /// How far through its file a source is.
@@ -108,23 +114,34 @@ impl Source {
             path: path.to_owned(),
             message: e.to_string(),
         };
-        let textual = |schema: Schema| -> SchemaRef {
-            Arc::new(Schema::new(
-                schema
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        if as_text.iter().any(|n| n == f.name()) {
-                            Field::new(f.name(), DataType::Utf8, true)
-                        } else {
-                            f.as_ref().clone()
-                        }
-                    })
-                    .collect::<Vec<_>>(),
-            ))
+        // Text formats: the feature columns stay text (the scorer parses them); every other
+        // column of a scalar type is read as text too and cast back per batch, so that a value
+        // of the wrong type fails its row ([`Source::typed`]).
+        let textual = |schema: Schema| -> (SchemaRef, SchemaRef, Vec<(usize, DataType)>) {
+            let mut typed = Vec::new();
+            let (mut read, mut seen) = (Vec::new(), Vec::new());
+            for (i, f) in schema.fields().iter().enumerate() {
+                if as_text.iter().any(|n| n == f.name()) {
+                    read.push(Field::new(f.name(), DataType::Utf8, true));
+                    seen.push(Field::new(f.name(), DataType::Utf8, true));
+                } else if f.data_type().is_primitive() || f.data_type() == &DataType::Boolean {
+                    typed.push((i, f.data_type().clone()));
+                    read.push(Field::new(f.name(), DataType::Utf8, true));
+                    seen.push(f.as_ref().clone().with_nullable(true));
+                } else {
+                    read.push(f.as_ref().clone());
+                    seen.push(f.as_ref().clone());
+                }
+            }
+            (
+                Arc::new(Schema::new(read)),
+                Arc::new(Schema::new(seen)),
+                typed,
+            )
         };
         let read = Arc::new(AtomicU64::new(0));
         let rejections = Rejections::default();
+        let mut typed_columns = Vec::new();
         let size = std::fs::metadata(path)
             .map_err(|source| BatchError::Io {
                 path: path.to_owned(),
@@ -152,10 +169,13 @@ impl Source {
                     let (schema, _) = csv
                         .infer_schema(inferred, Some(INFER_ROWS))
                         .map_err(|e| decode(&e))?;
-                    let schema = textual(schema);
-                    let screened =
-                        Screen::csv(reader(path, gzipped, Some(read))?, Arc::clone(&rejections));
-                    let reader = arrow_csv::ReaderBuilder::new(Arc::clone(&schema))
+                    let (text, schema, typed) = textual(schema);
+                    typed_columns = typed;
+                    let screened = prefetch(
+                        Screen::csv(reader(path, gzipped, Some(read))?, Arc::clone(&rejections)),
+                        path,
+                    )?;
+                    let reader = arrow_csv::ReaderBuilder::new(text)
                         .with_format(csv)
                         .with_batch_size(batch_rows)
                         .build(screened)
@@ -172,12 +192,16 @@ impl Source {
                     .map_err(|e| decode(&e))?;
                     let order = json_key_order(reader(path, gzipped, None)?, INFER_ROWS)
                         .map_err(|e| decode(&e))?;
-                    let schema = textual(in_key_order(&schema, &order));
-                    let screened = Screen::json_lines(
-                        reader(path, gzipped, Some(read))?,
-                        Arc::clone(&rejections),
-                    );
-                    let reader = arrow_json::ReaderBuilder::new(Arc::clone(&schema))
+                    let (text, schema, typed) = textual(in_key_order(&schema, &order));
+                    typed_columns = typed;
+                    let screened = prefetch(
+                        Screen::json_lines(
+                            reader(path, gzipped, Some(read))?,
+                            Arc::clone(&rejections),
+                        ),
+                        path,
+                    )?;
+                    let reader = arrow_json::ReaderBuilder::new(text)
                         .with_batch_size(batch_rows)
                         // Numbers and booleans in a text column are read as their text.
                         .with_coerce_primitive(true)
@@ -194,6 +218,7 @@ impl Source {
             rows: 0,
             rejections,
             rejected: Vec::new(),
+            typed: typed_columns,
         })
     }
 
@@ -203,6 +228,40 @@ impl Source {
     /// must fail them ([`crate::Scorer::score_marked`]).
     pub fn take_rejected(&mut self) -> Vec<(usize, String)> {
         std::mem::take(&mut self.rejected)
+    }
+
+    /// `batch` (read with the typed columns as text) with those columns cast to their types;
+    /// a row with a value that does not cast (`abc` in an integer column) is rejected, its
+    /// value null. An empty text is a missing value, not an error.
+    fn typed_batch(&mut self, batch: RecordBatch) -> Result<RecordBatch, BatchError> {
+        if self.typed.is_empty() {
+            return Ok(batch);
+        }
+        let mut columns = batch.columns().to_vec();
+        for (i, data_type) in &self.typed {
+            let text = columns[*i].as_string::<i32>().clone();
+            let cast = arrow_cast::cast(&text, data_type).map_err(|e| BatchError::Decode {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+            if cast.null_count() > text.null_count() {
+                let name = self.schema.field(*i).name();
+                for (row, value) in text.iter().enumerate() {
+                    match value {
+                        Some(v) if !v.is_empty() && cast.is_null(row) => self.rejected.push((
+                            row,
+                            format!("column '{name}': '{v}' is not of its type, {data_type}"),
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            columns[*i] = cast;
+        }
+        RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(|e| BatchError::Decode {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
     }
 
     /// The file this reads.
@@ -229,9 +288,13 @@ impl Iterator for Source {
         let next = self.batches.next()?;
         Some(match next {
             Ok(batch) => {
+                self.rejected.clear();
+                let batch = match self.typed_batch(batch) {
+                    Ok(batch) => batch,
+                    Err(e) => return Some(Err(e)),
+                };
                 let (start, end) = (self.rows, self.rows + batch.num_rows() as u64);
                 let mut log = self.rejections.lock().expect("not poisoned");
-                self.rejected.clear();
                 while let Some(r) = log.front().filter(|r| r.record < end) {
                     self.rejected
                         .push(((r.record - start) as usize, r.reason.clone()));
@@ -247,6 +310,14 @@ impl Iterator for Source {
             }),
         })
     }
+}
+
+/// `screen` read on a thread of its own ([`Prefetch`]).
+fn prefetch(screen: impl Read + Send + 'static, path: &Path) -> Result<Prefetch, BatchError> {
+    Prefetch::spawn(screen).map_err(|source| BatchError::Io {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// `schema`'s fields in the order of `keys` (those not among them after, as they were).

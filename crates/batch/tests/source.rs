@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow_array::{Float64Array, RecordBatch, StringArray};
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use ferroserve_batch::columns::{Values, values};
 use ferroserve_batch::source::Source;
@@ -133,4 +133,57 @@ fn malformed_records_are_handed_out_with_their_batch() {
         .map(|f| f.name().clone())
         .collect();
     assert_eq!(names, ["x", "s"]);
+}
+
+#[test]
+fn a_value_of_another_type_than_its_column_fails_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    // 1,100 integer ids (the types are inferred from the first 1,000 rows), then text.
+    let mut csv_text = String::from("id,x\n");
+    let mut json_text = String::new();
+    for i in 0..1_100 {
+        let id = if i == 1_050 {
+            "x7".to_owned()
+        } else {
+            i.to_string()
+        };
+        let quoted = if i == 1_050 {
+            "\"x7\"".to_owned()
+        } else {
+            i.to_string()
+        };
+        let empty = i == 1_060;
+        csv_text.push_str(&format!("{},{i}.5\n", if empty { "" } else { id.as_str() }));
+        if !empty {
+            json_text.push_str(&format!("{{\"id\": {quoted}, \"x\": {i}.5}}\n"));
+        } else {
+            json_text.push_str(&format!("{{\"x\": {i}.5}}\n"));
+        }
+    }
+    let csv = dir.path().join("typed.csv");
+    std::fs::write(&csv, csv_text).unwrap();
+    let jsonl = dir.path().join("typed.jsonl");
+    std::fs::write(&jsonl, json_text).unwrap();
+    for path in [&csv, &jsonl] {
+        let mut source = Source::open(path, 2_000).unwrap();
+        assert_eq!(source.schema.field(0).data_type(), &DataType::Int64);
+        let batch = source.next().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 1_100);
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int64Array>()
+            .unwrap();
+        assert_eq!(ids.value(1_049), 1_049);
+        assert!(ids.is_null(1_050) && ids.is_null(1_060));
+        assert_eq!(
+            source.take_rejected(),
+            vec![(
+                1_050,
+                "column 'id': 'x7' is not of its type, Int64".to_owned()
+            )],
+            "{}: an empty value is missing, not an error",
+            path.display()
+        );
+    }
 }
