@@ -60,9 +60,8 @@ pub struct Screen<R> {
     syntax: Syntax,
     /// The current record's bytes as read.
     record: Vec<u8>,
-    /// CSV: input read ahead, screened up to `taken`.
-    ahead: Vec<u8>,
-    taken: usize,
+    /// CSV: input read ahead of the screen.
+    ahead: Ahead,
     /// Screened bytes not yet read out, from `at`.
     out: Vec<u8>,
     at: usize,
@@ -97,8 +96,7 @@ impl<R: BufRead> Screen<R> {
             inner,
             syntax,
             record: Vec::new(),
-            ahead: Vec::new(),
-            taken: 0,
+            ahead: Ahead::default(),
             out: Vec::with_capacity(CHUNK),
             at: 0,
             records: 0,
@@ -145,18 +143,6 @@ impl<R: BufRead> Screen<R> {
         Ok(())
     }
 
-    /// Reads more of the input into `ahead` (what was consumed dropped first); false at its
-    /// end.
-    fn read_ahead(&mut self) -> std::io::Result<bool> {
-        self.ahead.drain(..self.taken);
-        self.taken = 0;
-        let input = self.inner.fill_buf()?;
-        self.ahead.extend_from_slice(input);
-        let n = input.len();
-        self.inner.consume(n);
-        Ok(n > 0)
-    }
-
     fn next_csv_record(&mut self) -> std::io::Result<()> {
         // Fast path, once the header is known: a line with no quote and no carriage return
         // (but one before its newline) is one record whose fields are its commas plus one.
@@ -168,14 +154,13 @@ impl<R: BufRead> Screen<R> {
         } = self.syntax
         {
             let newline = loop {
-                let unread = &self.ahead[self.taken..];
-                match memchr::memchr(b'\n', unread) {
+                match memchr::memchr(b'\n', self.ahead.unread()) {
                     Some(i) => break Some(i),
-                    None if !self.read_ahead()? => break None,
+                    None if !self.ahead.read_more(&mut self.inner)? => break None,
                     None => {}
                 }
             };
-            let unread = &self.ahead[self.taken..];
+            let unread = self.ahead.unread();
             let end = newline.map_or(unread.len(), |i| i + 1);
             if end == 0 {
                 self.ended = true;
@@ -192,9 +177,9 @@ impl<R: BufRead> Screen<R> {
                     // A blank line is no record for the decoder either.
                     self.out.extend_from_slice(line);
                     self.records += u64::from(!blank);
-                    self.taken += end;
+                    self.ahead.taken += end;
                 } else {
-                    self.taken += end;
+                    self.ahead.taken += end;
                     self.record.clear();
                     self.screened(found, expected, self.lines);
                 }
@@ -214,21 +199,15 @@ impl<R: BufRead> Screen<R> {
         self.record.clear();
         let mut at_end = false;
         loop {
-            let input = &self.ahead[self.taken..];
-            if input.is_empty() && !at_end {
+            if self.ahead.unread().is_empty() && !at_end {
                 // Read more; at the input's end, csv-core is told so with an empty input.
-                self.ahead.drain(..self.taken);
-                self.taken = 0;
-                let more = self.inner.fill_buf()?;
-                at_end = more.is_empty();
-                self.ahead.extend_from_slice(more);
-                let n = more.len();
-                self.inner.consume(n);
+                at_end = !self.ahead.read_more(&mut self.inner)?;
                 continue;
             }
+            let input = self.ahead.unread();
             let (result, read, _, ended_fields) = parser.read_record(input, scratch, ends);
             self.record.extend_from_slice(&input[..read]);
-            self.taken += read;
+            self.ahead.taken += read;
             *fields += ended_fields;
             match result {
                 csv_core::ReadRecordResult::InputEmpty
@@ -280,6 +259,32 @@ impl<R: BufRead> Screen<R> {
             record: self.records,
             reason,
         });
+    }
+}
+
+/// Input read ahead of a CSV screen, screened up to `taken`.
+#[derive(Debug, Default)]
+struct Ahead {
+    bytes: Vec<u8>,
+    taken: usize,
+}
+
+impl Ahead {
+    /// What is read and not yet screened.
+    fn unread(&self) -> &[u8] {
+        &self.bytes[self.taken..]
+    }
+
+    /// Appends `inner`'s next buffer to what is unread (dropping what was screened first);
+    /// false at the input's end.
+    fn read_more(&mut self, inner: &mut impl BufRead) -> std::io::Result<bool> {
+        self.bytes.drain(..self.taken);
+        self.taken = 0;
+        let input = inner.fill_buf()?;
+        self.bytes.extend_from_slice(input);
+        let n = input.len();
+        inner.consume(n);
+        Ok(n > 0)
     }
 }
 
@@ -359,27 +364,11 @@ impl Prefetch {
             .name("ferroserve-screen".into())
             .spawn(move || {
                 loop {
-                    let mut chunk = vec![0; CHUNK];
-                    let mut filled = 0;
-                    let read = loop {
-                        match inner.read(&mut chunk[filled..]) {
-                            Ok(0) => break Ok(filled),
-                            Ok(n) => {
-                                filled += n;
-                                if filled == chunk.len() {
-                                    break Ok(filled);
-                                }
-                            }
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(e) => break Err(e),
-                        }
-                    };
-                    let last = !matches!(read, Ok(n) if n == CHUNK);
-                    let item = read.map(|n| {
-                        chunk.truncate(n);
-                        chunk
-                    });
-                    if send.send(item).is_err() || last {
+                    // A full chunk, or what is left at the input's end.
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    let read = inner.by_ref().take(CHUNK as u64).read_to_end(&mut chunk);
+                    let last = !matches!(read, Ok(CHUNK));
+                    if send.send(read.map(|_| chunk)).is_err() || last {
                         return;
                     }
                 }
