@@ -60,6 +60,7 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
         None,
         RequestLimits {
             max_tensor_elements: usize::MAX,
+            max_decoded_bytes: usize::MAX,
         },
     )?;
     // The response goes to a terminal or a file: always JSON.

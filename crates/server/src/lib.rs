@@ -190,6 +190,7 @@ pub async fn serve_listeners(
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
                 max_tensor_elements: config.max_tensor_elements,
+                max_decoded_bytes: config.max_request_bytes,
             },
             max_request_bytes: config.max_request_bytes,
             model_control_explicit: config.model_control == ModelControl::Explicit,

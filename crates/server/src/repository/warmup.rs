@@ -97,6 +97,7 @@ fn read_requests(
     }
     let limits = RequestLimits {
         max_tensor_elements: usize::MAX,
+        max_decoded_bytes: usize::MAX,
     };
     bodies
         .iter()

@@ -16,6 +16,11 @@ use super::{ProtocolError, RequestedOutput, V2Request, binary, json};
 pub struct RequestLimits {
     /// Most elements one tensor may have.
     pub max_tensor_elements: usize,
+    /// Most bytes the decoded input tensors of one request may take together (their binary
+    /// form; BYTES elements count their length plus a 4-byte prefix). A JSON body decodes to
+    /// no more than the largest binary body allowed, so one request holds at most about twice
+    /// `--max-request-bytes`.
+    pub max_decoded_bytes: usize,
 }
 
 /// The JSON header as sent.
@@ -307,6 +312,7 @@ mod tests {
 
     const LIMITS: RequestLimits = RequestLimits {
         max_tensor_elements: 1000,
+        max_decoded_bytes: 1 << 20,
     };
 
     fn decode(body: &[u8], header: Option<usize>) -> Result<V2Request, ProtocolError> {
