@@ -34,20 +34,41 @@ impl Default for VersionPolicy {
 }
 
 impl VersionPolicy {
-    /// The versions of `available` (sorted ascending) this policy picks.
-    pub fn select(&self, available: &[u64]) -> Vec<u64> {
+    /// Builds the versions this policy serves out of `available` (ascending), calling `build`
+    /// for each version tried; `build` answers whether that version is ready. `latest = N`
+    /// walks down from the newest until N are ready, so a newer version that fails to load
+    /// never displaces an older ready one (TF Serving's availability-preserving policy);
+    /// `all` and `specific` try every version they name. Returns the versions tried, ascending.
+    pub fn build(&self, available: &[u64], mut build: impl FnMut(u64) -> bool) -> Vec<u64> {
+        let mut tried = Vec::new();
         match self {
             VersionPolicy::Latest(n) => {
-                let skip = available.len().saturating_sub(*n as usize);
-                available[skip..].to_vec()
+                let mut ready = 0;
+                for &version in available.iter().rev() {
+                    if ready >= *n as usize {
+                        break;
+                    }
+                    tried.push(version);
+                    if build(version) {
+                        ready += 1;
+                    }
+                }
+                tried.reverse();
             }
-            VersionPolicy::All => available.to_vec(),
-            VersionPolicy::Specific(wanted) => available
-                .iter()
-                .copied()
-                .filter(|v| wanted.contains(v))
-                .collect(),
+            VersionPolicy::All => {
+                for &version in available {
+                    tried.push(version);
+                    build(version);
+                }
+            }
+            VersionPolicy::Specific(wanted) => {
+                for &version in available.iter().filter(|v| wanted.contains(v)) {
+                    tried.push(version);
+                    build(version);
+                }
+            }
         }
+        tried
     }
 }
 
@@ -356,11 +377,25 @@ mod tests {
     }
 
     #[test]
-    fn version_policies_select() {
+    fn version_policies_serve_the_newest_ready_versions() {
         let v = [1, 2, 5];
-        assert_eq!(VersionPolicy::Latest(2).select(&v), vec![2, 5]);
-        assert_eq!(VersionPolicy::All.select(&v), vec![1, 2, 5]);
-        assert_eq!(VersionPolicy::Specific(vec![5, 9]).select(&v), vec![5]);
+        let all_ready = |_| true;
+        assert_eq!(VersionPolicy::Latest(2).build(&v, all_ready), vec![2, 5]);
+        assert_eq!(VersionPolicy::All.build(&v, all_ready), vec![1, 2, 5]);
+        assert_eq!(
+            VersionPolicy::Specific(vec![5, 9]).build(&v, all_ready),
+            vec![5]
+        );
+        // A newest version that fails is tried, and the walk goes on down to a ready one.
+        let five_fails = |version| version != 5;
+        assert_eq!(VersionPolicy::Latest(1).build(&v, five_fails), vec![2, 5]);
+        assert_eq!(
+            VersionPolicy::Latest(2).build(&v, five_fails),
+            vec![1, 2, 5]
+        );
+        assert_eq!(VersionPolicy::Latest(1).build(&v, |_| false), vec![1, 2, 5]);
+        // The others try every version they name, ready or not.
+        assert_eq!(VersionPolicy::All.build(&v, five_fails), vec![1, 2, 5]);
         assert_eq!(
             parse("version_policy = \"all\"").unwrap().version_policy(),
             VersionPolicy::All

@@ -100,8 +100,14 @@ impl Executor {
 pub enum VersionState {
     /// Loaded and serving.
     Ready(Arc<LoadedVersion>),
-    /// Failed to load, with the reason.
-    Failed(String),
+    /// Failed to load or warm up, with the reason and the files that failed (tried again when
+    /// they change).
+    Failed {
+        /// Why.
+        reason: String,
+        /// The version directory's files when the load was tried.
+        files: Fingerprint,
+    },
     /// Unloaded through the repository API.
     Unloaded,
 }
@@ -111,7 +117,7 @@ impl VersionState {
     pub fn name(&self) -> &'static str {
         match self {
             VersionState::Ready(_) => "READY",
-            VersionState::Failed(_) | VersionState::Unloaded => "UNAVAILABLE",
+            VersionState::Failed { .. } | VersionState::Unloaded => "UNAVAILABLE",
         }
     }
 
@@ -119,7 +125,7 @@ impl VersionState {
     pub fn reason(&self) -> &str {
         match self {
             VersionState::Ready(_) => "",
-            VersionState::Failed(reason) => reason,
+            VersionState::Failed { reason, .. } => reason,
             VersionState::Unloaded => "unloaded",
         }
     }
@@ -132,10 +138,14 @@ pub struct ModelEntry {
     pub name: String,
     /// Set when the model as a whole could not be loaded (bad `model.toml`, no versions).
     pub error: Option<String>,
-    /// The selected versions, ascending.
+    /// The versions the policy tried, ascending: those serving, and newer ones that failed.
     pub versions: BTreeMap<u64, VersionState>,
-    /// Version labels: from `model.toml`, or as moved through the API since it last changed.
+    /// Where each version label points now: where it was asked to, or, while that version is
+    /// not ready, the ready version it pointed at before.
     pub labels: BTreeMap<String, u64>,
+    /// Where labels were asked to point: `model.toml`, or the API since `model.toml` last
+    /// changed.
+    pub wanted_labels: BTreeMap<String, u64>,
     /// Why the latest files of a version that is still serving its older build were refused.
     pub warnings: BTreeMap<u64, String>,
     /// Why a changed `model.toml` was refused while the versions loaded before keep serving.
@@ -280,6 +290,13 @@ impl Repository {
     /// retries those that failed), keeps the rest, then swaps the entry in. An error when the
     /// model has no ready version afterwards. Blocking: call from a blocking thread.
     pub fn load(&self, name: &str) -> Result<(), RepositoryError> {
+        self.load_model(name, true)
+    }
+
+    /// [`Repository::load`]; `retry` = also try again the versions that failed with the
+    /// files they have now (the poller passes `false`: it retries a failure when its files
+    /// change).
+    fn load_model(&self, name: &str, retry: bool) -> Result<(), RepositoryError> {
         let dir = self.root.join(name);
         if name.is_empty() || name.starts_with('.') || name.contains('/') || !dir.is_dir() {
             return Err(RepositoryError::NotInRepository {
@@ -288,7 +305,7 @@ impl Repository {
         }
         let _loading = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.entry(name);
-        let entry = self.build_entry(name, &dir, old.as_deref());
+        let entry = self.build_entry(name, &dir, old.as_deref(), retry);
         let ready = !entry.ready_versions().is_empty();
         let reason = entry.not_ready_reason();
         self.models
@@ -346,7 +363,7 @@ impl Repository {
             };
             if changed {
                 tracing::debug!(model = %name, "model files changed; reloading");
-                if let Err(error) = self.load(name) {
+                if let Err(error) = self.load_model(name, false) {
                     tracing::error!(model = %name, %error, "model failed to load");
                 }
             }
@@ -397,9 +414,11 @@ impl Repository {
                 }
                 Some(version) => {
                     updated.labels.insert(label.clone(), *version);
+                    updated.wanted_labels.insert(label.clone(), *version);
                 }
                 None => {
                     updated.labels.remove(label);
+                    updated.wanted_labels.remove(label);
                 }
             }
         }
@@ -561,7 +580,13 @@ impl Repository {
     /// Reads the configuration and builds the entry of one model: each selected version is
     /// reused from `old` when its files and settings are unchanged, else loaded anew; a new
     /// build that fails leaves an older ready build of that version serving.
-    fn build_entry(&self, name: &str, dir: &Path, old: Option<&ModelEntry>) -> ModelEntry {
+    fn build_entry(
+        &self,
+        name: &str,
+        dir: &Path,
+        old: Option<&ModelEntry>,
+        retry: bool,
+    ) -> ModelEntry {
         // Read before the config and the version list, so a change made while loading shows
         // as a difference at the next poll.
         let disk = ModelFingerprint::read(dir);
@@ -573,6 +598,7 @@ impl Repository {
                 error: Some(error),
                 versions: BTreeMap::new(),
                 labels: BTreeMap::new(),
+                wanted_labels: BTreeMap::new(),
                 warnings: BTreeMap::new(),
                 warning: None,
                 disk: disk.clone(),
@@ -603,6 +629,7 @@ impl Repository {
                             error: None,
                             versions: BTreeMap::from([(1, VersionState::Ready(Arc::new(version)))]),
                             labels: BTreeMap::new(),
+                            wanted_labels: BTreeMap::new(),
                             warnings: BTreeMap::new(),
                             warning: None,
                             disk,
@@ -620,14 +647,7 @@ impl Repository {
             Err(e) => return keep_serving(e.to_string(), "versions"),
         };
         let available: Vec<u64> = disk.versions.keys().copied().collect();
-        let selected = config.version_policy().select(&available);
-        if selected.is_empty() {
-            return failed(format!(
-                "no version directory under {} matches the version policy {:?} (found {available:?})",
-                dir.display(),
-                config.version_policy()
-            ));
-        }
+        let policy = config.version_policy();
         let settings = config.load_settings();
         // Versions built with other settings, another shared warm-up file or another shared
         // profile are rebuilt.
@@ -638,62 +658,76 @@ impl Repository {
         });
         let mut versions = BTreeMap::new();
         let mut warnings = BTreeMap::new();
-        for version in selected {
+        let tried = policy.build(&available, |version| {
             let files = disk.versions.get(&version).cloned().unwrap_or_default();
             let prior = old.and_then(|o| o.versions.get(&version));
-            if let Some(VersionState::Ready(loaded)) = prior
-                && reusable
-                && loaded.files == files
-            {
-                versions.insert(version, VersionState::Ready(Arc::clone(loaded)));
-                continue;
-            }
-            let vdir = dir.join(version.to_string());
-            let state = match self.load_version(name, version, &vdir, &config, files) {
-                Ok(loaded) => {
-                    tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
-                    VersionState::Ready(Arc::new(loaded))
+            let state = match prior {
+                Some(VersionState::Ready(loaded)) if reusable && loaded.files == files => {
+                    VersionState::Ready(Arc::clone(loaded))
                 }
-                Err(error) => {
-                    self.count_load_failure(name);
-                    match prior {
-                        Some(VersionState::Ready(serving)) => {
-                            let warning = format!(
-                                "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
-                            );
-                            tracing::error!(model = %name, version, "{warning}");
-                            warnings.insert(version, warning);
-                            VersionState::Ready(Arc::clone(serving))
+                // A failure is retried when its files change, or when asked to load again.
+                Some(failed @ VersionState::Failed { files: tried, .. })
+                    if !retry && reusable && *tried == files =>
+                {
+                    failed.clone()
+                }
+                _ => {
+                    let vdir = dir.join(version.to_string());
+                    match self.load_version(name, version, &vdir, &config, files.clone()) {
+                        Ok(loaded) => {
+                            tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
+                            VersionState::Ready(Arc::new(loaded))
                         }
-                        _ => {
-                            tracing::error!(model = %name, version, %error, "model version failed to load");
-                            VersionState::Failed(error)
+                        Err(error) => {
+                            self.count_load_failure(name);
+                            match prior {
+                                Some(VersionState::Ready(serving)) => {
+                                    let warning = format!(
+                                        "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
+                                    );
+                                    tracing::error!(model = %name, version, "{warning}");
+                                    warnings.insert(version, warning);
+                                    VersionState::Ready(Arc::clone(serving))
+                                }
+                                _ => {
+                                    tracing::error!(model = %name, version, %error, "model version failed to load; the versions serving now keep serving");
+                                    VersionState::Failed {
+                                        reason: error,
+                                        files,
+                                    }
+                                }
+                            }
                         }
                     }
                 }
             };
+            let ready = matches!(state, VersionState::Ready(_));
             versions.insert(version, state);
+            ready
+        });
+        if tried.is_empty() {
+            return failed(format!(
+                "no version directory under {} matches the version policy {policy:?} (found {available:?})",
+                dir.display(),
+            ));
         }
         // Labels moved through the API hold until model.toml itself changes.
-        let labels = match old {
+        let wanted_labels = match old {
             Some(o)
                 if o.disk.shared.file(config::CONFIG_FILE)
                     == disk.shared.file(config::CONFIG_FILE) =>
             {
-                o.labels.clone()
+                o.wanted_labels.clone()
             }
             _ => config.raw.labels,
         };
-        for (label, version) in &labels {
-            if !matches!(versions.get(version), Some(VersionState::Ready(_))) {
-                tracing::warn!(model = %name, label, version, "label points at a version that is not serving");
-            }
-        }
+        let labels = point_labels(name, &wanted_labels, old, &mut versions);
         ModelEntry {
             name: name.to_owned(),
             error: None,
             versions,
             labels,
+            wanted_labels,
             warnings,
             warning: None,
             disk,
@@ -910,4 +944,57 @@ pub fn open_model(
 /// Whether two signatures take the same inputs (names, datatypes, shapes).
 fn same_inputs(a: &Signature, b: &Signature) -> bool {
     a.inputs == b.inputs
+}
+
+/// Where each of `wanted` labels points: at the version asked for when it is ready; while it
+/// is not, at the ready version the label pointed at before (so requests through the label
+/// keep being answered), which the failed version's reason then says.
+fn point_labels(
+    model: &str,
+    wanted: &BTreeMap<String, u64>,
+    old: Option<&ModelEntry>,
+    versions: &mut BTreeMap<u64, VersionState>,
+) -> BTreeMap<String, u64> {
+    let ready = |versions: &BTreeMap<u64, VersionState>, v: &u64| {
+        matches!(versions.get(v), Some(VersionState::Ready(_)))
+    };
+    let mut labels = BTreeMap::new();
+    for (label, &version) in wanted {
+        let before = old.and_then(|o| o.labels.get(label)).copied();
+        let target = match before {
+            Some(before)
+                if before != version && !ready(versions, &version) && ready(versions, &before) =>
+            {
+                tracing::warn!(
+                    model,
+                    label,
+                    version,
+                    before,
+                    "label's version is not ready; the label keeps its ready version"
+                );
+                let note = format!(
+                    "; label '{label}' keeps pointing at version {before} until this version is ready"
+                );
+                if let Some(VersionState::Failed { reason, .. }) = versions.get_mut(&version)
+                    && !reason.contains(&note)
+                {
+                    reason.push_str(&note);
+                }
+                before
+            }
+            _ => {
+                if !ready(versions, &version) {
+                    tracing::warn!(
+                        model,
+                        label,
+                        version,
+                        "label points at a version that is not serving"
+                    );
+                }
+                version
+            }
+        };
+        labels.insert(label.clone(), target);
+    }
+    labels
 }

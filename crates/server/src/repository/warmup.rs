@@ -106,7 +106,7 @@ fn read_requests(
             let at = || format!("{} request {}", path.display(), ix + 1);
             let bytes = serde_json::to_vec(body).map_err(|e| format!("{}: {e}", at()))?;
             let request =
-                decode_request(&bytes, None, limits).map_err(|e| format!("{}: {e}", at()))?;
+                decode_request(&bytes, None, limits, None).map_err(|e| format!("{}: {e}", at()))?;
             signature
                 .validate_inputs(request.inputs, max_batch_size)
                 .map_err(|e| format!("{}: {e}", at()))

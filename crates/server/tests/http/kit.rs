@@ -62,14 +62,22 @@ pub fn write_test_model(repository: &Path, name: &str, version: u64, delay_ms: u
     std::fs::write(dir.join("test.model"), delay_ms.to_string()).unwrap();
 }
 
+/// The contents of a `test`-runtime model file computing `y = factor·x` with no delay, so an
+/// answer tells which version gave it. The closing newline is part of the format: a file cut
+/// short anywhere fails to load, as a truncated upload of a real model does.
+pub fn scaling_model(factor: u64) -> String {
+    format!("0 {factor}\n")
+}
+
 /// The runtime of `write_test_model`'s files.
 #[derive(Debug)]
 struct TestRuntime;
 
 #[derive(Debug)]
-struct DoubleModel {
+struct ScalingModel {
     signature: Signature,
     delay: Duration,
+    factor: f32,
 }
 
 impl Runtime for TestRuntime {
@@ -88,21 +96,32 @@ impl Runtime for TestRuntime {
             path: path.clone(),
             source,
         })?;
-        let delay_ms: u64 = text.trim().parse().map_err(|_| LoadError::Engine {
-            path,
-            message: "not a delay in milliseconds".into(),
-        })?;
-        Ok(Arc::new(DoubleModel {
+        let invalid = |message: &str| LoadError::Engine {
+            path: path.clone(),
+            message: message.into(),
+        };
+        // `DELAY_MS`, or `DELAY_MS FACTOR\n` (the newline marks a complete file).
+        let (delay, factor) = match text.split_whitespace().collect::<Vec<_>>()[..] {
+            [delay] => (delay, "2"),
+            [delay, factor] if text.ends_with('\n') => (delay, factor),
+            _ => return Err(invalid("not 'DELAY_MS [FACTOR]\\n' (cut short?)")),
+        };
+        let delay_ms: u64 = delay
+            .parse()
+            .map_err(|_| invalid("not a delay in milliseconds"))?;
+        let factor: f32 = factor.parse().map_err(|_| invalid("not a factor"))?;
+        Ok(Arc::new(ScalingModel {
             signature: Signature {
                 inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 2])],
                 outputs: vec![TensorSpec::new("y", DataType::Fp32, vec![-1, 2])],
             },
             delay: Duration::from_millis(delay_ms),
+            factor,
         }))
     }
 }
 
-impl Model for DoubleModel {
+impl Model for ScalingModel {
     fn signature(&self) -> &Signature {
         &self.signature
     }
@@ -112,7 +131,7 @@ impl Model for DoubleModel {
             unreachable!()
         };
         assert!(x.iter().all(|v| *v >= 0.0), "negative input");
-        let y = x.iter().map(|v| v * 2.0).collect();
+        let y = x.iter().map(|v| v * self.factor).collect();
         Ok(vec![
             Tensor::new("y", inputs[0].shape.clone(), TensorData::F32(y)).unwrap(),
         ])

@@ -23,3 +23,4 @@ mod payload;
 mod reload;
 mod repository;
 mod tfserving;
+mod version_policies;
