@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model_path::model_and_version;
-use ferroserve_server::protocol::v2::codec::{RequestLimits, decode_request};
+use ferroserve_server::protocol::v2::codec::{Expected, RequestLimits, decode_request};
 use ferroserve_server::protocol::v2::execute;
 use ferroserve_server::repository::Repository;
 use ferroserve_server::runtime_registry;
@@ -62,6 +62,7 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
             max_tensor_elements: usize::MAX,
             max_decoded_bytes: usize::MAX,
         },
+        Some(Expected::of(&loaded)),
     )?;
     // The response goes to a terminal or a file: always JSON.
     request.binary_output = false;

@@ -97,6 +97,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_MAX_TENSOR_ELEMENTS", default_value_t = 16 * 1024 * 1024)]
     max_tensor_elements: usize,
 
+    /// Most bytes held at once for inference requests in flight: their bodies and decoded
+    /// tensors, on every protocol. Past it requests get 503 (gRPC UNAVAILABLE) at once
+    /// instead of the process running out of memory; at least twice --max-request-bytes.
+    #[arg(long, env = "FERROSERVE_MAX_INFLIGHT_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    max_inflight_bytes: usize,
+
     /// Seconds between two looks at the repository with `--model-control poll` (fractions
     /// allowed).
     #[arg(long, env = "FERROSERVE_REPOSITORY_POLL_SECS", default_value_t = 15.0)]
@@ -155,6 +161,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         model_repository: args.model_repository.clone(),
         max_request_bytes: args.max_request_bytes,
         max_tensor_elements: args.max_tensor_elements,
+        max_inflight_bytes: args.max_inflight_bytes,
         model_control: match args.model_control {
             ModelControl::None => ferroserve_server::ModelControl::None,
             ModelControl::Explicit => ferroserve_server::ModelControl::Explicit,

@@ -32,5 +32,5 @@ pub mod tensor;
 pub use datatype::DataType;
 pub use error::{LoadError, ModelError, ValidationError};
 pub use model::{Model, Runtime, RuntimeRegistry};
-pub use signature::{Signature, TensorOverride, TensorSpec};
+pub use signature::{InputHeader, Signature, TensorOverride, TensorSpec};
 pub use tensor::{Tensor, TensorData};

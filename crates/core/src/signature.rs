@@ -148,44 +148,66 @@ impl Signature {
         inputs: Vec<Tensor>,
         max_batch_size: usize,
     ) -> Result<Vec<Tensor>, ValidationError> {
+        let order = self.validate_headers(
+            inputs
+                .iter()
+                .map(|t| InputHeader::new(&t.name, t.datatype(), &t.shape)),
+            max_batch_size,
+        )?;
         let mut slots: Vec<Option<Tensor>> = vec![None; self.inputs.len()];
-        for tensor in inputs {
-            let Some(ix) = self.inputs.iter().position(|s| s.name == tensor.name) else {
+        for (tensor, ix) in inputs.into_iter().zip(order) {
+            slots[ix] = Some(tensor);
+        }
+        Ok(slots.into_iter().flatten().collect())
+    }
+
+    /// The check of [`Signature::validate_inputs`] on what a request declares (names,
+    /// datatypes, shapes) before any of its data is read, so a decoder can refuse a request
+    /// before allocating for it. Answers where each input goes in signature order.
+    pub fn validate_headers<'a>(
+        &self,
+        inputs: impl IntoIterator<Item = InputHeader<'a>>,
+        max_batch_size: usize,
+    ) -> Result<Vec<usize>, ValidationError> {
+        let mut slots: Vec<Option<InputHeader<'a>>> = vec![None; self.inputs.len()];
+        let mut order = Vec::with_capacity(self.inputs.len());
+        for header in inputs {
+            let Some(ix) = self.inputs.iter().position(|s| s.name == header.name) else {
                 return Err(ValidationError::UnknownInput {
-                    tensor: tensor.name,
+                    tensor: header.name.to_owned(),
                     expected: self.input_names(),
                 });
             };
             if slots[ix].is_some() {
                 return Err(ValidationError::DuplicateInput {
-                    tensor: tensor.name,
+                    tensor: header.name.to_owned(),
                 });
             }
-            slots[ix] = Some(tensor);
+            slots[ix] = Some(header);
+            order.push(ix);
         }
         let mut batch: Option<usize> = None;
-        let mut ordered = Vec::with_capacity(slots.len());
         for (spec, slot) in self.inputs.iter().zip(slots) {
-            let tensor = slot.ok_or_else(|| ValidationError::MissingInput {
+            let header = slot.ok_or_else(|| ValidationError::MissingInput {
                 tensor: spec.name.clone(),
                 expected: self.input_names(),
             })?;
-            if tensor.datatype() != spec.datatype {
+            if header.datatype != spec.datatype {
                 return Err(ValidationError::Datatype {
                     tensor: spec.name.clone(),
                     expected: spec.datatype,
-                    got: tensor.datatype(),
+                    got: header.datatype,
                 });
             }
-            if !spec.accepts_shape(&tensor.shape) {
+            if !spec.accepts_shape(header.shape) {
                 return Err(ValidationError::Shape {
                     tensor: spec.name.clone(),
                     expected: spec.shape.clone(),
-                    got: tensor.shape,
+                    got: header.shape.to_vec(),
                 });
             }
             if max_batch_size > 0 {
-                let rows = tensor.batch_size().unwrap_or(1);
+                let rows = header.shape.first().copied().unwrap_or(1);
                 match batch {
                     Some(b) if b != rows => {
                         return Err(ValidationError::BatchMismatch {
@@ -204,9 +226,30 @@ impl Signature {
                     });
                 }
             }
-            ordered.push(tensor);
         }
-        Ok(ordered)
+        Ok(order)
+    }
+}
+
+/// What a request declares for one input before its data is read.
+#[derive(Clone, Copy, Debug)]
+pub struct InputHeader<'a> {
+    /// The input's name.
+    pub name: &'a str,
+    /// Its datatype.
+    pub datatype: DataType,
+    /// Its shape.
+    pub shape: &'a [usize],
+}
+
+impl<'a> InputHeader<'a> {
+    /// A header.
+    pub fn new(name: &'a str, datatype: DataType, shape: &'a [usize]) -> InputHeader<'a> {
+        InputHeader {
+            name,
+            datatype,
+            shape,
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub enum InferError {
         /// The version.
         version: u64,
     },
+    /// The memory held for requests in flight is at its budget.
+    #[error(transparent)]
+    OverBudget(#[from] crate::budget::OverBudget),
     /// The version is shutting down.
     #[error("model '{model}' is being unloaded")]
     Unavailable {

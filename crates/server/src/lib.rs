@@ -16,6 +16,7 @@
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
+pub mod budget;
 pub mod cache;
 pub mod composite;
 pub mod dashboard;
@@ -36,6 +37,7 @@ use axum::serve::ListenerExt;
 use ferroserve_core::RuntimeRegistry;
 use tokio::net::TcpListener;
 
+use crate::budget::MemoryBudget;
 use crate::protocol::v2::codec::RequestLimits;
 use crate::protocol::v2::http::{AppState, HttpSettings, router};
 use crate::repository::Repository;
@@ -49,6 +51,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Most elements one tensor may have.
     pub max_tensor_elements: usize,
+    /// Most bytes held at once for requests in flight (bodies and their decoded tensors);
+    /// past it requests get 503.
+    pub max_inflight_bytes: usize,
     /// Who changes what is loaded after start-up.
     pub model_control: ModelControl,
     /// Whether readiness needs every model to have a ready version (the default), rather than
@@ -72,6 +77,7 @@ impl ServerConfig {
             model_repository: model_repository.into(),
             max_request_bytes: 64 * 1024 * 1024,
             max_tensor_elements: 16 * 1024 * 1024,
+            max_inflight_bytes: 1024 * 1024 * 1024,
             model_control: ModelControl::None,
             strict_readiness: true,
             grpc_max_message_bytes: 64 * 1024 * 1024,
@@ -187,6 +193,7 @@ pub async fn serve_listeners(
         metrics,
         history,
         repository,
+        budget: MemoryBudget::new(config.max_inflight_bytes.max(2 * config.max_request_bytes)),
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
                 max_tensor_elements: config.max_tensor_elements,

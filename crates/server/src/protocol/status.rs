@@ -39,7 +39,9 @@ pub enum ApiError {
 /// The HTTP status of an error.
 pub fn http_status(error: &ApiError) -> StatusCode {
     match error {
-        ApiError::Protocol(ProtocolError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Protocol(
+            ProtocolError::BodyTooLarge { .. } | ProtocolError::DecodedTooLarge { .. },
+        ) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
         ApiError::Infer(e) => match e {
             InferError::ModelNotFound { .. }
@@ -58,6 +60,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             InferError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
             InferError::ModelNotReady { .. }
             | InferError::Overloaded { .. }
+            | InferError::OverBudget(_)
             | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         },
         ApiError::Repository(e) => match e {

@@ -18,6 +18,7 @@ mod grpc;
 mod hot_swap;
 mod infer;
 mod lifecycle;
+mod memory_limits;
 mod metrics;
 mod payload;
 mod reload;

@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroserve_core::{DataType, Tensor, TensorData, TensorSpec};
+use ferroserve_core::{DataType, InputHeader, Tensor, TensorData, TensorSpec};
 
 use super::proto;
+use crate::error::InferError;
+use crate::protocol::status::ApiError;
 use crate::protocol::v2::codec::{
-    ProtocolError, RequestLimits, RequestedOutput, V2Request, binary, input_header,
+    Expected, ProtocolError, RequestLimits, RequestedOutput, V2Request, binary, input_header,
 };
 use crate::repository::{LoadedVersion, VersionPolicy};
 use crate::scheduler::BatchMode;
@@ -16,10 +18,15 @@ use crate::stats::DurationStat;
 
 /// A `ModelInferRequest` as the V2 request every front-end runs. Inputs come from
 /// `raw_input_contents` (all of them, in input order) or from each input's typed `contents`.
+/// Names, datatypes and shapes are checked against `expected`, and the bytes the inputs take
+/// decoded against `limits`, before any tensor is built; `reserve` is then asked for those
+/// bytes.
 pub(super) fn decode_request(
     request: proto::ModelInferRequest,
     limits: RequestLimits,
-) -> Result<V2Request, ProtocolError> {
+    expected: Expected<'_>,
+    reserve: impl FnOnce(usize) -> Result<(), InferError>,
+) -> Result<V2Request, ApiError> {
     let raw = request.raw_input_contents;
     if !raw.is_empty() && raw.len() != request.inputs.len() {
         return Err(ProtocolError::Json {
@@ -28,17 +35,61 @@ pub(super) fn decode_request(
                 raw.len(),
                 request.inputs.len()
             ),
-        });
+        }
+        .into());
     }
+    let declared = request
+        .inputs
+        .iter()
+        .map(|input| input_header(&input.name, &input.datatype, &input.shape, limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    expected
+        .signature
+        .validate_headers(
+            request
+                .inputs
+                .iter()
+                .zip(&declared)
+                .map(|(input, (datatype, shape, _))| {
+                    InputHeader::new(&input.name, *datatype, shape)
+                }),
+            expected.max_batch_size,
+        )
+        .map_err(ProtocolError::from)?;
+    let decoded: usize = request
+        .inputs
+        .iter()
+        .zip(&declared)
+        .enumerate()
+        .map(|(i, (input, (datatype, _, count)))| match datatype.size() {
+            Some(size) => count.saturating_mul(size),
+            // BYTES: a 4-byte length per element and its bytes.
+            None => count.saturating_mul(4).saturating_add(match raw.get(i) {
+                Some(bytes) => bytes.len(),
+                None => input
+                    .contents
+                    .as_ref()
+                    .map_or(0, |c| c.bytes_contents.iter().map(Vec::len).sum()),
+            }),
+        })
+        .fold(0usize, usize::saturating_add);
+    if decoded > limits.max_decoded_bytes {
+        return Err(ProtocolError::DecodedTooLarge {
+            bytes: decoded,
+            limit: limits.max_decoded_bytes,
+        }
+        .into());
+    }
+    reserve(decoded)?;
     let mut inputs = Vec::with_capacity(request.inputs.len());
-    for (i, input) in request.inputs.into_iter().enumerate() {
-        let (datatype, shape, count) =
-            input_header(&input.name, &input.datatype, &input.shape, limits)?;
+    for ((i, input), (datatype, shape, count)) in
+        request.inputs.into_iter().enumerate().zip(declared)
+    {
         let data = match raw.get(i) {
             Some(bytes) => binary::decode(&input.name, datatype, bytes, count)?,
             None => typed(&input.name, datatype, input.contents.unwrap_or_default())?,
         };
-        inputs.push(Tensor::new(input.name, shape, data)?);
+        inputs.push(Tensor::new(input.name, shape, data).map_err(ProtocolError::from)?);
     }
     let outputs = request
         .outputs

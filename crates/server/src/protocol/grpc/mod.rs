@@ -15,9 +15,9 @@ use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::composite::RequestContext;
-use crate::error::RepositoryError;
+use crate::error::{InferError, RepositoryError};
 use crate::protocol::status::{ApiError, failure_reason, grpc_status};
-use crate::protocol::v2::codec::ProtocolError;
+use crate::protocol::v2::codec::{Expected, ProtocolError};
 use crate::protocol::v2::http::AppState;
 use crate::protocol::v2::http::metadata_extensions;
 use crate::protocol::v2::run;
@@ -92,7 +92,19 @@ impl V2Service {
         }
         .map_err(|e| status(self.state.unrouted(e)))?;
         let result = async {
-            let mut decoded = convert::decode_request(request, self.state.settings.limits)?;
+            // The message is in memory already (tonic decoded it, up to
+            // --grpc-max-message-bytes); its tensors will take as much again.
+            let mut held = self
+                .state
+                .budget
+                .reserve(prost::Message::encoded_len(&request))
+                .map_err(InferError::from)?;
+            let mut decoded = convert::decode_request(
+                request,
+                self.state.settings.limits,
+                Expected::of(&version),
+                |bytes| held.grow(bytes).map_err(InferError::from),
+            )?;
             decoded.timeout = match (decoded.timeout, deadline) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

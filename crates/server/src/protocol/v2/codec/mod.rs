@@ -13,7 +13,7 @@ pub mod response;
 use ferroserve_core::Tensor;
 
 pub(crate) use request::input_header;
-pub use request::{RequestLimits, decode_request};
+pub use request::{Expected, PlannedRequest, RequestLimits, decode_request, plan_request};
 pub use response::{EncodedResponse, encode_response};
 
 /// The header carrying the JSON part's length when a binary part follows.
@@ -101,6 +101,16 @@ pub enum ProtocolError {
     /// A tensor breaks a limit or does not fit its shape.
     #[error(transparent)]
     Validation(#[from] ferroserve_core::ValidationError),
+    /// The request's inputs would take more memory decoded than one request may hold.
+    #[error(
+        "the request's inputs decode to {bytes} bytes, over the limit of {limit} bytes per request (--max-request-bytes)"
+    )]
+    DecodedTooLarge {
+        /// Bytes the decoded inputs would take.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The body is larger than the configured limit.
     #[error("request body exceeds the limit of {limit} bytes (--max-request-bytes)")]
     BodyTooLarge {

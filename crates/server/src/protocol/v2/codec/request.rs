@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use ferroserve_core::tensor::element_count;
-use ferroserve_core::{DataType, Tensor, TensorSpec, ValidationError};
+use ferroserve_core::{DataType, InputHeader, Signature, Tensor, TensorSpec, ValidationError};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -23,8 +23,32 @@ pub struct RequestLimits {
     pub max_decoded_bytes: usize,
 }
 
+/// What a request must fit, checked from its JSON header before any tensor data is decoded:
+/// the served version's signature and batch limit (0 = not checked here).
+#[derive(Clone, Copy, Debug)]
+pub struct Expected<'a> {
+    /// The signature the inputs must match (names, datatypes, shapes).
+    pub signature: &'a Signature,
+    /// Largest batch; 0 leaves the batch to be checked where the request runs (composites).
+    pub max_batch_size: usize,
+}
+
+impl<'a> Expected<'a> {
+    /// What a request to `version` must fit: a model's signature and batch limit; for a
+    /// composite only its signature (its targets check the batch).
+    pub fn of(version: &'a crate::repository::LoadedVersion) -> Expected<'a> {
+        Expected {
+            signature: &version.signature,
+            max_batch_size: match version.executor.composite() {
+                Some(_) => 0,
+                None => version.max_batch_size,
+            },
+        }
+    }
+}
+
 /// The JSON header as sent.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RawRequest<'a> {
     #[serde(default)]
     id: Option<String>,
@@ -36,7 +60,7 @@ struct RawRequest<'a> {
     outputs: Vec<RawOutput>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RawInput<'a> {
     name: String,
     shape: Vec<u64>,
@@ -47,19 +71,60 @@ struct RawInput<'a> {
     data: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 struct RawOutput {
     name: String,
     #[serde(default)]
     parameters: HashMap<String, Value>,
 }
 
-/// Decodes a body whose first `header_length` bytes are JSON (all of it when `None`).
+/// Where an input's data is: its JSON `data`, or a range of the binary part.
+#[derive(Debug)]
+enum Source<'a> {
+    Json(&'a RawValue),
+    Binary(std::ops::Range<usize>),
+}
+
+impl Source<'_> {
+    /// Bytes the data takes on the wire.
+    fn len(&self) -> usize {
+        match self {
+            Source::Json(raw) => raw.get().len(),
+            Source::Binary(range) => range.len(),
+        }
+    }
+}
+
+/// Decodes a body whose first `header_length` bytes are JSON (all of it when `None`). Every
+/// input's name, datatype and shape are checked against `expected`, and the bytes its data
+/// will take against `limits`, before any data is decoded.
 pub fn decode_request(
     body: &[u8],
     header_length: Option<usize>,
     limits: RequestLimits,
+    expected: Option<Expected<'_>>,
 ) -> Result<V2Request, ProtocolError> {
+    plan_request(body, header_length, limits, expected)?.decode()
+}
+
+/// A request whose JSON header was read and checked (names, shapes, limits) and whose tensor
+/// data is not decoded yet, so the caller can reserve the memory it will take first.
+#[derive(Debug)]
+pub struct PlannedRequest<'a> {
+    raw: RawRequest<'a>,
+    declared: Vec<(DataType, Vec<usize>, usize, Source<'a>)>,
+    binary: &'a [u8],
+    decoded_bytes: usize,
+}
+
+/// The first half of [`decode_request`]: reads the JSON header and checks every input against
+/// `expected` and `limits`; nothing is allocated for tensor data.
+pub fn plan_request<'a>(
+    body: &'a [u8],
+    header_length: Option<usize>,
+    limits: RequestLimits,
+    expected: Option<Expected<'_>>,
+) -> Result<PlannedRequest<'a>, ProtocolError> {
     let split = header_length.unwrap_or(body.len());
     if split > body.len() {
         return Err(ProtocolError::Header {
@@ -67,24 +132,26 @@ pub fn decode_request(
             message: format!("{split} is larger than the body ({} bytes)", body.len()),
         });
     }
-    let (header, mut binary) = body.split_at(split);
+    let (header, binary) = body.split_at(split);
     let de = &mut serde_json::Deserializer::from_slice(header);
     let raw: RawRequest<'_> =
         serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
             message: e.to_string(),
         })?;
 
-    let mut inputs = Vec::with_capacity(raw.inputs.len());
-    for (ix, input) in raw.inputs.into_iter().enumerate() {
-        let name = input.name;
-        let (datatype, shape, count) = input_header(&name, &input.datatype, &input.shape, limits)?;
+    // Every input's header first: datatype, shape and where its data is.
+    let mut declared = Vec::with_capacity(raw.inputs.len());
+    let mut at = 0usize;
+    for (ix, input) in raw.inputs.iter().enumerate() {
+        let name = &input.name;
+        let (datatype, shape, count) = input_header(name, &input.datatype, &input.shape, limits)?;
         let binary_size = input
             .parameters
             .get("binary_data_size")
             .map(|v| {
                 v.as_u64().ok_or_else(|| {
                     ProtocolError::tensor(
-                        &name,
+                        name,
                         format!(
                             "parameter binary_data_size must be a non-negative integer, got {v}"
                         ),
@@ -92,27 +159,26 @@ pub fn decode_request(
                 })
             })
             .transpose()?;
-        let data = match (binary_size, input.data) {
+        let source = match (binary_size, input.data) {
             (Some(_), Some(_)) => {
                 return Err(ProtocolError::tensor(
-                    &name,
+                    name,
                     "has both JSON data and binary_data_size; give one",
                 ));
             }
             (Some(size), None) => {
-                let size = size as usize;
-                if size > binary.len() {
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
+                if size > binary.len() - at {
                     return Err(ProtocolError::BinaryTruncated {
-                        tensor: name,
+                        tensor: name.clone(),
                         needed: size,
-                        available: binary.len(),
+                        available: binary.len() - at,
                     });
                 }
-                let (bytes, rest) = binary.split_at(size);
-                binary = rest;
-                binary::decode(&name, datatype, bytes, count)?
+                at += size;
+                Source::Binary(at - size..at)
             }
-            (None, Some(raw)) => json::parse_data(&name, datatype, raw, count)?,
+            (None, Some(raw)) => Source::Json(raw),
             (None, None) => {
                 return Err(ProtocolError::Json {
                     message: format!(
@@ -121,14 +187,78 @@ pub fn decode_request(
                 });
             }
         };
-        inputs.push(Tensor::new(name, shape, data)?);
+        declared.push((datatype, shape, count, source));
     }
-    if !binary.is_empty() {
-        return Err(ProtocolError::BinaryTrailing {
-            extra: binary.len(),
+    if let Some(expected) = expected {
+        expected.signature.validate_headers(
+            raw.inputs
+                .iter()
+                .zip(&declared)
+                .map(|(input, (datatype, shape, ..))| {
+                    InputHeader::new(&input.name, *datatype, shape)
+                }),
+            expected.max_batch_size,
+        )?;
+    }
+    let decoded: usize = declared
+        .iter()
+        .map(|(datatype, _, count, source)| match datatype.size() {
+            Some(size) => count.saturating_mul(size),
+            // BYTES: a 4-byte length per element, and at most as many bytes as were sent.
+            None => count.saturating_mul(4).saturating_add(source.len()),
+        })
+        .fold(0usize, usize::saturating_add);
+    if decoded > limits.max_decoded_bytes {
+        return Err(ProtocolError::DecodedTooLarge {
+            bytes: decoded,
+            limit: limits.max_decoded_bytes,
         });
     }
 
+    if at < binary.len() {
+        return Err(ProtocolError::BinaryTrailing {
+            extra: binary.len() - at,
+        });
+    }
+    Ok(PlannedRequest {
+        raw,
+        declared,
+        binary,
+        decoded_bytes: decoded,
+    })
+}
+
+impl PlannedRequest<'_> {
+    /// Bytes the inputs will take once decoded (their binary form).
+    pub fn decoded_bytes(&self) -> usize {
+        self.decoded_bytes
+    }
+
+    /// The second half of [`decode_request`]: decodes the tensor data.
+    pub fn decode(self) -> Result<V2Request, ProtocolError> {
+        let PlannedRequest {
+            mut raw,
+            declared,
+            binary,
+            ..
+        } = self;
+        let mut inputs = Vec::with_capacity(raw.inputs.len());
+        for (input, (datatype, shape, count, source)) in
+            std::mem::take(&mut raw.inputs).into_iter().zip(declared)
+        {
+            let name = input.name;
+            let data = match source {
+                Source::Binary(range) => binary::decode(&name, datatype, &binary[range], count)?,
+                Source::Json(raw) => json::parse_data(&name, datatype, raw, count)?,
+            };
+            inputs.push(Tensor::new(name, shape, data)?);
+        }
+        finish(raw, inputs)
+    }
+}
+
+/// The request around its decoded `inputs`: outputs asked for and parameters.
+fn finish(raw: RawRequest<'_>, inputs: Vec<Tensor>) -> Result<V2Request, ProtocolError> {
     let mut outputs = Vec::with_capacity(raw.outputs.len());
     for output in raw.outputs {
         if output.parameters.contains_key("classification") {
@@ -316,7 +446,7 @@ mod tests {
     };
 
     fn decode(body: &[u8], header: Option<usize>) -> Result<V2Request, ProtocolError> {
-        decode_request(body, header, LIMITS)
+        decode_request(body, header, LIMITS, None)
     }
 
     #[test]
@@ -429,5 +559,80 @@ mod tests {
         assert_eq!(r.inputs[0].shape, vec![1, 2]);
         assert!(r.binary_output);
         assert!(decode_raw_binary(&spec, true, &body[..4], LIMITS).is_err());
+    }
+
+    #[test]
+    fn the_header_is_checked_against_the_signature_before_any_data_is_read() {
+        let signature = Signature {
+            inputs: vec![TensorSpec::new("x", DataType::Fp32, vec![-1, 2])],
+            outputs: vec![],
+        };
+        let expected = Some(Expected {
+            signature: &signature,
+            max_batch_size: 4,
+        });
+        // The data is not even valid: an error about it would mean it was parsed.
+        let unknown =
+            br#"{"inputs":[{"name":"z","shape":[1,2],"datatype":"FP32","data":["nope"]}]}"#;
+        let e = plan_request(unknown, None, LIMITS, expected).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "unexpected input 'z': the model's inputs are [\"x\"]"
+        );
+        let big_batch =
+            br#"{"inputs":[{"name":"x","shape":[5,2],"datatype":"FP32","data":["nope"]}]}"#;
+        let e = plan_request(big_batch, None, LIMITS, expected)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("max_batch_size 4"), "{e}");
+        let wrong_type =
+            br#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"INT8","data":["nope"]}]}"#;
+        let e = plan_request(wrong_type, None, LIMITS, expected)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("datatype INT8"), "{e}");
+        let good = br#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#;
+        let planned = plan_request(good, None, LIMITS, expected).unwrap();
+        assert_eq!(planned.decoded_bytes(), 8);
+        assert_eq!(planned.decode().unwrap().inputs[0].shape, vec![1, 2]);
+    }
+
+    #[test]
+    fn the_inputs_of_one_request_together_stay_within_the_decoded_byte_limit() {
+        let limits = RequestLimits {
+            max_tensor_elements: 1000,
+            max_decoded_bytes: 4000,
+        };
+        // Two tensors of 600 FP32 elements each: each under the element limit, 4,800 bytes
+        // together.
+        let input = |name: &str| {
+            format!(r#"{{"name":"{name}","shape":[600],"datatype":"FP32","data":["nope"]}}"#)
+        };
+        let body = format!(r#"{{"inputs":[{},{}]}}"#, input("a"), input("b"));
+        let e = plan_request(body.as_bytes(), None, limits, None)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                e,
+                ProtocolError::DecodedTooLarge {
+                    bytes: 4800,
+                    limit: 4000
+                }
+            ),
+            "{e}"
+        );
+        // BYTES count their length prefixes and at most the bytes sent.
+        let strings = format!(
+            r#"{{"inputs":[{{"name":"s","shape":[900],"datatype":"BYTES","data":[{}]}}]}}"#,
+            vec!["\"\""; 900].join(",")
+        );
+        let e = plan_request(strings.as_bytes(), None, limits, None)
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("over the limit of 4000 bytes"),
+            "{e}"
+        );
     }
 }

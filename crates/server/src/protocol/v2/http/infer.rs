@@ -4,17 +4,20 @@
 use crate::composite::RequestContext;
 use std::time::Instant;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 
-use super::{AppState, ModelPath, read_body};
+use super::{AppState, ModelPath, read_body_reserved};
+use crate::budget::Reservation;
+use crate::error::InferError;
 use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::request::decode_raw_binary;
-use crate::protocol::v2::codec::{EncodedResponse, HEADER_LENGTH, ProtocolError, decode_request};
+use crate::protocol::v2::codec::{
+    EncodedResponse, Expected, HEADER_LENGTH, ProtocolError, plan_request,
+};
 use crate::protocol::v2::execute;
 use crate::repository::LoadedVersion;
 
@@ -23,14 +26,21 @@ pub(super) async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let body = read_body(body, state.settings.max_request_bytes).map_err(|e| state.unrouted(e))?;
+    let (body, mut held) = read_body_reserved(
+        body,
+        &headers,
+        state.settings.max_request_bytes,
+        &state.budget,
+    )
+    .await
+    .map_err(|e| state.unrouted(e))?;
     let version = path
         .resolve(&state.repository)
         .map_err(|e| state.unrouted(e))?;
-    let result = run(&state, &version, &headers, &body, started).await;
+    let result = run(&state, &version, &headers, &body, &mut held, started).await;
     if let Err(error) = &result {
         version
             .stats
@@ -44,6 +54,7 @@ async fn run(
     version: &LoadedVersion,
     headers: &HeaderMap,
     body: &[u8],
+    held: &mut Reservation,
     started: Instant,
 ) -> Result<Response, ApiError> {
     let limits = state.settings.limits;
@@ -69,9 +80,16 @@ async fn run(
                 }
                 .into());
             };
+            // Its tensor is the body's bytes: as much again.
+            held.grow(body.len()).map_err(InferError::from)?;
             decode_raw_binary(spec, version.max_batch_size > 0, body, limits)?
         }
-        length => decode_request(body, length, limits)?,
+        length => {
+            let planned = plan_request(body, length, limits, Some(Expected::of(version)))?;
+            held.grow(planned.decoded_bytes())
+                .map_err(InferError::from)?;
+            planned.decode()?
+        }
     };
     // Only composites route by parameters and headers; a model's request skips the copy.
     let context = match version.executor.composite() {

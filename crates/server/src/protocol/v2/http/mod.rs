@@ -37,6 +37,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tower_http::services::ServeDir;
 
+use crate::budget::{MemoryBudget, Reservation};
 use crate::error::InferError;
 use crate::metrics::Metrics;
 use crate::protocol::status::ApiError;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Traffic over time, for `/dashboard`.
     pub history: Arc<crate::dashboard::history::History>,
+    /// Memory held for requests in flight, shared by every front-end.
+    pub budget: MemoryBudget,
 }
 
 impl AppState {
@@ -202,6 +205,45 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
         method: method.to_string(),
         path: uri.path().to_owned(),
     }
+}
+
+/// Reads an inference request's body, at most `limit` bytes, reserving its bytes in `budget`
+/// before they are buffered: all at once when `Content-Length` declares them, else chunk by
+/// chunk. Too large is 413; the budget spent is 503 at once. The reservation is held until the
+/// caller drops it (when the request has been answered).
+pub(crate) async fn read_body_reserved(
+    body: axum::body::Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+    budget: &MemoryBudget,
+) -> Result<(Bytes, Reservation), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProtocolError::BodyTooLarge { limit }.into());
+    }
+    let mut reservation = budget
+        .reserve(declared.unwrap_or(0))
+        .map_err(InferError::from)?;
+    let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+    let mut body = body.into_data_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| ProtocolError::Json {
+            message: format!("the body could not be read: {e}"),
+        })?;
+        let length = buffer.len() + chunk.len();
+        if length > limit {
+            return Err(ProtocolError::BodyTooLarge { limit }.into());
+        }
+        if length > reservation.bytes() {
+            reservation
+                .grow(length - reservation.bytes())
+                .map_err(InferError::from)?;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok((buffer.freeze(), reservation))
 }
 
 /// The body, or the error of reading it (too large, or the connection broke).
