@@ -103,6 +103,8 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
     assert_eq!(status, StatusCode::OK, "{reference}");
 
     // The closed-loop clients: two on the latest version, one on the label.
+    // Before the clients start, so their first answers fall in the first phase.
+    let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = [LATEST, LATEST, STABLE]
         .into_iter()
@@ -133,7 +135,6 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         })
         .collect();
 
-    let start = Instant::now();
     let mut phases = vec![Phase {
         changed: start,
         applied: start,

@@ -235,6 +235,8 @@ async fn deploy_under_load(policy: Policy) {
         .await
         .unwrap();
 
+    // Before the clients start, so their first answers fall in the first phase.
+    let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = [Protocol::V2Http, Protocol::V2Grpc, Protocol::TfRest]
         .into_iter()
@@ -259,7 +261,6 @@ async fn deploy_under_load(policy: Policy) {
         })
         .collect();
 
-    let start = Instant::now();
     let newest = |disk: &BTreeMap<u64, bool>| *policy.served(disk).last().unwrap();
     let mut phases = vec![Phase {
         what: "start",
