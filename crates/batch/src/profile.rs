@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use arrow_array::{BooleanArray, RecordBatch};
 use ferroserve_core::profile::{ColumnProfile, Profile};
-use ferroserve_core::{DataType, Model, Signature, Tensor, TensorData};
+use ferroserve_core::{ByteStrings, DataType, Model, Signature, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -285,13 +285,13 @@ fn input_tensor(
         vec![n]
     };
     let data = if p.spec.datatype == DataType::Bytes {
-        let mut out = Vec::with_capacity(n * width);
+        let mut out = ByteStrings::with_capacity(n * width, 0);
         for r in start..end {
             for c in &p.columns {
-                out.push(match &kept[c] {
-                    Kept::Strings(v) => v[r].clone().unwrap_or_default().into_bytes(),
-                    Kept::Numbers(v) => v[r].to_string().into_bytes(),
-                });
+                match &kept[c] {
+                    Kept::Strings(v) => out.push(v[r].as_deref().unwrap_or_default()),
+                    Kept::Numbers(v) => out.push(v[r].to_string()),
+                }
             }
         }
         TensorData::Bytes(out)

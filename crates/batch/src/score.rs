@@ -19,7 +19,7 @@ use arrow_array::{
     Int64Array, RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType as Arrow, Field, Schema, SchemaRef};
-use ferroserve_core::{DataType, Model, Tensor, TensorData};
+use ferroserve_core::{ByteStrings, DataType, Model, Tensor, TensorData};
 
 use crate::BatchError;
 use crate::mapping::{ColumnMapping, InputColumns, features_per_row};
@@ -475,7 +475,8 @@ fn gather(p: &InputColumns, batch: &RecordBatch, errors: &mut RowErrors) -> Tens
                     errors,
                 );
             }
-            TensorData::Bytes(out)
+            // Filled a column at a time; one copy into the row-major buffer.
+            TensorData::Bytes(out.into())
         }
         datatype => {
             let mut out = vec![0f64; rows * width];
@@ -624,11 +625,18 @@ fn take_rows(data: &TensorData, width: usize, rows: &[usize]) -> TensorData {
                 $(TensorData::$v(d) => TensorData::$v(
                     rows.iter().flat_map(|&r| d[r * width..(r + 1) * width].iter().cloned()).collect(),
                 ),)*
+                TensorData::Bytes(d) => {
+                    let mut out = ByteStrings::with_capacity(rows.len() * width, 0);
+                    for &r in rows {
+                        out.extend_from_range(d, r * width, (r + 1) * width);
+                    }
+                    TensorData::Bytes(out)
+                }
             }
         };
     }
     take!(
-        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
     )
 }
 
@@ -638,11 +646,12 @@ fn slice_rows(data: &TensorData, width: usize, start: usize, end: usize) -> Tens
         ($($v:ident),*) => {
             match data {
                 $(TensorData::$v(d) => TensorData::$v(d[start * width..end * width].to_vec()),)*
+                TensorData::Bytes(d) => TensorData::Bytes(d.slice(start * width, end * width)),
             }
         };
     }
     slice!(
-        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
     )
 }
 

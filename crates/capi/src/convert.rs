@@ -7,7 +7,7 @@ use std::ffi::{CString, c_void};
 use std::ptr;
 
 use ferroserve_core::tensor::element_count;
-use ferroserve_core::{DataType, Tensor, TensorData, TensorSpec};
+use ferroserve_core::{ByteStrings, DataType, Tensor, TensorData, TensorSpec};
 use half::{bf16, f16};
 
 use crate::error::Error;
@@ -96,60 +96,25 @@ fn decode_numbers(datatype: DataType, bytes: &[u8]) -> TensorData {
 
 /// The `count` elements of BYTES input `name` from the KServe V2 binary layout: each a 4-byte
 /// little-endian length, then its bytes; nothing may be left over.
-pub fn decode_v2_bytes(name: &str, bytes: &[u8], count: usize) -> Result<Vec<Vec<u8>>, Error> {
-    let malformed = |what: String| {
+pub fn decode_v2_bytes(name: &str, bytes: &[u8], count: usize) -> Result<ByteStrings, Error> {
+    ByteStrings::from_length_prefixed(bytes, count).map_err(|what| {
         Error::invalid_input(format!(
             "input '{name}': BYTES data is not {count} elements in the V2 layout (a 4-byte \
              little-endian length before each): {what}"
         ))
-    };
-    let mut elements = Vec::with_capacity(count.min(bytes.len() / 4));
-    let mut rest = bytes;
-    for i in 0..count {
-        let Some((length, tail)) = rest.split_first_chunk::<4>() else {
-            return Err(malformed(format!(
-                "element {i}'s length prefix is cut off at byte {}",
-                bytes.len() - rest.len()
-            )));
-        };
-        let length = u32::from_le_bytes(*length) as usize;
-        if length > tail.len() {
-            return Err(malformed(format!(
-                "element {i} is {length} bytes long but only {} remain",
-                tail.len()
-            )));
-        }
-        let (element, tail) = tail.split_at(length);
-        elements.push(element.to_vec());
-        rest = tail;
-    }
-    if !rest.is_empty() {
-        return Err(malformed(format!(
-            "{} bytes are left over after the last element",
-            rest.len()
-        )));
-    }
-    Ok(elements)
+    })
 }
 
 /// `elements` in the KServe V2 binary layout (see [`decode_v2_bytes`]). An element longer than
 /// a 4-byte length can say is an error naming `name`.
-pub fn encode_v2_bytes(name: &str, elements: &[Vec<u8>]) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(elements.iter().map(|e| 4 + e.len()).sum());
-    for (i, element) in elements.iter().enumerate() {
-        let length = u32::try_from(element.len()).map_err(|_| {
-            Error::new(
-                crate::types::FerroserveStatus::PredictFailed,
-                format!(
-                    "output '{name}': element {i} is {} bytes, more than the V2 layout's 4-byte \
-                     length can hold",
-                    element.len()
-                ),
-            )
-        })?;
-        out.extend_from_slice(&length.to_le_bytes());
-        out.extend_from_slice(element);
-    }
+pub fn encode_v2_bytes(name: &str, elements: &ByteStrings) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    elements.write_length_prefixed(&mut out).map_err(|what| {
+        Error::new(
+            crate::types::FerroserveStatus::PredictFailed,
+            format!("output '{name}': {what}"),
+        )
+    })?;
     Ok(out)
 }
 
@@ -351,7 +316,7 @@ mod tests {
 
     #[test]
     fn bytes_use_the_v2_layout_both_ways() {
-        let elements = vec![b"cat".to_vec(), vec![], vec![0, 255]];
+        let elements: ByteStrings = vec![b"cat".to_vec(), vec![], vec![0, 255]].into();
         let encoded = encode_v2_bytes("s", &elements).unwrap();
         assert_eq!(encoded, b"\x03\0\0\0cat\0\0\0\0\x02\0\0\0\x00\xff");
         assert_eq!(decode_v2_bytes("s", &encoded, 3).unwrap(), elements);
@@ -388,7 +353,7 @@ mod tests {
         let words = Tensor::new(
             "w",
             vec![2],
-            TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()]),
+            TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()].into()),
         );
         let owned = OwnedTensor::from_tensor(words.unwrap()).unwrap();
         assert_eq!(owned.datatype(), FerroserveDataType::Bytes);

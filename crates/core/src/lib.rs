@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`datatype`]: the KServe V2 datatypes (`FP32`, `INT64`, `BYTES`, ...).
 //! - [`tensor`]: [`Tensor`], a named, shaped, typed, row-major buffer.
+//! - [`byte_strings`]: [`ByteStrings`], the elements of a BYTES tensor in one buffer.
 //! - [`signature`]: [`TensorSpec`] and [`Signature`], what a model takes and returns, and the
 //!   validation of a request's tensors against them.
 //! - [`model`]: the [`Model`] and [`Runtime`] traits and the [`RuntimeRegistry`] that picks a
@@ -22,6 +23,7 @@
 //! assert_eq!(t.batch_size(), Some(2));
 //! ```
 
+pub mod byte_strings;
 pub mod datatype;
 pub mod error;
 pub mod model;
@@ -29,6 +31,7 @@ pub mod profile;
 pub mod signature;
 pub mod tensor;
 
+pub use byte_strings::{ByteStrings, LayoutError};
 pub use datatype::DataType;
 pub use error::{LoadError, ModelError, ValidationError};
 pub use model::{Model, Runtime, RuntimeRegistry};

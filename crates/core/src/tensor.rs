@@ -5,6 +5,7 @@
 
 use half::{bf16, f16};
 
+use crate::byte_strings::ByteStrings;
 use crate::datatype::DataType;
 use crate::error::ValidationError;
 
@@ -37,11 +38,12 @@ pub enum TensorData {
     F32(Vec<f32>),
     /// `FP64` elements.
     F64(Vec<f64>),
-    /// `BYTES` elements: each one a byte string of its own length.
-    Bytes(Vec<Vec<u8>>),
+    /// `BYTES` elements: byte strings of their own lengths, in one buffer.
+    Bytes(ByteStrings),
 }
 
-/// Runs `$body` with `$v` bound to the inner `Vec` of whichever variant `$data` is.
+/// Runs `$body` with `$v` bound to the inner `Vec` (a [`ByteStrings`] for BYTES) of whichever
+/// variant `$data` is.
 #[macro_export]
 macro_rules! dispatch_tensor_data {
     ($data:expr, $v:ident => $body:expr) => {
@@ -72,12 +74,13 @@ impl TensorData {
             ($($v:ident),*) => {
                 match (self, other) {
                     $((TensorData::$v(a), TensorData::$v(b)) => a.extend_from_slice(b),)*
+                    (TensorData::Bytes(a), TensorData::Bytes(b)) => a.extend_from(b),
                     (a, b) => panic!("cannot append {:?} to {:?}", b.datatype(), a.datatype()),
                 }
             };
         }
         extend!(
-            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
         );
     }
 
@@ -87,11 +90,12 @@ impl TensorData {
             ($($v:ident),*) => {
                 match self {
                     $(TensorData::$v(a) => TensorData::$v(a[start..end].to_vec()),)*
+                    TensorData::Bytes(a) => TensorData::Bytes(a.slice(start, end)),
                 }
             };
         }
         slice!(
-            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
         )
     }
 
@@ -141,7 +145,7 @@ impl TensorData {
             DataType::Bf16 => TensorData::Bf16(Vec::with_capacity(capacity)),
             DataType::Fp32 => TensorData::F32(Vec::with_capacity(capacity)),
             DataType::Fp64 => TensorData::F64(Vec::with_capacity(capacity)),
-            DataType::Bytes => TensorData::Bytes(Vec::with_capacity(capacity)),
+            DataType::Bytes => TensorData::Bytes(ByteStrings::with_capacity(capacity, 0)),
         }
     }
 
@@ -152,11 +156,12 @@ impl TensorData {
             ($($v:ident),*) => {
                 match &mut data {
                     $(TensorData::$v(a) => a.resize(len, Default::default()),)*
+                    TensorData::Bytes(a) => a.push_empty(len),
                 }
             };
         }
         fill!(
-            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+            Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
         );
         data
     }
@@ -205,7 +210,7 @@ impl TensorData {
     /// Bytes this buffer takes in the binary tensor form (BYTES: 4-byte length prefix each).
     pub fn byte_size(&self) -> usize {
         match self {
-            TensorData::Bytes(v) => v.iter().map(|b| 4 + b.len()).sum(),
+            TensorData::Bytes(v) => 4 * v.len() + v.total_bytes(),
             other => other.len() * other.datatype().size().unwrap_or(0),
         }
     }
@@ -378,7 +383,11 @@ mod tests {
         let batch = Tensor::concat_rows(&[a.clone(), b.clone()]).unwrap();
         assert_eq!(batch.shape, [3, 2]);
         assert_eq!(batch.split_rows(&[1, 2]).unwrap(), vec![a, b]);
-        let words = Tensor::new("s", vec![2], TensorData::Bytes(vec![b"a".to_vec(), vec![]]));
+        let words = Tensor::new(
+            "s",
+            vec![2],
+            TensorData::Bytes(vec![b"a".to_vec(), vec![]].into()),
+        );
         let words = words.unwrap();
         let twice = Tensor::concat_rows(&[words.clone(), words.clone()]).unwrap();
         assert_eq!(
@@ -401,7 +410,7 @@ mod tests {
 
     #[test]
     fn byte_size_counts_length_prefixes() {
-        let d = TensorData::Bytes(vec![b"ab".to_vec(), b"".to_vec()]);
+        let d = TensorData::Bytes(vec![b"ab".to_vec(), b"".to_vec()].into());
         assert_eq!(d.byte_size(), 4 + 2 + 4);
         assert_eq!(TensorData::F64(vec![0.0; 3]).byte_size(), 24);
     }

@@ -3,7 +3,7 @@
 //! BYTES elements become tract `String`s (ONNX string tensors), which must be UTF-8. BF16 has no
 //! tract counterpart and is rejected with a typed error.
 
-use ferroserve_core::{ModelError, Tensor, TensorData};
+use ferroserve_core::{ByteStrings, ModelError, Tensor, TensorData};
 use tract_onnx::prelude::{DatumType, Tensor as TractTensor, tract_ndarray};
 
 /// The name this runtime reports in errors.
@@ -45,10 +45,10 @@ pub(crate) fn to_tract(tensor: &Tensor) -> Result<TractTensor, ModelError> {
 }
 
 /// BYTES elements of input `name` as the UTF-8 strings ONNX string tensors hold (both engines).
-pub(crate) fn utf8_strings(name: &str, elements: &[Vec<u8>]) -> Result<Vec<String>, ModelError> {
+pub(crate) fn utf8_strings(name: &str, elements: &ByteStrings) -> Result<Vec<String>, ModelError> {
     elements
         .iter()
-        .map(|b| String::from_utf8(b.clone()))
+        .map(|b| String::from_utf8(b.to_vec()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ModelError::Execution {
             message: format!(
@@ -144,7 +144,7 @@ mod tests {
             TensorData::F16(vec![half::f16::from_f32(0.5), half::f16::from_f32(-2.0)]),
             TensorData::F32(vec![0.25, -1.5]),
             TensorData::F64(vec![1e300, -0.0]),
-            TensorData::Bytes(vec![b"ab".to_vec(), "é".as_bytes().to_vec()]),
+            TensorData::Bytes(vec![b"ab".to_vec(), "é".as_bytes().to_vec()].into()),
         ];
         for data in cases {
             let t = Tensor::new("x", vec![2, 1], data).unwrap();
@@ -162,7 +162,12 @@ mod tests {
 
     #[test]
     fn rejects_non_utf8_bytes() {
-        let t = Tensor::new("s", vec![1], TensorData::Bytes(vec![vec![0xff, 0xfe]])).unwrap();
+        let t = Tensor::new(
+            "s",
+            vec![1],
+            TensorData::Bytes(vec![vec![0xff, 0xfe]].into()),
+        )
+        .unwrap();
         assert!(to_tract(&t).unwrap_err().to_string().contains("UTF-8"));
     }
 }

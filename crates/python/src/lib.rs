@@ -257,14 +257,14 @@ fn to_tensor(py: Python<'_>, spec: &TensorSpec, value: &Bound<'_, PyAny>) -> PyR
             .map_err(bad)?;
         let shape: Vec<usize> = array.getattr("shape")?.extract()?;
         let items = array.call_method0("ravel")?.call_method0("tolist")?;
-        let mut data = Vec::new();
+        let mut data = ferroserve_core::ByteStrings::new();
         for item in items.cast::<PyList>()?.iter() {
             if let Ok(s) = item.cast::<PyString>() {
-                data.push(s.to_cow()?.as_bytes().to_vec());
+                data.push(s.to_cow()?.as_bytes());
             } else if let Ok(b) = item.cast::<PyBytes>() {
-                data.push(b.as_bytes().to_vec());
+                data.push(b.as_bytes());
             } else {
-                data.push(item.str()?.to_cow()?.as_bytes().to_vec());
+                data.push(item.str()?.to_cow()?.as_bytes());
             }
         }
         return Tensor::new(&spec.name, shape, TensorData::Bytes(data))

@@ -61,11 +61,11 @@ fn every_converted_model_matches_scikit_learn() {
                     assert_eq!(labels, &want, "{case}: labels");
                 }
                 TensorData::Bytes(labels) => {
-                    let want: Vec<Vec<u8>> = expected["label"]
+                    let want: ferroserve_core::ByteStrings = expected["label"]
                         .as_array()
                         .unwrap()
                         .iter()
-                        .map(|v| v.as_str().unwrap().as_bytes().to_vec())
+                        .map(|v| v.as_str().unwrap())
                         .collect();
                     assert_eq!(labels, &want, "{case}: labels");
                 }

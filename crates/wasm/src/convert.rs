@@ -246,10 +246,10 @@ pub(crate) fn output(tensor: Tensor) -> Result<JsValue, JsError> {
             .collect::<Array>()
             .into(),
         TensorData::Bytes(v) => v
-            .into_iter()
-            .map(|b| match String::from_utf8(b) {
+            .iter()
+            .map(|b| match std::str::from_utf8(b) {
                 Ok(s) => JsValue::from(s),
-                Err(e) => Uint8Array::from(e.as_bytes()).into(),
+                Err(_) => Uint8Array::from(b).into(),
             })
             .collect::<Array>()
             .into(),

@@ -300,7 +300,7 @@ fn observe(taps: &[Tap], tensors: &[Tensor]) {
                 let i = r * width + c.index;
                 let value = match (&c.reference, data) {
                     (Reference::Text(codes), TensorData::Bytes(b)) => match b.get(i) {
-                        Some(bytes) => codes.get(bytes.as_slice()).map_or(-1.0, |&k| k as f64),
+                        Some(bytes) => codes.get(bytes).map_or(-1.0, |&k| k as f64),
                         None => f64::NAN,
                     },
                     _ => data.get_f64(i).unwrap_or(f64::NAN),
@@ -556,7 +556,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let grades = [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()];
-        let t = Tensor::new("grade", vec![3], TensorData::Bytes(grades.to_vec())).unwrap();
+        let t = Tensor::new("grade", vec![3], TensorData::Bytes(grades.to_vec().into())).unwrap();
         monitor.observe_inputs(&[t]);
         let report = monitor.report();
         let c = &report.inputs[0];

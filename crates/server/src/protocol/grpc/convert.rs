@@ -200,7 +200,7 @@ fn typed(
         DataType::Int64 => TensorData::I64(c.int64_contents),
         DataType::Fp32 => TensorData::F32(c.fp32_contents),
         DataType::Fp64 => TensorData::F64(c.fp64_contents),
-        DataType::Bytes => TensorData::Bytes(c.bytes_contents),
+        DataType::Bytes => TensorData::Bytes(c.bytes_contents.into()),
         DataType::Fp16 | DataType::Bf16 => {
             return Err(ProtocolError::tensor(
                 name,

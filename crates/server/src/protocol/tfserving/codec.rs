@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(t[0].data(), &TensorData::I64(vec![1, 2]));
         assert_eq!(
             t[1].data(),
-            &TensorData::Bytes(vec![b"a".to_vec(), vec![0xff]])
+            &TensorData::Bytes(vec![b"a".to_vec(), vec![0xff]].into())
         );
     }
 

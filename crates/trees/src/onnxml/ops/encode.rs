@@ -75,7 +75,7 @@ impl Op for LabelEncoder {
             }
             (Column::Strings(k), TensorData::Bytes(v)) => v
                 .iter()
-                .map(|x| k.iter().position(|k| k.as_bytes() == x.as_slice()))
+                .map(|x| k.iter().position(|k| k.as_bytes() == x))
                 .collect(),
             (Column::Floats(k), TensorData::F32(v)) => {
                 v.iter().map(|x| k.iter().position(|k| k == x)).collect()
@@ -196,11 +196,7 @@ mod tests {
         let out = op.run(&[Some(&x)]).unwrap();
         assert_eq!(
             out[0].1,
-            TensorData::Bytes(vec![
-                b"seven".to_vec(),
-                b"_Unused".to_vec(),
-                b"three".to_vec()
-            ])
+            TensorData::Bytes(["seven", "_Unused", "three"].into_iter().collect())
         );
     }
 

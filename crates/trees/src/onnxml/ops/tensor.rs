@@ -2,7 +2,7 @@
 //! `ai.onnx.ml`'s `ArrayFeatureExtractor` and `OneHotEncoder`. Element types: FP32, FP64,
 //! INT64 (and BYTES where only copied).
 
-use ferroserve_core::{Tensor, TensorData};
+use ferroserve_core::{ByteStrings, Tensor, TensorData};
 
 use super::{Op, Output, input};
 use crate::onnxml::attributes::Attributes;
@@ -51,7 +51,16 @@ fn take(data: &TensorData, shape: &[usize], axis: usize, picks: &[usize]) -> Ten
         TensorData::F64(v) => pick!(v, F64),
         TensorData::I64(v) => pick!(v, I64),
         TensorData::I32(v) => pick!(v, I32),
-        TensorData::Bytes(v) => pick!(v, Bytes),
+        TensorData::Bytes(v) => {
+            let mut out = ByteStrings::with_capacity(outer * picks.len() * inner, 0);
+            for o in 0..outer {
+                for &p in picks {
+                    let start = (o * along + p) * inner;
+                    out.extend_from_range(v, start, start + inner);
+                }
+            }
+            TensorData::Bytes(out)
+        }
         other => TensorData::with_capacity(other.datatype(), 0),
     }
 }
@@ -179,7 +188,19 @@ impl Op for Concat {
             TensorData::F32(_) => join!(F32),
             TensorData::F64(_) => join!(F64),
             TensorData::I64(_) => join!(I64),
-            TensorData::Bytes(_) => join!(Bytes),
+            TensorData::Bytes(_) => {
+                let mut out = ByteStrings::new();
+                for o in 0..outer {
+                    for p in &parts {
+                        let TensorData::Bytes(v) = p.data() else {
+                            unreachable!()
+                        };
+                        let block = v.len() / outer.max(1);
+                        out.extend_from_range(v, o * block, (o + 1) * block);
+                    }
+                }
+                TensorData::Bytes(out)
+            }
             other => return Err(format!("Concat of {} is not supported", other.datatype())),
         };
         Ok(vec![(shape, data)])
@@ -272,7 +293,7 @@ impl Op for OneHotEncoder {
                 .collect(),
             (Categories::Strings(c), TensorData::Bytes(v)) => v
                 .iter()
-                .map(|x| c.iter().position(|c| c.as_bytes() == x.as_slice()))
+                .map(|x| c.iter().position(|c| c.as_bytes() == x))
                 .collect(),
             (_, other) => {
                 return Err(format!(

@@ -1,7 +1,7 @@
 //! The binary tensor data extension's element encoding: little-endian, row-major, native size;
 //! BOOL one byte (0/1); each BYTES element a 4-byte little-endian length then its bytes.
 
-use ferroserve_core::{DataType, TensorData};
+use ferroserve_core::{ByteStrings, DataType, TensorData};
 use half::{bf16, f16};
 
 use super::ProtocolError;
@@ -66,48 +66,14 @@ pub fn decode(
     })
 }
 
-/// Splits length-prefixed BYTES elements; there must be exactly `count` filling `bytes`.
-fn decode_bytes(
-    tensor: &str,
-    mut bytes: &[u8],
-    count: usize,
-) -> Result<Vec<Vec<u8>>, ProtocolError> {
-    let mut out = Vec::with_capacity(count.min(bytes.len() / 4));
-    while !bytes.is_empty() {
-        let i = out.len();
-        if bytes.len() < 4 {
-            return Err(ProtocolError::tensor(
-                tensor,
-                format!(
-                    "BYTES element {i}: {} bytes left, too few for its 4-byte length prefix",
-                    bytes.len()
-                ),
-            ));
-        }
-        let len = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
-        bytes = &bytes[4..];
-        if bytes.len() < len {
-            return Err(ProtocolError::tensor(
-                tensor,
-                format!(
-                    "BYTES element {i}: length prefix says {len} bytes but {} remain",
-                    bytes.len()
-                ),
-            ));
-        }
-        out.push(bytes[..len].to_vec());
-        bytes = &bytes[len..];
-    }
-    if out.len() != count {
-        return Err(ProtocolError::tensor(
+/// BYTES elements in the V2 layout, checked to be exactly `count`.
+fn decode_bytes(tensor: &str, bytes: &[u8], count: usize) -> Result<ByteStrings, ProtocolError> {
+    ByteStrings::from_length_prefixed(bytes, count).map_err(|e| {
+        ProtocolError::tensor(
             tensor,
-            format!(
-                "binary data holds {} BYTES elements but the shape needs {count}",
-                out.len()
-            ),
-        ));
-    }
-    Ok(out)
+            format!("binary BYTES data is not {count} elements (a 4-byte little-endian length before each): {e}"),
+        )
+    })
 }
 
 /// Appends the binary form of `data` to `out`.
@@ -134,10 +100,11 @@ pub fn encode(data: &TensorData, out: &mut Vec<u8>) {
         TensorData::I64(v) => le!(v),
         TensorData::F64(v) => le!(v),
         TensorData::Bytes(v) => {
-            for b in v {
-                out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-                out.extend_from_slice(b);
-            }
+            // An output element of 4 GiB or more cannot be sent in this layout at all; the
+            // request's limits keep inputs far below it.
+            v.write_length_prefixed(out).expect(
+                "BYTES elements are under 4 GiB: request and message limits keep them far smaller",
+            );
         }
     }
 }
@@ -171,11 +138,9 @@ mod tests {
         round_trip(&TensorData::U64(vec![u64::MAX]));
         round_trip(&TensorData::I64(vec![i64::MIN]));
         round_trip(&TensorData::F64(vec![1e-300]));
-        round_trip(&TensorData::Bytes(vec![
-            b"abc".to_vec(),
-            vec![],
-            vec![0, 1],
-        ]));
+        round_trip(&TensorData::Bytes(
+            vec![b"abc".to_vec(), vec![], vec![0, 1]].into(),
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use ferroserve_core::{DataType, TensorData};
+use ferroserve_core::{ByteStrings, DataType, TensorData};
 use half::{bf16, f16};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
@@ -24,6 +24,13 @@ pub fn parse_data(
 ) -> Result<TensorData, ProtocolError> {
     fn run<T: Element>(raw: &RawValue, capacity: usize) -> Result<Vec<T>, serde_json::Error> {
         let mut out = Vec::with_capacity(capacity);
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        Flatten { out: &mut out }.deserialize(&mut de)?;
+        Ok(out)
+    }
+    fn strings(raw: &RawValue, capacity: usize) -> Result<ByteStrings, serde_json::Error> {
+        // The JSON text bounds the bytes: one buffer, sized once.
+        let mut out = ByteStrings::with_capacity(capacity, raw.get().len());
         let mut de = serde_json::Deserializer::from_str(raw.get());
         Flatten { out: &mut out }.deserialize(&mut de)?;
         Ok(out)
@@ -48,7 +55,7 @@ pub fn parse_data(
         DataType::Bf16 => TensorData::Bf16(run(raw, capacity).map_err(wrap)?),
         DataType::Fp32 => TensorData::F32(run(raw, capacity).map_err(wrap)?),
         DataType::Fp64 => TensorData::F64(run(raw, capacity).map_err(wrap)?),
-        DataType::Bytes => TensorData::Bytes(run(raw, capacity).map_err(wrap)?),
+        DataType::Bytes => TensorData::Bytes(strings(raw, capacity).map_err(wrap)?),
     })
 }
 
@@ -151,12 +158,70 @@ impl Element for Vec<u8> {
     }
 }
 
-/// Appends every scalar of a (possibly nested) JSON array to `out`.
-struct Flatten<'a, T> {
-    out: &'a mut Vec<T>,
+/// Where [`Flatten`] puts the scalars it reads: a `Vec` of an [`Element`], or the one buffer of
+/// a BYTES tensor. Each `push_*` answers whether the scalar was accepted.
+trait Elements {
+    /// The V2 name of the element type, for messages.
+    const NAME: &'static str;
+    fn count(&self) -> usize;
+    fn push_bool(&mut self, v: bool) -> bool;
+    fn push_i64(&mut self, v: i64) -> bool;
+    fn push_u64(&mut self, v: u64) -> bool;
+    fn push_f64(&mut self, v: f64) -> bool;
+    fn push_str(&mut self, v: &str) -> bool;
 }
 
-impl<'de, T: Element> DeserializeSeed<'de> for Flatten<'_, T> {
+impl<T: Element> Elements for Vec<T> {
+    const NAME: &'static str = T::NAME;
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn push_bool(&mut self, v: bool) -> bool {
+        T::from_bool(v).map(|x| self.push(x)).is_some()
+    }
+    fn push_i64(&mut self, v: i64) -> bool {
+        T::from_i64(v).map(|x| self.push(x)).is_some()
+    }
+    fn push_u64(&mut self, v: u64) -> bool {
+        T::from_u64(v).map(|x| self.push(x)).is_some()
+    }
+    fn push_f64(&mut self, v: f64) -> bool {
+        T::from_f64(v).map(|x| self.push(x)).is_some()
+    }
+    fn push_str(&mut self, v: &str) -> bool {
+        T::from_str(v).map(|x| self.push(x)).is_some()
+    }
+}
+
+impl Elements for ByteStrings {
+    const NAME: &'static str = "BYTES";
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn push_bool(&mut self, _: bool) -> bool {
+        false
+    }
+    fn push_i64(&mut self, _: i64) -> bool {
+        false
+    }
+    fn push_u64(&mut self, _: u64) -> bool {
+        false
+    }
+    fn push_f64(&mut self, _: f64) -> bool {
+        false
+    }
+    fn push_str(&mut self, v: &str) -> bool {
+        self.push(v);
+        true
+    }
+}
+
+/// Appends every scalar of a (possibly nested) JSON array to `out`.
+struct Flatten<'a, O> {
+    out: &'a mut O,
+}
+
+impl<'de, O: Elements> DeserializeSeed<'de> for Flatten<'_, O> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -164,27 +229,25 @@ impl<'de, T: Element> DeserializeSeed<'de> for Flatten<'_, T> {
     }
 }
 
-impl<T: Element> Flatten<'_, T> {
-    fn push<E: de::Error>(self, v: Option<T>, got: fmt::Arguments<'_>) -> Result<(), E> {
-        match v {
-            Some(v) => {
-                self.out.push(v);
-                Ok(())
-            }
-            None => Err(E::custom(format_args!(
+impl<O: Elements> Flatten<'_, O> {
+    fn push<E: de::Error>(self, accepted: bool, got: fmt::Arguments<'_>) -> Result<(), E> {
+        if accepted {
+            Ok(())
+        } else {
+            Err(E::custom(format_args!(
                 "element {} is {got}, which is not a valid {} value",
-                self.out.len(),
-                T::NAME
-            ))),
+                self.out.count(),
+                O::NAME
+            )))
         }
     }
 }
 
-impl<'de, T: Element> Visitor<'de> for Flatten<'_, T> {
+impl<'de, O: Elements> Visitor<'de> for Flatten<'_, O> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "an array of {} values", T::NAME)
+        write!(f, "an array of {} values", O::NAME)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
@@ -194,27 +257,32 @@ impl<'de, T: Element> Visitor<'de> for Flatten<'_, T> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.push(T::from_bool(v), format_args!("{v}"))
+        let accepted = self.out.push_bool(v);
+        self.push(accepted, format_args!("{v}"))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.push(T::from_i64(v), format_args!("{v}"))
+        let accepted = self.out.push_i64(v);
+        self.push(accepted, format_args!("{v}"))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.push(T::from_u64(v), format_args!("{v}"))
+        let accepted = self.out.push_u64(v);
+        self.push(accepted, format_args!("{v}"))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.push(T::from_f64(v), format_args!("{v}"))
+        let accepted = self.out.push_f64(v);
+        self.push(accepted, format_args!("{v}"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.push(T::from_str(v), format_args!("the string {v:?}"))
+        let accepted = self.out.push_str(v);
+        self.push(accepted, format_args!("the string {v:?}"))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.push(None, format_args!("null"))
+        self.push(false, format_args!("null"))
     }
 }
 
@@ -238,7 +306,13 @@ impl Serialize for DataJson<'_> {
         match self.0 {
             TensorData::F16(v) => seq(s, v, |x| x.to_f32()),
             TensorData::Bf16(v) => seq(s, v, |x| x.to_f32()),
-            TensorData::Bytes(v) => seq(s, v, |x| String::from_utf8_lossy(x).into_owned()),
+            TensorData::Bytes(v) => {
+                let mut out = s.serialize_seq(Some(v.len()))?;
+                for x in v {
+                    out.serialize_element(&String::from_utf8_lossy(x))?;
+                }
+                out.end()
+            }
             TensorData::Bool(v) => v.serialize(s),
             TensorData::U8(v) => v.serialize(s),
             TensorData::U16(v) => v.serialize(s),
@@ -303,7 +377,7 @@ mod tests {
         );
         assert_eq!(
             parse(DataType::Bytes, r#"["ab", "c"]"#).unwrap(),
-            TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()])
+            TensorData::Bytes(vec![b"ab".to_vec(), b"c".to_vec()].into())
         );
         let TensorData::F32(v) = parse(DataType::Fp32, r#"["NaN", "-inf"]"#).unwrap() else {
             panic!()
@@ -330,7 +404,8 @@ mod tests {
         let text = serde_json::to_string(&DataJson(&TensorData::F32(vec![0.5, 1.0]))).unwrap();
         assert_eq!(text, "[0.5,1.0]");
         let bytes =
-            serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()]))).unwrap();
+            serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()].into())))
+                .unwrap();
         assert_eq!(bytes, "[\"hi\"]");
     }
 }

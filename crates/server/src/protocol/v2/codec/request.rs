@@ -354,7 +354,7 @@ pub fn decode_raw_binary(
         ([_], None) if fixed == 1 => {
             // One BYTES element holding the whole body.
             let shape: Vec<usize> = shape.iter().map(|&d| d.max(1) as usize).collect();
-            let data = ferroserve_core::TensorData::Bytes(vec![body.to_vec()]);
+            let data = ferroserve_core::TensorData::Bytes([body].into_iter().collect());
             return Ok(V2Request {
                 inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
                 binary_output: true,
