@@ -39,7 +39,9 @@ pub enum ApiError {
 /// The HTTP status of an error.
 pub fn http_status(error: &ApiError) -> StatusCode {
     match error {
-        ApiError::Protocol(ProtocolError::BodyTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Protocol(
+            ProtocolError::BodyTooLarge { .. } | ProtocolError::DecodedTooLarge { .. },
+        ) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
         ApiError::Infer(e) => match e {
             InferError::ModelNotFound { .. }
@@ -141,6 +143,10 @@ mod tests {
             ),
             (
                 ProtocolError::BodyTooLarge { limit: 1 }.into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                ProtocolError::DecodedTooLarge { limit: 1 }.into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (
