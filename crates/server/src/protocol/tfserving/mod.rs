@@ -181,7 +181,11 @@ async fn post(
         .repository
         .resolve(&parsed.model, parsed.version.as_deref())
         .map_err(|e| state.unrouted(e))?;
-    let result = run(&state.repository, &version, &verb, &body, started).await;
+    let limits = codec::Limits {
+        request: state.settings.limits,
+        max_batch_size: version.max_batch_size,
+    };
+    let result = run(&state.repository, &version, &verb, &body, limits, started).await;
     if let Err(error) = &result {
         version
             .stats
@@ -195,15 +199,14 @@ async fn run(
     version: &LoadedVersion,
     verb: &str,
     body: &[u8],
+    limits: codec::Limits,
     started: Instant,
 ) -> Result<Response, ApiError> {
-    let body: Value = serde_json::from_slice(body).map_err(|e| ProtocolError::Json {
-        message: format!("the body is not JSON: {e}"),
-    })?;
+    // Straight from the bytes into typed tensors, within `limits`: no JSON tree is built.
     let (inputs, format) = match verb {
-        "predict" => codec::decode_predict(&body, &version.signature)?,
+        "predict" => codec::decode_predict(body, &version.signature, limits)?,
         _ => (
-            codec::decode_examples(&body, &version.signature)?,
+            codec::decode_examples(body, &version.signature, limits)?,
             Format::Row,
         ),
     };
