@@ -3,10 +3,9 @@
 //! it decodes stays within a bound set by `--max-request-bytes`, it answers a normal request
 //! during and after, and its memory comes back afterwards.
 //!
-//! The bound: one decode holds the body (at most `--max-request-bytes`; the HTTP layer briefly
-//! holds it twice while joining the chunks it arrived in) and what it decodes to (at most as
-//! much again: the decoded-bytes budget), so the peak resident memory stays under what the
-//! server held before + 3 × `--max-request-bytes` per concurrent decode (one here), plus
+//! The bound: one decode holds the body (at most `--max-request-bytes`) and what it decodes to
+//! (at most as much again: the decoded-bytes budget), so the peak resident memory stays under
+//! what the server held before + 2 × `--max-request-bytes` per concurrent decode (one here), plus
 //! [`SLACK`] for the rest of a request's path. Before the decoders were bounded, the bodies
 //! here took the server from about 40 MiB to 260-380 MiB (8 MiB bodies), 1.35 GB (the 48 MiB
 //! one), or killed it (the 78 KiB context).
@@ -26,10 +25,9 @@ use common::{Server, block_on, start_server};
 
 const MIB: usize = 1 << 20;
 
-/// How many times `--max-request-bytes` one decode may hold: the body, which the HTTP layer
-/// briefly holds twice while it joins the chunks the body arrived in, and the tensors it
+/// How many times `--max-request-bytes` one decode may hold: the body, and the tensors it
 /// decodes to (at most as much again).
-const BODIES_HELD: usize = 3;
+const BODIES_HELD: usize = 2;
 
 /// Room above the bound for what is not the body or its tensors: the connection's buffers,
 /// the concurrent normal request, allocator bookkeeping.
