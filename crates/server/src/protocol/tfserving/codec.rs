@@ -2,9 +2,15 @@
 //! formats turned into tensors, and outputs back into `predictions` / `outputs`; the
 //! `examples` of `:classify` and `:regress`. Shapes come from the nesting of the JSON lists, as
 //! TF Serving infers them; strings are UTF-8 or `{"b64": "..."}`.
+//!
+//! Bodies are decoded by serde visitors driven by the model's signature, straight from the
+//! bytes into each input's typed buffer (no `serde_json::Value` tree), checking as they go:
+//! a name the model lacks stops decoding before its value is read, and so do a row past
+//! `max_batch_size`, an input past `max_tensor_elements` and all inputs together past
+//! `max_decoded_bytes`. A `context` is decoded once and repeated only into the final buffers,
+//! whose size is checked before they are allocated. Scalars convert as in the V2 JSON API.
 
 use std::fmt;
-use std::ops::Range;
 
 use base64::Engine;
 use ferroserve_core::{DataType, Signature, Tensor, TensorData, ValidationError};
@@ -231,7 +237,8 @@ impl<'s> Decoder<'s> {
     }
 
     /// The `rows` example tensors: each column's own rows, and the context's value in the rows
-    /// `pending` lists for it (the context repeated into the final buffer only).
+    /// `pending` lists for it (the context repeated into the final buffer only, its size
+    /// checked first).
     fn assemble(
         &mut self,
         columns: Vec<Column>,
@@ -270,18 +277,8 @@ impl<'s> Decoder<'s> {
                 }
             }
             self.charge(pending.len().saturating_mul(shared.data.byte_size()))?;
-            let mut data = TensorData::with_capacity(shared.data.datatype(), rows * per_row);
-            let mut pending = pending.iter().copied().peekable();
-            let mut own = 0;
-            for row in 0..rows {
-                if pending.next_if_eq(&row).is_some() {
-                    extend(&mut data, &shared.data, 0..per_row);
-                } else {
-                    extend(&mut data, &column.data, own * per_row..(own + 1) * per_row);
-                    own += 1;
-                }
-            }
-            drop(column.data);
+            let mut data = column.data;
+            interleave(&mut data, &shared.data, rows, &pending);
             let mut shape = vec![rows];
             shape.extend_from_slice(&shared.shape.dims);
             tensors.push(Tensor::new(name, shape, data)?);
@@ -290,17 +287,40 @@ impl<'s> Decoder<'s> {
     }
 }
 
-/// Appends `src[range]` to `dst`, of the same datatype.
-fn extend(dst: &mut TensorData, src: &TensorData, range: Range<usize>) {
-    macro_rules! extend {
+/// Grows `own` (the rows of the examples that give the input, in order) to `rows` rows in
+/// place: the examples listed in `pending` get `shared` (the context's value, one row), the
+/// others their own row, moved from the last backwards so no row is held twice.
+fn interleave(own: &mut TensorData, shared: &TensorData, rows: usize, pending: &[usize]) {
+    fn fill<T: Clone + Default>(own: &mut Vec<T>, shared: &[T], rows: usize, pending: &[usize]) {
+        let width = shared.len();
+        if width == 0 {
+            return; // Rows of no elements: nothing to place.
+        }
+        let mut kept = own.len() / width;
+        own.resize(rows * width, T::default());
+        let mut pending = pending.iter().rev().peekable();
+        for row in (0..rows).rev() {
+            let at = row * width;
+            if pending.next_if_eq(&&row).is_some() {
+                own[at..at + width].clone_from_slice(shared);
+            } else {
+                kept -= 1;
+                // Rows past `kept` hold no own row any more, so the swap loses nothing.
+                for k in 0..width {
+                    own.swap(kept * width + k, at + k);
+                }
+            }
+        }
+    }
+    macro_rules! fill {
         ($($v:ident),*) => {
-            match (dst, src) {
-                $((TensorData::$v(a), TensorData::$v(b)) => a.extend_from_slice(&b[range]),)*
+            match (own, shared) {
+                $((TensorData::$v(a), TensorData::$v(b)) => fill(a, b, rows, pending),)*
                 _ => unreachable!("a column and the context's value have their input's datatype"),
             }
         };
     }
-    extend!(
+    fill!(
         Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
     );
 }
@@ -1974,6 +1994,20 @@ mod tests {
             let err = examples(body, &sig, LIMITS).unwrap_err().to_string();
             assert!(err.contains(needle), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn context_strings_and_empty_rows_fill_in_too() {
+        let sig = signature(&[("s", DataType::Bytes), ("e", DataType::Fp32)]);
+        let body = "{\"examples\": [{}, {\"s\": [\"own\"], \"e\": []}, {}], \
+                    \"context\": {\"s\": [{\"b64\": \"/w==\"}], \"e\": []}}";
+        let t = examples(body, &sig, LIMITS).unwrap();
+        assert_eq!(t[0].shape, [3, 1]);
+        assert_eq!(
+            t[0].data(),
+            &TensorData::Bytes(vec![vec![0xff], b"own".to_vec(), vec![0xff]])
+        );
+        assert_eq!((t[1].shape.as_slice(), t[1].len()), (&[3, 0][..], 0));
     }
 
     /// The context is held once: 20,000 examples sharing 10,000 context values are refused
