@@ -147,6 +147,10 @@ mod tests {
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (
+                ProtocolError::DecodedTooLarge { limit: 1 }.into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
                 ProtocolError::Header {
                     header: "h",
                     message: "x".into(),

@@ -60,7 +60,8 @@ pub fn parse_data(
 }
 
 /// An element type that JSON scalars convert into; `None` = that scalar is not accepted.
-trait Element: Sized {
+/// Shared with the TensorFlow Serving decoders, so both APIs convert scalars alike.
+pub(crate) trait Element: Sized {
     /// The V2 name, for messages.
     const NAME: &'static str;
     fn from_bool(_: bool) -> Option<Self> {

@@ -117,6 +117,15 @@ pub enum ProtocolError {
         /// The limit.
         limit: usize,
     },
+    /// The body's input tensors decode to more bytes than one request may hold; decoding
+    /// stopped there.
+    #[error(
+        "the input tensors decode to more than {limit} bytes, the limit per request (--max-request-bytes)"
+    )]
+    DecodedTooLarge {
+        /// The limit ([`RequestLimits::max_decoded_bytes`]).
+        limit: usize,
+    },
 }
 
 impl ProtocolError {
