@@ -10,8 +10,9 @@
 //! here took the server from about 40 MiB to 260-380 MiB (8 MiB bodies), 1.35 GB (the 48 MiB
 //! one), or killed it (the 78 KiB context).
 //!
-//! Every case goes through [`Watched::send`], the one "send a body, read the peak" helper, so
-//! more decoders (V2 JSON and binary, gRPC) can be added as cases. Linux only: skipped, with a
+//! Every case goes through [`Watched::watch`], the one "send, read the peak" helper: TF Serving
+//! REST, V2 JSON and the binary extension, and gRPC. Many large bodies at once are bounded by
+//! `--max-inflight-bytes` instead: past it they get 503 at once. Linux only: skipped, with a
 //! message, where `/proc` is absent.
 
 use std::process::Child;
@@ -60,6 +61,8 @@ struct Hit {
 struct Watched {
     child: Child,
     addr: String,
+    /// Its gRPC address, `127.0.0.1:PORT`.
+    grpc_addr: String,
     max_request_bytes: usize,
     /// Resident memory once started and warmed by a few normal requests.
     baseline: usize,
@@ -72,20 +75,41 @@ impl Watched {
     /// Starts the server on the example repository with `--max-request-bytes`; `None` (and a
     /// message) without `/proc`.
     fn start(max_request_bytes: usize) -> Option<Watched> {
+        Watched::start_with(max_request_bytes, &[])
+    }
+
+    /// [`Watched::start`] with more flags.
+    fn start_with(max_request_bytes: usize, extra: &[&str]) -> Option<Watched> {
         if status_bytes(std::process::id(), "VmHWM:").is_none() {
             eprintln!("skipped: no /proc/<pid>/status to read memory from");
             return None;
         }
-        let Server { child, addr, log } = start_server(&[
-            "--max-request-bytes",
-            &max_request_bytes.to_string(),
-            "--no-grpc",
-        ]);
+        let mut args = vec![
+            "--max-request-bytes".to_owned(),
+            max_request_bytes.to_string(),
+        ];
+        args.extend(extra.iter().map(|&a| a.to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let Server {
+            child,
+            addr,
+            mut log,
+        } = start_server(&args);
+        let grpc_addr = log
+            .by_ref()
+            .take(20)
+            .map_while(Result::ok)
+            .find_map(|l| {
+                let at = l.find("listening on grpc://")? + "listening on grpc://".len();
+                Some(l[at..].split_whitespace().next()?.to_owned())
+            })
+            .expect("no 'listening on grpc://' line");
         // Keep reading the log, so that the server never blocks on a full pipe.
         std::thread::spawn(move || log.map_while(Result::ok).for_each(drop));
         let mut watched = Watched {
             child,
             addr,
+            grpc_addr,
             max_request_bytes,
             baseline: 0,
             resettable: false,
@@ -158,27 +182,37 @@ impl Watched {
         block_on(self.normal(when));
     }
 
-    /// Sends `body` to `path` while a normal request is answered alongside; the answer and
-    /// the server's peak memory meanwhile.
-    fn send(&self, path: &str, body: Vec<u8>) -> Hit {
+    /// Sends `body` to `path` (with `headers`) while a normal request is answered alongside;
+    /// the answer and the server's peak memory meanwhile.
+    fn send_with(&self, path: &str, body: Vec<u8>, headers: &[(&str, String)]) -> Hit {
+        let size = body.len();
+        self.watch(&format!("{path} ({size} bytes)"), async {
+            let mut request = self
+                .client
+                .post(format!("http://{}{path}", self.addr))
+                .header("content-type", "application/json")
+                .body(body);
+            for (k, v) in headers {
+                request = request.header(*k, v);
+            }
+            let answer = request
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path} ({size} bytes): {e}"));
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            (status, body["error"].as_str().unwrap_or("").to_owned())
+        })
+    }
+
+    /// Runs `hostile` (which answers a status and an error message) while a normal request
+    /// is answered alongside; the answer and the server's peak memory meanwhile.
+    fn watch(&self, what: &str, hostile: impl std::future::Future<Output = (u16, String)>) -> Hit {
+        let path = what;
         let before = self.rss();
         self.reset_peak();
-        let size = body.len();
         let started = Instant::now();
         let (status, error) = block_on(async {
-            let hostile = async {
-                let answer = self
-                    .client
-                    .post(format!("http://{}{path}", self.addr))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap_or_else(|e| panic!("{path} ({size} bytes): {e}"));
-                let status = answer.status().as_u16();
-                let body: Value = answer.json().await.unwrap_or(Value::Null);
-                (status, body["error"].as_str().unwrap_or("").to_owned())
-            };
             let alongside = async {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 self.normal(&format!("during {path}")).await;
@@ -188,8 +222,8 @@ impl Watched {
         });
         let peak = status_bytes(self.pid(), "VmHWM:").expect("the server is running");
         eprintln!(
-            "{path}: {size} bytes -> {status} in {:?}; peak {} MiB from {} MiB (baseline {} MiB, \
-             bound {} MiB): {error}",
+            "{path} -> {status} in {:?}; peak {} MiB from {} MiB (baseline {} MiB, bound {} MiB): \
+             {error}",
             started.elapsed(),
             peak / MIB,
             before / MIB,
@@ -208,7 +242,19 @@ impl Watched {
     /// Sends `body` and checks the answer is `status` with an error containing every one of
     /// `needles`, and the peak within the bound.
     fn refused(&self, path: &str, body: Vec<u8>, status: u16, needles: &[&str]) {
-        let hit = self.send(path, body);
+        self.refused_with(path, body, &[], status, needles);
+    }
+
+    /// [`Watched::refused`] with extra headers.
+    fn refused_with(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, String)],
+        status: u16,
+        needles: &[&str],
+    ) {
+        let hit = self.send_with(path, body, headers);
         assert_eq!(hit.status, status, "{path}: {}", hit.error);
         for needle in needles {
             assert!(hit.error.contains(needle), "{path}: {:?}", hit.error);
@@ -346,4 +392,139 @@ fn five_million_instances_are_refused_at_the_batch_limit() {
     );
     // Blocks this large are mapped and unmapped whole: all of it goes back.
     server.assert_memory_returned(SLACK);
+}
+
+/// `n` empty strings as a JSON list: 3 bytes each.
+fn empty_strings(n: usize) -> String {
+    let mut out = String::with_capacity(3 * n + 2);
+    out.push('[');
+    for i in 0..n {
+        out.push_str(if i == 0 { "\"\"" } else { ",\"\"" });
+    }
+    out.push(']');
+    out
+}
+
+/// V2 bodies the model cannot take: inputs it lacks, with megabytes of data behind them, and
+/// a shape of more elements than a tensor may have. Each is refused from its header, before
+/// its data is read.
+#[test]
+fn v2_bodies_are_refused_from_their_headers_within_the_memory_bound() {
+    let limit = 8 * MIB;
+    let Some(server) = Watched::start(limit) else {
+        return;
+    };
+    let infer = "/v2/models/iris_logreg/infer";
+    // Two BYTES inputs the model lacks, 1.3 million empty strings each: 8 MB of JSON that a
+    // Vec per element would have made 60 MB.
+    let n = (limit - 256) / 6;
+    let strings = empty_strings(n);
+    let body = format!(
+        r#"{{"inputs": [{{"name": "a", "shape": [{n}], "datatype": "BYTES", "data": {strings}}},
+                        {{"name": "b", "shape": [{n}], "datatype": "BYTES", "data": {strings}}}]}}"#
+    );
+    assert!(body.len() <= limit);
+    server.refused(infer, body.into_bytes(), 400, &["unexpected input 'a'"]);
+
+    // The same through the binary extension: the header names the input, the data follows.
+    let header = format!(
+        r#"{{"inputs": [{{"name": "bogus", "shape": [1, 4], "datatype": "FP32", "parameters": {{"binary_data_size": {}}}}}]}}"#,
+        limit - 512
+    );
+    let mut body = header.clone().into_bytes();
+    body.resize(header.len() + limit - 512, 0);
+    server.refused_with(
+        infer,
+        body,
+        &[("inference-header-content-length", header.len().to_string())],
+        400,
+        &["unexpected input 'bogus'"],
+    );
+
+    // More elements than a tensor may have (16 Mi), declared in a few bytes.
+    let body = r#"{"inputs": [{"name": "input", "shape": [1000000000, 4], "datatype": "FP32", "data": [0]}]}"#;
+    server.refused(
+        infer,
+        body.as_bytes().to_vec(),
+        400,
+        &["elements exceed the limit"],
+    );
+
+    // gRPC: an input the model lacks with 8 MB of raw contents.
+    use ferroserve_server::protocol::grpc::proto;
+    use proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    let url = format!("http://{}", server.grpc_addr);
+    let request = proto::ModelInferRequest {
+        model_name: "iris_logreg".into(),
+        inputs: vec![proto::model_infer_request::InferInputTensor {
+            name: "bogus".into(),
+            datatype: "FP32".into(),
+            shape: vec![(limit / 16) as i64, 4],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![vec![0; limit]],
+        ..Default::default()
+    };
+    let hit = server.watch("gRPC ModelInfer (8 MiB)", async {
+        let mut client = GrpcInferenceServiceClient::connect(url).await.unwrap();
+        match client.model_infer(request).await {
+            Ok(_) => (200, String::new()),
+            Err(status) => (400, format!("{:?}: {}", status.code(), status.message())),
+        }
+    });
+    assert!(
+        hit.error.starts_with("InvalidArgument") && hit.error.contains("unexpected input 'bogus'"),
+        "{}",
+        hit.error
+    );
+    assert!(
+        hit.peak <= server.bound(hit.before),
+        "gRPC: peak {} MiB",
+        hit.peak / MIB
+    );
+    server.assert_memory_returned(BODIES_HELD * limit + SLACK);
+}
+
+/// Twelve 8 MiB bodies at once against a 32 MiB budget for requests in flight: those past the
+/// budget get 503 at once, and the server's peak stays within the budget (plus the slack),
+/// not twelve bodies' worth.
+#[test]
+fn many_large_bodies_at_once_stay_within_the_inflight_budget() {
+    let limit = 8 * MIB;
+    let budget = 32 * MIB;
+    let Some(server) = Watched::start_with(limit, &["--max-inflight-bytes", &budget.to_string()])
+    else {
+        return;
+    };
+    let n = (limit - 256) / 6;
+    let strings = empty_strings(n);
+    let body = format!(
+        r#"{{"inputs": [{{"name": "a", "shape": [{n}], "datatype": "BYTES", "data": {strings}}},
+                        {{"name": "b", "shape": [{n}], "datatype": "BYTES", "data": {strings}}}]}}"#
+    )
+    .into_bytes();
+    let url = format!("http://{}/v2/models/iris_logreg/infer", server.addr);
+    let client = &server.client;
+    let hit = server.watch("12 concurrent 8 MiB bodies", async {
+        let sends = (0..12).map(|_| async {
+            let answer = client.post(&url).body(body.clone()).send().await;
+            answer.map_or(0, |a| a.status().as_u16())
+        });
+        let statuses = futures::future::join_all(sends).await;
+        let refused = statuses.iter().filter(|&&s| s == 503).count();
+        let rejected = statuses.iter().filter(|&&s| s == 400).count();
+        assert_eq!(refused + rejected, 12, "{statuses:?}");
+        (if refused > 0 { 503 } else { 400 }, format!("{statuses:?}"))
+    });
+    // Each request holds its body (8 MiB) while it is read and checked; the budget admits
+    // four at a time.
+    let bound = hit.before.max(server.baseline) + budget + SLACK;
+    assert!(
+        hit.peak <= bound,
+        "peak {} MiB over {} MiB ({})",
+        hit.peak / MIB,
+        bound / MIB,
+        hit.error
+    );
+    server.assert_memory_returned(budget + SLACK);
 }

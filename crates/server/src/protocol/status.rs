@@ -42,6 +42,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
         ApiError::Protocol(
             ProtocolError::BodyTooLarge { .. } | ProtocolError::DecodedTooLarge { .. },
         ) => StatusCode::PAYLOAD_TOO_LARGE,
+        ApiError::Protocol(ProtocolError::OverBudget(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
         ApiError::Infer(e) => match e {
             InferError::ModelNotFound { .. }
@@ -147,7 +148,7 @@ mod tests {
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (
-                ProtocolError::DecodedTooLarge { limit: 1 }.into(),
+                ProtocolError::DecodedTooLarge { bytes: 2, limit: 1 }.into(),
                 StatusCode::PAYLOAD_TOO_LARGE,
             ),
             (

@@ -70,7 +70,8 @@ async fn inputs_that_decode_past_the_request_limit_get_413() {
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     let message = answer["error"].as_str().unwrap();
     assert!(
-        message.contains("decode to 16384 bytes, over the limit of 12288 bytes per request"),
+        message
+            .contains("decode to at least 16384 bytes, over the limit of 12288 bytes per request"),
         "{message}"
     );
     still_serves(&server).await;

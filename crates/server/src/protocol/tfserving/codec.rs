@@ -13,10 +13,11 @@
 use std::fmt;
 
 use base64::Engine;
-use ferroserve_core::{DataType, Signature, Tensor, TensorData, ValidationError};
+use ferroserve_core::{ByteStrings, DataType, Signature, Tensor, TensorData, ValidationError};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
+use crate::budget::Reservation;
 use crate::protocol::v2::codec::json::Element;
 use crate::protocol::v2::codec::{ProtocolError, RequestLimits};
 
@@ -55,12 +56,13 @@ pub(super) fn decode_predict(
     body: &[u8],
     signature: &Signature,
     limits: Limits,
+    held: &mut Reservation,
 ) -> Result<(Vec<Tensor>, Format), ProtocolError> {
     require_object(
         body,
         "the body must be a JSON object with \"instances\" or \"inputs\"",
     )?;
-    let mut decoder = Decoder::new(signature, limits);
+    let mut decoder = Decoder::new(signature, limits, held);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = PredictBody {
         decoder: &mut decoder,
@@ -97,10 +99,11 @@ pub(super) fn decode_examples(
     body: &[u8],
     signature: &Signature,
     limits: Limits,
+    held: &mut Reservation,
 ) -> Result<Vec<Tensor>, ProtocolError> {
     const NEEDS: &str = "the body needs \"examples\": a list of feature objects";
     require_object(body, NEEDS)?;
-    let mut decoder = Decoder::new(signature, limits);
+    let mut decoder = Decoder::new(signature, limits, held);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = ExamplesBody {
         decoder: &mut decoder,
@@ -158,16 +161,23 @@ fn rows_tensors(
 struct Decoder<'s> {
     signature: &'s Signature,
     limits: Limits,
+    /// The request's share of the server's memory budget (its body's bytes already), grown
+    /// ahead of `decoded`.
+    held: &'s mut Reservation,
+    /// Bytes of `held` reserved for the tensors.
+    reserved: usize,
     /// Bytes held for the request's tensors so far (their binary size).
     decoded: usize,
     fault: Option<ProtocolError>,
 }
 
 impl<'s> Decoder<'s> {
-    fn new(signature: &'s Signature, limits: Limits) -> Decoder<'s> {
+    fn new(signature: &'s Signature, limits: Limits, held: &'s mut Reservation) -> Decoder<'s> {
         Decoder {
             signature,
             limits,
+            held,
+            reserved: 0,
             decoded: 0,
             fault: None,
         }
@@ -193,7 +203,21 @@ impl<'s> Decoder<'s> {
         self.decoded = self.decoded.saturating_add(bytes);
         let limit = self.limits.request.max_decoded_bytes;
         if self.decoded > limit {
-            return Err(ProtocolError::DecodedTooLarge { limit });
+            return Err(ProtocolError::DecodedTooLarge {
+                bytes: self.decoded,
+                limit,
+            });
+        }
+        // The server-wide budget is asked in doublings (from 64 KiB, never past the request's
+        // limit), not per element: at most twice what is decoded is held.
+        let reserved = self.reserved;
+        if self.decoded > reserved {
+            let more = (self.decoded - reserved)
+                .max(reserved)
+                .max(64 * 1024)
+                .min(limit.saturating_sub(reserved).max(self.decoded - reserved));
+            self.held.grow(more)?;
+            self.reserved += more;
         }
         Ok(())
     }
@@ -312,16 +336,40 @@ fn interleave(own: &mut TensorData, shared: &TensorData, rows: usize, pending: &
             }
         }
     }
+    /// BYTES elements vary in length, so rows cannot be swapped in place: the column is
+    /// rebuilt, its own rows copied once.
+    fn fill_strings(own: &mut ByteStrings, shared: &ByteStrings, rows: usize, pending: &[usize]) {
+        let width = shared.len();
+        if width == 0 {
+            return;
+        }
+        let mut out = ByteStrings::with_capacity(
+            rows * width,
+            own.total_bytes() + pending.len() * shared.total_bytes(),
+        );
+        let mut kept = 0;
+        let mut pending = pending.iter().peekable();
+        for row in 0..rows {
+            if pending.next_if_eq(&&row).is_some() {
+                out.extend_from(shared);
+            } else {
+                out.extend_from_range(own, kept * width, (kept + 1) * width);
+                kept += 1;
+            }
+        }
+        *own = out;
+    }
     macro_rules! fill {
         ($($v:ident),*) => {
             match (own, shared) {
                 $((TensorData::$v(a), TensorData::$v(b)) => fill(a, b, rows, pending),)*
+                (TensorData::Bytes(a), TensorData::Bytes(b)) => fill_strings(a, b, rows, pending),
                 _ => unreachable!("a column and the context's value have their input's datatype"),
             }
         };
     }
     fill!(
-        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64, Bytes
+        Bool, U8, U16, U32, U64, I8, I16, I32, I64, F16, Bf16, F32, F64
     );
 }
 
@@ -428,14 +476,17 @@ fn push<'a>(data: &mut TensorData, s: Scalar<'a>) -> Result<usize, Scalar<'a>> {
         TensorData::F32(v) => one(v, s),
         TensorData::F64(v) => one(v, s),
         TensorData::Bytes(v) => {
-            let bytes = match s {
-                Scalar::Str(text) => text.as_bytes().to_vec(),
-                Scalar::Bytes(bytes) => bytes,
-                other => return Err(other),
+            let size = match &s {
+                Scalar::Str(text) => text.len(),
+                Scalar::Bytes(bytes) => bytes.len(),
+                _ => return Err(s),
             };
-            let size = bytes.len() + 4;
-            v.push(bytes);
-            Ok(size)
+            match s {
+                Scalar::Str(text) => v.push(text.as_bytes()),
+                Scalar::Bytes(bytes) => v.push(bytes),
+                _ => {}
+            }
+            Ok(size + 4)
         }
     }
 }
@@ -1703,7 +1754,12 @@ mod tests {
         body: &Value,
         signature: &Signature,
     ) -> Result<(Vec<Tensor>, Format), ProtocolError> {
-        super::decode_predict(&serde_json::to_vec(body).unwrap(), signature, LIMITS)
+        super::decode_predict(
+            &serde_json::to_vec(body).unwrap(),
+            signature,
+            LIMITS,
+            &mut unlimited(),
+        )
     }
 
     fn signature(inputs: &[(&str, DataType)]) -> Signature {
@@ -1796,11 +1852,18 @@ mod tests {
     }
 
     fn predict(body: &str, sig: &Signature, limits: Limits) -> Result<Vec<Tensor>, ProtocolError> {
-        super::decode_predict(body.as_bytes(), sig, limits).map(|(t, _)| t)
+        super::decode_predict(body.as_bytes(), sig, limits, &mut unlimited()).map(|(t, _)| t)
     }
 
     fn examples(body: &str, sig: &Signature, limits: Limits) -> Result<Vec<Tensor>, ProtocolError> {
-        decode_examples(body.as_bytes(), sig, limits)
+        decode_examples(body.as_bytes(), sig, limits, &mut unlimited())
+    }
+
+    /// A reservation in a budget no test reaches.
+    fn unlimited() -> Reservation {
+        crate::budget::MemoryBudget::new(usize::MAX)
+            .reserve(0)
+            .unwrap()
     }
 
     #[test]
@@ -1837,12 +1900,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             t[0].data(),
-            &TensorData::Bytes(vec![vec![0xff], b"a".to_vec()])
+            &TensorData::Bytes(vec![vec![0xff], b"a".to_vec()].into())
         );
         let t = predict("{\"inputs\": {\"b64\": \"/w==\"}}", &sig, LIMITS).unwrap();
         assert_eq!(
             (t[0].shape.len(), t[0].data()),
-            (0, &TensorData::Bytes(vec![vec![0xff]]))
+            (0, &TensorData::Bytes(vec![vec![0xff]].into()))
         );
         let err = predict("{\"instances\": [{\"b64\": 5}]}", &sig, LIMITS).unwrap_err();
         assert!(err.to_string().contains("base64"), "{err}");
@@ -1933,7 +1996,7 @@ mod tests {
         assert!(predict(body, &sig, with(10, 24, 0)).is_ok());
         let err = predict(body, &sig, with(10, 23, 0)).unwrap_err();
         assert!(
-            matches!(err, ProtocolError::DecodedTooLarge { limit: 23 }),
+            matches!(err, ProtocolError::DecodedTooLarge { limit: 23, .. }),
             "{err}"
         );
         assert!(err.to_string().contains("--max-request-bytes"), "{err}");
@@ -2005,7 +2068,7 @@ mod tests {
         assert_eq!(t[0].shape, [3, 1]);
         assert_eq!(
             t[0].data(),
-            &TensorData::Bytes(vec![vec![0xff], b"own".to_vec(), vec![0xff]])
+            &TensorData::Bytes(vec![vec![0xff], b"own".to_vec(), vec![0xff]].into())
         );
         assert_eq!((t[1].shape.as_slice(), t[1].len()), (&[3, 0][..], 0));
     }

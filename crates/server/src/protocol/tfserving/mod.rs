@@ -19,16 +19,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use ferroserve_core::{Tensor, TensorData};
 use serde_json::{Value, json};
 
+use crate::budget::Reservation;
 use crate::error::InferError;
 use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::{ProtocolError, V2Request};
-use crate::protocol::v2::http::AppState;
+use crate::protocol::v2::http::{AppState, read_body_reserved};
 use crate::repository::{LoadedVersion, VersionState};
 use codec::Format;
 
@@ -177,9 +178,14 @@ async fn post(
     if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
         return Err(no_route("POST", &path));
     }
-    let body = read_whole(&headers, body, state.settings.max_request_bytes)
-        .await
-        .map_err(|e| state.unrouted(e))?;
+    let (body, mut held) = read_body_reserved(
+        body,
+        &headers,
+        state.settings.max_request_bytes,
+        &state.budget,
+    )
+    .await
+    .map_err(|e| state.unrouted(e))?;
     let version = state
         .repository
         .resolve(&parsed.model, parsed.version.as_deref())
@@ -188,7 +194,16 @@ async fn post(
         request: state.settings.limits,
         max_batch_size: version.max_batch_size,
     };
-    let result = run(&state.repository, &version, &verb, &body, limits, started).await;
+    let result = run(
+        &state.repository,
+        &version,
+        &verb,
+        &body,
+        limits,
+        &mut held,
+        started,
+    )
+    .await;
     if let Err(error) = &result {
         version
             .stats
@@ -197,50 +212,20 @@ async fn post(
     result
 }
 
-/// The body, read into one buffer of the size its `Content-Length` declares as its chunks
-/// arrive: collecting the chunks and joining them would hold the body twice. Over `limit`
-/// (declared or sent) it is refused as too large.
-async fn read_whole(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ProtocolError> {
-    use futures::StreamExt;
-
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ProtocolError::BodyTooLarge { limit });
-    }
-    let mut whole = Vec::with_capacity(declared.unwrap_or(0));
-    let mut chunks = body.into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ProtocolError::Json {
-            message: format!("the body could not be read: {e}"),
-        })?;
-        if whole.len() + chunk.len() > limit {
-            return Err(ProtocolError::BodyTooLarge { limit });
-        }
-        whole.extend_from_slice(&chunk);
-    }
-    Ok(whole)
-}
-
 async fn run(
     repository: &std::sync::Arc<crate::repository::Repository>,
     version: &LoadedVersion,
     verb: &str,
     body: &[u8],
     limits: codec::Limits,
+    held: &mut Reservation,
     started: Instant,
 ) -> Result<Response, ApiError> {
     // Straight from the bytes into typed tensors, within `limits`: no JSON tree is built.
     let (inputs, format) = match verb {
-        "predict" => codec::decode_predict(body, &version.signature, limits)?,
+        "predict" => codec::decode_predict(body, &version.signature, limits, held)?,
         _ => (
-            codec::decode_examples(body, &version.signature, limits)?,
+            codec::decode_examples(body, &version.signature, limits, held)?,
             Format::Row,
         ),
     };
@@ -320,28 +305,6 @@ fn regress(outputs: &[Tensor]) -> Result<Vec<u8>, ProtocolError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn bodies_are_read_whole_within_the_limit() {
-        let declared = |n: usize| {
-            let mut h = HeaderMap::new();
-            h.insert(CONTENT_LENGTH, n.into());
-            h
-        };
-        async fn read(h: HeaderMap, text: &'static str) -> Result<Vec<u8>, ProtocolError> {
-            read_whole(&h, Body::from(text), 4).await
-        }
-        assert_eq!(read(declared(4), "abcd").await.unwrap(), b"abcd");
-        assert_eq!(read(HeaderMap::new(), "abc").await.unwrap(), b"abc");
-        // Declared over the limit: refused before reading; sent over it: refused on reading.
-        for (h, text) in [(declared(5), "abcde"), (HeaderMap::new(), "abcde")] {
-            let err = read(h, text).await.unwrap_err();
-            assert!(
-                matches!(err, ProtocolError::BodyTooLarge { limit: 4 }),
-                "{err}"
-            );
-        }
-    }
 
     #[test]
     fn paths_name_model_version_and_action() {

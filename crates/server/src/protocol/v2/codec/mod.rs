@@ -101,29 +101,24 @@ pub enum ProtocolError {
     /// A tensor breaks a limit or does not fit its shape.
     #[error(transparent)]
     Validation(#[from] ferroserve_core::ValidationError),
-    /// The request's inputs would take more memory decoded than one request may hold.
+    /// The request's inputs would take more memory decoded than one request may hold
+    /// (checked from the header where it declares sizes, else while decoding, which stops there).
     #[error(
-        "the request's inputs decode to {bytes} bytes, over the limit of {limit} bytes per request (--max-request-bytes)"
+        "the request's inputs decode to at least {bytes} bytes, over the limit of {limit} bytes per request (--max-request-bytes)"
     )]
     DecodedTooLarge {
-        /// Bytes the decoded inputs would take.
+        /// Bytes the decoded inputs take, or would take.
         bytes: usize,
-        /// The limit.
+        /// The limit ([`RequestLimits::max_decoded_bytes`]).
         limit: usize,
     },
+    /// The server's memory budget for requests in flight is spent (503).
+    #[error(transparent)]
+    OverBudget(#[from] crate::budget::OverBudget),
     /// The body is larger than the configured limit.
     #[error("request body exceeds the limit of {limit} bytes (--max-request-bytes)")]
     BodyTooLarge {
         /// The limit.
-        limit: usize,
-    },
-    /// The body's input tensors decode to more bytes than one request may hold; decoding
-    /// stopped there.
-    #[error(
-        "the input tensors decode to more than {limit} bytes, the limit per request (--max-request-bytes)"
-    )]
-    DecodedTooLarge {
-        /// The limit ([`RequestLimits::max_decoded_bytes`]).
         limit: usize,
     },
 }

@@ -223,11 +223,12 @@ pub(crate) async fn read_body_reserved(
     if declared.is_some_and(|n| n > limit) {
         return Err(ProtocolError::BodyTooLarge { limit }.into());
     }
-    let mut reservation = budget
-        .reserve(declared.unwrap_or(0))
-        .map_err(InferError::from)?;
-    let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
     let mut body = body.into_data_stream();
+    let mut reservation = match budget.reserve(declared.unwrap_or(0)) {
+        Ok(reservation) => reservation,
+        Err(over) => return Err(discard(&mut body, limit, over).await),
+    };
+    let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = futures::StreamExt::next(&mut body).await {
         let chunk = chunk.map_err(|e| ProtocolError::Json {
             message: format!("the body could not be read: {e}"),
@@ -236,14 +237,32 @@ pub(crate) async fn read_body_reserved(
         if length > limit {
             return Err(ProtocolError::BodyTooLarge { limit }.into());
         }
-        if length > reservation.bytes() {
-            reservation
-                .grow(length - reservation.bytes())
-                .map_err(InferError::from)?;
+        if length > reservation.bytes()
+            && let Err(over) = reservation.grow(length - reservation.bytes())
+        {
+            drop((buffer, reservation));
+            return Err(discard(&mut body, limit, over).await);
         }
         buffer.extend_from_slice(&chunk);
     }
     Ok((buffer.freeze(), reservation))
+}
+
+/// Reads and drops the rest of a body refused for the budget (at most `limit` bytes, holding
+/// none of it), so the client gets its 503 cleanly instead of a connection reset mid-upload.
+async fn discard(
+    body: &mut axum::body::BodyDataStream,
+    limit: usize,
+    over: crate::budget::OverBudget,
+) -> ApiError {
+    let mut read = 0usize;
+    while read <= limit {
+        match futures::StreamExt::next(body).await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+    InferError::from(over).into()
 }
 
 /// The body, or the error of reading it (too large, or the connection broke).
@@ -261,4 +280,51 @@ pub(crate) fn read_body(
             .into()
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+    use axum::http::header::CONTENT_LENGTH;
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_limit_and_the_budget() {
+        let declared = |n: usize| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_LENGTH, n.into());
+            h
+        };
+        let budget = MemoryBudget::new(8 * 1024);
+        let read = |h: HeaderMap, text: Vec<u8>, limit: usize| {
+            let budget = budget.clone();
+            async move { read_body_reserved(axum::body::Body::from(text), &h, limit, &budget).await }
+        };
+        let (body, held) = read(declared(4), b"abcd".to_vec(), 4).await.unwrap();
+        assert_eq!((&body[..], held.bytes()), (&b"abcd"[..], 1024));
+        drop(held);
+        let (body, _) = read(HeaderMap::new(), b"abc".to_vec(), 4).await.unwrap();
+        assert_eq!(&body[..], b"abc");
+        // Declared over the limit: refused before reading; sent over it: refused on reading.
+        for (h, text) in [(declared(5), b"abcde"), (HeaderMap::new(), b"abcde")] {
+            let err = read(h, text.to_vec(), 4).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ApiError::Protocol(ProtocolError::BodyTooLarge { limit: 4 })
+                ),
+                "{err}"
+            );
+        }
+        // Past the budget, declared or not: 503 at once.
+        let big = vec![b' '; 9 * 1024];
+        for h in [declared(big.len()), HeaderMap::new()] {
+            let err = read(h, big.clone(), 1 << 20).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::Infer(InferError::OverBudget(_))),
+                "{err}"
+            );
+        }
+        assert_eq!(budget.held(), 0, "refused bodies hold nothing");
+    }
 }
