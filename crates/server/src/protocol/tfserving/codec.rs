@@ -953,7 +953,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
 /// Reads an object of inputs at `place` (its first key already read: `first`) into `columns`,
 /// marking in `seen` the inputs it gives. A name the model does not have stops it before its
-/// value is read.
+/// value is read, except in `examples` and `context`, where it is a feature skipped unread.
 fn named_object<'de, A: MapAccess<'de>>(
     decoder: &mut Decoder<'_>,
     columns: &mut [Column],
@@ -983,6 +983,11 @@ fn named_object<'de, A: MapAccess<'de>>(
             Key::Input(ix) => {
                 seen[ix] = true;
                 map.next_value_seed(ValueSeed::top(decoder, &mut columns[ix], place))?;
+            }
+            // Features of an example (or its context) that the model does not take are
+            // skipped unread, as TF Serving parses a tf.Example by the features it needs.
+            Key::Other(_) if matches!(place, Place::Example(_) | Place::Context) => {
+                map.next_value::<IgnoredAny>()?;
             }
             Key::Other(name) => {
                 let fault = decoder.unknown(place, &name);
@@ -1927,12 +1932,16 @@ mod tests {
                 "{err}"
             );
         }
+        // Examples are tf.Example features: those the model does not take are skipped unread.
         for body in [
-            format!("{{\"examples\": [{{\"bogus\": {junk}}}]}}"),
-            format!("{{\"context\": {{\"bogus\": {junk}}}, \"examples\": [{{}}]}}"),
+            format!("{{\"examples\": [{{\"bogus\": {junk}, \"x\": 1, \"y\": 2}}]}}"),
+            format!(
+                "{{\"context\": {{\"bogus\": {junk}, \"y\": 2}}, \"examples\": [{{\"x\": 1}}]}}"
+            ),
         ] {
-            let err = examples(&body, &sig, LIMITS).unwrap_err().to_string();
-            assert!(err.contains("no input 'bogus'"), "{err}");
+            let t = examples(&body, &sig, LIMITS).unwrap();
+            assert_eq!(t[0].data(), &TensorData::F32(vec![1.0]));
+            assert_eq!(t[1].data(), &TensorData::F32(vec![2.0]));
         }
     }
 
