@@ -371,6 +371,17 @@ async fn deploy_under_load(policy: Policy) {
         answers.extend(client.await.unwrap());
     }
     drop(grpc);
+    // Each failed load was counted (version 3 broken, version 4 empty and cut short).
+    let metrics = server.text("/metrics").await;
+    let failures: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ferroserve_model_load_failures_total{model=\"m\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        failures >= 2,
+        "{policy:?}: {failures} load failures counted"
+    );
     let Ok(server) = Arc::try_unwrap(server) else {
         panic!("a client still holds the server")
     };
