@@ -8,6 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", proto.display());
     let descriptors = protox::compile(["grpc_service.proto", "health.proto"], [&proto])?;
     tonic_prost_build::configure()
+        // prost's codec, with a check of `ModelInferRequest`s before they are decoded.
+        .codec_path("crate::protocol::grpc::codec::CheckedCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

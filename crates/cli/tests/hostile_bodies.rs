@@ -482,6 +482,42 @@ fn v2_bodies_are_refused_from_their_headers_within_the_memory_bound() {
         "gRPC: peak {} MiB",
         hit.peak / MIB
     );
+
+    // gRPC typed contents: 1.3 million empty strings in each of two inputs, about 5 MB sent,
+    // which prost would make 62 MB of Vecs. Refused from the wire bytes, before decoding.
+    let strings = |name: &str| proto::model_infer_request::InferInputTensor {
+        name: name.into(),
+        datatype: "BYTES".into(),
+        shape: vec![n as i64],
+        contents: Some(proto::InferTensorContents {
+            bytes_contents: vec![Vec::new(); n],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let request = proto::ModelInferRequest {
+        model_name: "iris_logreg".into(),
+        inputs: vec![strings("a"), strings("b")],
+        ..Default::default()
+    };
+    let url = format!("http://{}", server.grpc_addr);
+    let hit = server.watch("gRPC ModelInfer, 2.6 million typed strings", async {
+        let mut client = GrpcInferenceServiceClient::connect(url).await.unwrap();
+        match client.model_infer(request).await {
+            Ok(_) => (200, String::new()),
+            Err(status) => (400, format!("{:?}: {}", status.code(), status.message())),
+        }
+    });
+    assert!(
+        hit.error.starts_with("InvalidArgument") && hit.error.contains("bytes decoded"),
+        "{}",
+        hit.error
+    );
+    assert!(
+        hit.peak <= server.bound(hit.before),
+        "gRPC strings: peak {} MiB",
+        hit.peak / MIB
+    );
     server.assert_memory_returned(BODIES_HELD * limit + SLACK);
 }
 

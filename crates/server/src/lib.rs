@@ -228,6 +228,7 @@ pub async fn serve_listeners(
         let state = state.clone();
         let shutdown = stopping();
         let limit = config.grpc_max_message_bytes;
+        protocol::grpc::codec::allow_decoded_bytes(config.max_request_bytes);
         tokio::spawn(async move {
             protocol::grpc::serve(state, listener, limit, shutdown)
                 .await

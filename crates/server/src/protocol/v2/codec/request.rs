@@ -47,25 +47,35 @@ impl<'a> Expected<'a> {
     }
 }
 
-/// The JSON header as sent.
+/// Most inputs, or outputs, one request may list.
+const MAX_TENSORS: usize = 4096;
+/// Most dimensions a shape may have (numpy's limit).
+const MAX_RANK: usize = 64;
+/// Most parameters one `parameters` object may hold.
+const MAX_PARAMETERS: usize = 64;
+
+/// The JSON header as sent. Its lists and maps are bounded while they are read, and parameter
+/// values must be scalars (as the protocol defines them), so a header of a few megabytes cannot
+/// become a tree many times its size.
 #[derive(Debug, Deserialize)]
 struct RawRequest<'a> {
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "parameters")]
     parameters: HashMap<String, Value>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "bounded::<_, _, MAX_TENSORS>")]
     inputs: Vec<RawInput<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::<_, _, MAX_TENSORS>")]
     outputs: Vec<RawOutput>,
 }
 
 #[derive(Debug, Deserialize)]
 struct RawInput<'a> {
     name: String,
+    #[serde(deserialize_with = "bounded::<_, _, MAX_RANK>")]
     shape: Vec<u64>,
     datatype: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "parameters")]
     parameters: HashMap<String, Value>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
@@ -74,8 +84,91 @@ struct RawInput<'a> {
 #[derive(Debug, Deserialize)]
 struct RawOutput {
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "parameters")]
     parameters: HashMap<String, Value>,
+}
+
+/// A JSON list of at most `N` elements: reading stops with an error at element `N + 1`.
+fn bounded<'de, D, T, const N: usize>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Bounded<T, const N: usize>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>, const N: usize> serde::de::Visitor<'de> for Bounded<T, N> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a list of at most {N} entries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(N));
+            while let Some(item) = seq.next_element()? {
+                if out.len() == N {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "more than {N} entries"
+                    )));
+                }
+                out.push(item);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded::<T, N>(std::marker::PhantomData))
+}
+
+/// A `parameters` object: at most [`MAX_PARAMETERS`] entries, each a boolean, number or
+/// string (a list or an object is refused where it starts, unread).
+fn parameters<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HashMap<String, Value>, D::Error> {
+    use serde::de::{Error, MapAccess, Visitor};
+    struct Scalar;
+    impl<'de> serde::de::DeserializeSeed<'de> for Scalar {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl Visitor<'_> for Scalar {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean, number or string")
+        }
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            Ok(v.into())
+        }
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            Ok(v.into())
+        }
+    }
+    struct Parameters;
+    impl<'de> Visitor<'de> for Parameters {
+        type Value = HashMap<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "an object of at most {MAX_PARAMETERS} parameters")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = HashMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.len() == MAX_PARAMETERS {
+                    return Err(A::Error::custom(format_args!(
+                        "more than {MAX_PARAMETERS} parameters"
+                    )));
+                }
+                let value = map.next_value_seed(Scalar)?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Parameters)
 }
 
 /// Where an input's data is: its JSON `data`, or a range of the binary part.
@@ -634,5 +727,50 @@ mod tests {
             e.to_string().contains("over the limit of 4000 bytes"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_header_cannot_grow_past_its_bounds() {
+        let err = |body: String| decode(body.as_bytes(), None).unwrap_err().to_string();
+        let input = r#"{"name":"x","shape":[1],"datatype":"FP32","data":[1]}"#;
+        let many = vec![input; MAX_TENSORS + 1].join(",");
+        let e = err(format!(r#"{{"inputs":[{many}]}}"#));
+        assert!(
+            e.contains("inputs") && e.contains("more than 4096 entries"),
+            "{e}"
+        );
+        let rank = vec!["1"; MAX_RANK + 1].join(",");
+        let e = err(format!(
+            r#"{{"inputs":[{{"name":"x","shape":[{rank}],"datatype":"FP32","data":[1]}}]}}"#
+        ));
+        assert!(
+            e.contains("shape") && e.contains("more than 64 entries"),
+            "{e}"
+        );
+        // A list where a parameter's value goes is refused where it starts.
+        let e = err(format!(
+            r#"{{"parameters":{{"p":[{}0]}},"inputs":[{input}]}}"#,
+            "0,".repeat(100_000)
+        ));
+        assert!(
+            e.contains("parameters.p") && e.contains("a boolean, number or string"),
+            "{e}"
+        );
+        let params: Vec<String> = (0..=MAX_PARAMETERS)
+            .map(|i| format!(r#""p{i}":1"#))
+            .collect();
+        let e = err(format!(
+            r#"{{"inputs":[{{"name":"x","shape":[1],"datatype":"FP32","data":[1],"parameters":{{{}}}}}]}}"#,
+            params.join(",")
+        ));
+        assert!(e.contains("more than 64 parameters"), "{e}");
+        // Scalars of every kind are parameters.
+        let r = decode(
+            format!(r#"{{"parameters":{{"a":true,"b":-1,"c":2.5,"d":"s"}},"inputs":[{input}]}}"#)
+                .as_bytes(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.parameters.len(), 4);
     }
 }
