@@ -1050,11 +1050,11 @@ impl<'de> Visitor<'de> for PredictBody<'_, '_> {
                 }
                 Field::Instances => {
                     let mut named = None;
-                    parts.rows = map.next_value_seed(Instances {
+                    parts.rows = map.next_value_seed(RowList(Instances {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
                         named: &mut named,
-                    })?;
+                    }))?;
                     parts.named = named == Some(true);
                     parts.format = Some(Format::Row);
                 }
@@ -1074,7 +1074,7 @@ impl<'de> Visitor<'de> for PredictBody<'_, '_> {
     }
 }
 
-/// `instances`: a list of rows, at most the model's `max_batch_size`; the number of rows.
+/// `instances`: a list of rows, at most the model's `max_batch_size`.
 struct Instances<'a, 's> {
     decoder: &'a mut Decoder<'s>,
     columns: &'a mut [Column],
@@ -1082,7 +1082,50 @@ struct Instances<'a, 's> {
     named: &'a mut Option<bool>,
 }
 
-impl<'de> DeserializeSeed<'de> for Instances<'_, '_> {
+impl<'s> RowSource<'s> for Instances<'_, 's> {
+    const EXPECTING: &'static str = "a list of rows";
+    const NOT_A_LIST: &'static str = "\"instances\" must be a list, one entry per row";
+
+    fn decoder(&mut self) -> &mut Decoder<'s> {
+        self.decoder
+    }
+
+    fn next_row<'de, A: SeqAccess<'de>>(
+        &mut self,
+        seq: &mut A,
+        index: usize,
+    ) -> Result<bool, A::Error> {
+        let row = RowSeed {
+            decoder: &mut *self.decoder,
+            columns: &mut *self.columns,
+            named: &mut *self.named,
+            index,
+        };
+        Ok(seq.next_element_seed(row)?.is_some())
+    }
+}
+
+/// A list of rows (`instances`, `examples`), read a row at a time: at most the model's
+/// `max_batch_size`, the rows past it counted, not decoded.
+trait RowSource<'s> {
+    /// What the list is, for serde's messages.
+    const EXPECTING: &'static str;
+    /// The error when the value is not a list.
+    const NOT_A_LIST: &'static str;
+    /// The request's decoder.
+    fn decoder(&mut self) -> &mut Decoder<'s>;
+    /// Reads row `index` as the next element of `seq`; `false` past the last.
+    fn next_row<'de, A: SeqAccess<'de>>(
+        &mut self,
+        seq: &mut A,
+        index: usize,
+    ) -> Result<bool, A::Error>;
+}
+
+/// Reads a [`RowSource`] list; the number of rows.
+struct RowList<R>(R);
+
+impl<'de, 's, R: RowSource<'s>> DeserializeSeed<'de> for RowList<R> {
     type Value = usize;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
@@ -1090,39 +1133,34 @@ impl<'de> DeserializeSeed<'de> for Instances<'_, '_> {
     }
 }
 
-impl Instances<'_, '_> {
-    fn not_a_list<E: de::Error>(self) -> Result<usize, E> {
-        let fault = error("\"instances\" must be a list, one entry per row");
-        Err(self.decoder.stop(fault))
+impl<'s, R: RowSource<'s>> RowList<R> {
+    fn not_a_list<E: de::Error>(mut self) -> Result<usize, E> {
+        let fault = error(R::NOT_A_LIST);
+        Err(self.0.decoder().stop(fault))
     }
 }
 
-impl<'de> Visitor<'de> for Instances<'_, '_> {
+impl<'de, 's, R: RowSource<'s>> Visitor<'de> for RowList<R> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of rows")
+        f.write_str(R::EXPECTING)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let max = self.decoder.limits.max_batch_size;
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<usize, A::Error> {
+        let max = self.0.decoder().limits.max_batch_size;
         let mut index = 0;
         loop {
             if max > 0 && index == max {
                 let extra = skip_rest(&mut seq)?;
                 if extra > 0 {
-                    let fault = self.decoder.too_many_rows(index + extra);
-                    return Err(self.decoder.stop(fault));
+                    let decoder = self.0.decoder();
+                    let fault = decoder.too_many_rows(index + extra);
+                    return Err(decoder.stop(fault));
                 }
                 return Ok(index);
             }
-            let row = RowSeed {
-                decoder: &mut *self.decoder,
-                columns: &mut *self.columns,
-                named: &mut *self.named,
-                index,
-            };
-            if seq.next_element_seed(row)?.is_none() {
+            if !self.0.next_row(&mut seq, index)? {
                 return Ok(index);
             }
             index += 1;
@@ -1337,12 +1375,12 @@ impl<'de> Visitor<'de> for ExamplesBody<'_, '_> {
                     return Err(decoder.stop(error("\"examples\" is given more than once")));
                 }
                 Field::Examples => {
-                    parts.rows = Some(map.next_value_seed(Examples {
+                    parts.rows = Some(map.next_value_seed(RowList(Examples {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
                         pending: &mut parts.pending,
                         context: parts.context.as_deref(),
-                    })?);
+                    }))?);
                 }
                 Field::Context if parts.context.is_some() => {
                     return Err(decoder.stop(error("\"context\" is given more than once")));
@@ -1417,8 +1455,7 @@ impl<'de> Visitor<'de> for Context<'_, '_> {
     }
 }
 
-/// `examples`: a list of feature objects, at most the model's `max_batch_size`; the number
-/// of examples.
+/// `examples`: a list of feature objects, at most the model's `max_batch_size`.
 struct Examples<'a, 's> {
     decoder: &'a mut Decoder<'s>,
     columns: &'a mut [Column],
@@ -1427,59 +1464,28 @@ struct Examples<'a, 's> {
     context: Option<&'a [Option<Column>]>,
 }
 
-impl<'de> DeserializeSeed<'de> for Examples<'_, '_> {
-    type Value = usize;
+impl<'s> RowSource<'s> for Examples<'_, 's> {
+    const EXPECTING: &'static str = "a list of examples";
+    const NOT_A_LIST: &'static str = "the body needs \"examples\": a list of feature objects";
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl Examples<'_, '_> {
-    fn not_a_list<E: de::Error>(self) -> Result<usize, E> {
-        let fault = error("the body needs \"examples\": a list of feature objects");
-        Err(self.decoder.stop(fault))
-    }
-}
-
-impl<'de> Visitor<'de> for Examples<'_, '_> {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of examples")
+    fn decoder(&mut self) -> &mut Decoder<'s> {
+        self.decoder
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let max = self.decoder.limits.max_batch_size;
-        let mut index = 0;
-        loop {
-            if max > 0 && index == max {
-                let extra = skip_rest(&mut seq)?;
-                if extra > 0 {
-                    let fault = self.decoder.too_many_rows(index + extra);
-                    return Err(self.decoder.stop(fault));
-                }
-                return Ok(index);
-            }
-            let example = Example {
-                decoder: &mut *self.decoder,
-                columns: &mut *self.columns,
-                pending: &mut *self.pending,
-                context: self.context,
-                index,
-            };
-            if seq.next_element_seed(example)?.is_none() {
-                return Ok(index);
-            }
-            index += 1;
-        }
+    fn next_row<'de, A: SeqAccess<'de>>(
+        &mut self,
+        seq: &mut A,
+        index: usize,
+    ) -> Result<bool, A::Error> {
+        let example = Example {
+            decoder: &mut *self.decoder,
+            columns: &mut *self.columns,
+            pending: &mut *self.pending,
+            context: self.context,
+            index,
+        };
+        Ok(seq.next_element_seed(example)?.is_some())
     }
-
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<usize, A::Error> {
-        self.not_a_list()
-    }
-
-    scalars!(answered by not_a_list);
 }
 
 /// Example `index`: an object of features; those it lacks are taken from the context.
