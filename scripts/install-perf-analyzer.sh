@@ -2,7 +2,7 @@
 # Owns: <repo>/.tools/ (gitignored) — a private install of Triton's perf_analyzer 2.60.0.
 #
 # The PyPI wheel `perf-analyzer==2.60.0` is tagged manylinux_2_38 and its binary needs
-# GLIBC_2.38 / GLIBCXX_3.4.32, newer than Debian 12's. So (see shared/research/peers.md):
+# GLIBC_2.38 / GLIBCXX_3.4.32, newer than Debian 12's. So:
 #   1. pip install --target .tools/perf-analyzer --platform manylinux_2_38_x86_64 --no-deps
 #      --only-binary=:all: perf-analyzer==2.60.0   (bypasses pip's platform check)
 #   2. apt-get download Debian trixie's libc6 libstdc++6 libgcc-s1 zlib1g libssl3t64 (+ libzstd1,

@@ -22,8 +22,8 @@ TOOLS="$ROOT/.tools/wasm-bindgen"
 BIN="$TOOLS/bin/wasm-bindgen"
 if [[ ! -x "$BIN" ]] || [[ "$("$BIN" --version)" != "wasm-bindgen $version" ]]; then
     echo "wasm-env: installing wasm-bindgen-cli $version into ${TOOLS#"$ROOT"/}" >&2
-    # Not --locked: its lock file pins a webpki-roots version the registry mirror lacks
-    # (shared/research/engines.md §4). A debug-ish profile halves the build; the CLI's speed
+    # Not --locked: its lock file pins webpki-roots 1.0.11, which the registry this machine
+    # reaches does not serve. A debug-ish profile halves the build; the CLI's speed
     # on a few-MB module does not matter.
     CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
         CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_DEBUG=false \

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Owns: the batch-scoring benchmark of issue 7, and its report bench/results/batch-<date>.md
+# Owns: the batch-scoring benchmark, and its report bench/results/batch-<date>.md
 # (+ .jsonl, every run's raw figures). Goal: `ferroserve batch` at least 3x the rows/s of each
 # library's own predict in pandas chunks (xgboost, lightgbm, onnxruntime) on 10 M rows x 20
 # features with the 100-tree models, on both cores; `ferroserve.spark.score` within 1.2x the

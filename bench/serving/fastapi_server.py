@@ -4,7 +4,7 @@
 A KServe V2 HTTP server, one process, one uvicorn worker (uvloop + httptools, orjson), that runs
 each model with an onnxruntime session of one intra-op thread, called inline in the request
 handler (no batching: one request, one model call). It answers what perf_analyzer and tritonclient
-need (shared/research/peers.md): health, server and model metadata, the Triton model-config
+need: health, server and model metadata, the Triton model-config
 extension (GET /v2/models/{m}/config, without which perf_analyzer aborts), and infer with JSON
 tensors and with the binary tensor extension (Inference-Header-Content-Length). No gRPC, no
 statistics extension.

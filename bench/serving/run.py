@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side serving benchmark (issue 4): ferroserve against Triton, MLServer and FastAPI.
+"""Side-by-side serving benchmark: ferroserve against Triton, MLServer and FastAPI.
 
 For each server in SERVERS, in turn and alone on the machine:
   1. lays out its model repository under $OUT/repos/<server>/ from target/bench-models/serving/
@@ -948,7 +948,7 @@ def write_results(cfg, rows, ref, floor, versions, failures, started, minutes):
         indent=1) + "\n")
 
     md = [f"# Serving benchmark, {started} ({minutes:.0f} min)", "",
-          "Written by `bench/serving/run.py` (issue 4's side-by-side benchmark); raw cells in "
+          "Written by `bench/serving/run.py` (the side-by-side benchmark); raw cells in "
           f"`{base.name}.csv` / `.json`.", "",
           f"Machine: {info.get('cpu', '?')}, {info.get('cpus')} CPUs, Linux {info.get('kernel')}; "
           f"commit {info.get('commit', '?')}. "
@@ -975,7 +975,7 @@ def write_results(cfg, rows, ref, floor, versions, failures, started, minutes):
         md += ["## Failures", ""] + [f"- {f}" for f in failures] + [""]
     g = goals(cfg, rows, ref, floor)
     if g:
-        md += ["## Issue 4 goals, from this run", "", "| goal | measured | |", "|---|---|---|"] + g + [""]
+        md += ["## Goals, from this run", "", "| goal | measured | |", "|---|---|---|"] + g + [""]
     md += ["## Results", "", "Latencies in ms; avg batch = requests per model execution, from the "
            "server's statistics (ferroserve, Triton).", ""]
     for m in ALL_MODELS:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Owns: the side-by-side serving benchmark of issue 4, end to end.
+# Owns: the side-by-side serving benchmark, end to end.
 #   1. bench/serving/setup.sh      installs the peers and load tools under .tools/bench/ (idempotent)
 #   2. bench/serving/gen_models.py generates the models, rows and oracles into
 #                                  target/bench-models/serving/ (skipped when already there)

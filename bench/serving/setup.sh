@@ -4,7 +4,7 @@
 #   triton/    venv: nvidia-pytriton 0.7.0 (its wheel ships a runnable Triton 2.51 `tritonserver`
 #              with the python backend only) + numpy 1.26 + onnxruntime 1.32.0. It is also the
 #              python backend stub's environment: with numpy 2 every output comes back empty
-#              (shared/research/peers.md), so this venv pins numpy<2 and run.py puts its bin/ first
+#              (the stub is built against numpy 1.x), so this venv pins numpy<2 and run.py puts its bin/ first
 #              on the server's PATH.
 #   triton-backends -> the wheel's pytriton/tritonserver/backends, Triton's --backend-directory:
 #              the python backend plus the stub for this Python (python_backend_stubs/3.X/) copied

@@ -2,8 +2,9 @@
 //! prepares one optimised plan for every batch size.
 //!
 //! Converter-declared output shapes and `value_info` are ignored: real exports (LightGBM, BERT)
-//! declare shapes that conflict with a symbolic batch, and ignoring them loses nothing
-//! (`shared/research/engines.md` §1). Every input's first dimension that is not a fixed size is
+//! declare shapes that are wrong (LightGBM) or whose symbols conflict with the batch in tract's
+//! shape analysis (BERT exports do not load with them kept), and ignoring them loses nothing:
+//! tract infers every shape from the inputs. Every input's first dimension that is not a fixed size is
 //! bound to the one symbol `N`, so inputs agree on the batch and the plan is optimised once.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

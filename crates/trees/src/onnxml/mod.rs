@@ -6,7 +6,9 @@
 //! Here, as a small interpreter of its own in `crates/trees`, not as custom operators
 //! registered in tract:
 //! - tract has almost none of `ai.onnx.ml` and its `TreeEnsembleClassifier` is slow and
-//!   mislabels binary models (`shared/research/engines.md`); adding operators to tract means
+//!   mislabels models (on scikit-learn and LightGBM exports its probabilities are right and
+//!   its labels wrong; onnxmltools' XGBoost exports do not load); adding operators to tract
+//!   means
 //!   implementing its typed-fact inference, decluttering and codegen traits against a pinned
 //!   internal API, for graphs that gain nothing from its optimiser.
 //! - ML graphs are a handful of nodes on `[N, F]` matrices: a node-by-node interpreter over
