@@ -17,6 +17,8 @@
 //!   of a model's inputs and predictions over a training sample.
 //! - [`error`]: the errors of this layer.
 
+#![forbid(unsafe_code)]
+
 pub mod columns;
 pub mod error;
 pub mod mapping;

@@ -6,6 +6,8 @@
 //! - `ferroserve profile`: a model's reference data profile, for drift monitoring.
 //! - `ferroserve export`: a model version into a folder the WebAssembly build loads.
 
+#![forbid(unsafe_code)]
+
 mod batch;
 mod export;
 mod model_path;

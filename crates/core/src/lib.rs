@@ -23,6 +23,8 @@
 //! assert_eq!(t.batch_size(), Some(2));
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod byte_strings;
 pub mod datatype;
 pub mod error;

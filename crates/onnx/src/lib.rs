@@ -18,6 +18,8 @@
 //! # Ok::<(), ferroserve_core::LoadError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod convert;
 pub mod model;
 #[cfg(feature = "onnxruntime")]

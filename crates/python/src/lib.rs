@@ -8,6 +8,8 @@
 //!
 //! The Python side (`python/ferroserve/`) adds `ferroserve.spark.score`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -16,6 +16,8 @@
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
+#![forbid(unsafe_code)]
+
 pub mod budget;
 pub mod cache;
 pub mod composite;
