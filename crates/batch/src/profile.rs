@@ -2,7 +2,7 @@
 //! sampled (reservoir sampling with a fixed seed, so the same file gives the same profile and
 //! memory stays bounded whatever its size), mapped onto the model's inputs, run through the
 //! model, and every input feature and output column is summarised
-//! ([`ColumnProfile`](ferroserve_core::profile::ColumnProfile)).
+//! ([`ColumnProfile`]).
 //!
 //! Columns map onto inputs by name when every input is named like a column (one column per
 //! input); otherwise a model with one `[N, F]` input takes `F` columns: those of `--columns`,

@@ -8,7 +8,7 @@
 //! makes of the same file: the same runtimes, the same numerics.
 //!
 //! # Layout
-//! - [`format`]: the file formats, [`Format`], named or detected from the bytes.
+//! - [`format`](mod@format): the file formats, [`Format`], named or detected from the bytes.
 //! - [`model`]: the loaded model, [`EmbeddedModel`], with load, signature and checked predict.
 //! - [`error`]: the errors, [`EmbedError`].
 //!
