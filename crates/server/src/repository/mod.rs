@@ -6,8 +6,11 @@
 //! servable version; requests already holding an `Arc<LoadedVersion>` finish on it. A version
 //! that fails to load or warm up is logged with its file and cause; if an older build of it
 //! was serving, that one keeps serving and the index says why the new files were refused,
-//! otherwise it is `UNAVAILABLE` with the reason. One model's failure never stops the others.
-//! [`Repository::poll`] reloads what changed on disk since the last look.
+//! otherwise it is `UNAVAILABLE` with the reason, and the version policy picks among the
+//! versions that are ready ([`VersionPolicy::build`]): a failing newer version never retires a
+//! ready older one. A label whose version fails keeps its last ready target. One model's
+//! failure never stops the others. [`Repository::poll`] reloads what changed on disk since the
+//! last look, and retries a failed version when its files change.
 
 pub mod config;
 pub mod fingerprint;
