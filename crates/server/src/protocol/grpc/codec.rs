@@ -19,13 +19,8 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use super::proto::ModelInferRequest;
+use crate::protocol::v2::codec::request::{MAX_PARAMETERS, MAX_RANK, MAX_TENSORS};
 
-/// Most inputs, or outputs, one request may list (as over HTTP).
-const MAX_TENSORS: usize = 4096;
-/// Most dimensions a shape may have (numpy's limit).
-const MAX_RANK: usize = 64;
-/// Most parameters one `parameters` map may hold.
-const MAX_PARAMETERS: usize = 64;
 /// What a decoded `Vec`, `String` or map entry costs besides its elements.
 const OVERHEAD: usize = 24;
 /// What a decoded parameter (key, value, map slot) costs at least.

@@ -56,30 +56,18 @@ pub(super) fn decode_request(
             expected.max_batch_size,
         )
         .map_err(ProtocolError::from)?;
-    let decoded: usize = request
-        .inputs
-        .iter()
-        .zip(&declared)
-        .enumerate()
-        .map(|(i, (input, (datatype, _, count)))| match datatype.size() {
-            Some(size) => count.saturating_mul(size),
-            // BYTES: a 4-byte length per element and its bytes.
-            None => count.saturating_mul(4).saturating_add(match raw.get(i) {
+    let decoded = limits.check_decoded(request.inputs.iter().zip(&declared).enumerate().map(
+        |(i, (input, (datatype, _, count)))| {
+            let wire = match raw.get(i) {
                 Some(bytes) => bytes.len(),
                 None => input
                     .contents
                     .as_ref()
                     .map_or(0, |c| c.bytes_contents.iter().map(Vec::len).sum()),
-            }),
-        })
-        .fold(0usize, usize::saturating_add);
-    if decoded > limits.max_decoded_bytes {
-        return Err(ProtocolError::DecodedTooLarge {
-            bytes: decoded,
-            limit: limits.max_decoded_bytes,
-        }
-        .into());
-    }
+            };
+            (*datatype, *count, wire)
+        },
+    ))?;
     reserve(decoded)?;
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for ((i, input), (datatype, shape, count)) in

@@ -23,6 +23,31 @@ pub struct RequestLimits {
     pub max_decoded_bytes: usize,
 }
 
+impl RequestLimits {
+    /// The bytes inputs will take decoded, each given as its datatype, element count and
+    /// bytes on the wire, checked against [`RequestLimits::max_decoded_bytes`]: fixed-size
+    /// elements their size, BYTES a 4-byte length per element and at most the bytes sent.
+    pub(crate) fn check_decoded(
+        &self,
+        inputs: impl IntoIterator<Item = (DataType, usize, usize)>,
+    ) -> Result<usize, ProtocolError> {
+        let bytes = inputs
+            .into_iter()
+            .map(|(datatype, count, wire)| match datatype.size() {
+                Some(size) => count.saturating_mul(size),
+                None => count.saturating_mul(4).saturating_add(wire),
+            })
+            .fold(0usize, usize::saturating_add);
+        if bytes > self.max_decoded_bytes {
+            return Err(ProtocolError::DecodedTooLarge {
+                bytes,
+                limit: self.max_decoded_bytes,
+            });
+        }
+        Ok(bytes)
+    }
+}
+
 /// What a request must fit, checked from its JSON header before any tensor data is decoded:
 /// the served version's signature and batch limit (0 = not checked here).
 #[derive(Clone, Copy, Debug)]
@@ -47,12 +72,12 @@ impl<'a> Expected<'a> {
     }
 }
 
-/// Most inputs, or outputs, one request may list.
-const MAX_TENSORS: usize = 4096;
+/// Most inputs, or outputs, one request may list (JSON and gRPC).
+pub(crate) const MAX_TENSORS: usize = 4096;
 /// Most dimensions a shape may have (numpy's limit).
-const MAX_RANK: usize = 64;
+pub(crate) const MAX_RANK: usize = 64;
 /// Most parameters one `parameters` object may hold.
-const MAX_PARAMETERS: usize = 64;
+pub(crate) const MAX_PARAMETERS: usize = 64;
 
 /// The JSON header as sent. Its lists and maps are bounded while they are read, and parameter
 /// values must be scalars (as the protocol defines them), so a header of a few megabytes cannot
@@ -293,20 +318,11 @@ pub fn plan_request<'a>(
             expected.max_batch_size,
         )?;
     }
-    let decoded: usize = declared
-        .iter()
-        .map(|(datatype, _, count, source)| match datatype.size() {
-            Some(size) => count.saturating_mul(size),
-            // BYTES: a 4-byte length per element, and at most as many bytes as were sent.
-            None => count.saturating_mul(4).saturating_add(source.len()),
-        })
-        .fold(0usize, usize::saturating_add);
-    if decoded > limits.max_decoded_bytes {
-        return Err(ProtocolError::DecodedTooLarge {
-            bytes: decoded,
-            limit: limits.max_decoded_bytes,
-        });
-    }
+    let decoded = limits.check_decoded(
+        declared
+            .iter()
+            .map(|(datatype, _, count, source)| (*datatype, *count, source.len())),
+    )?;
 
     if at < binary.len() {
         return Err(ProtocolError::BinaryTrailing {
