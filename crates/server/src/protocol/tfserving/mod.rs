@@ -29,7 +29,7 @@ use crate::budget::Reservation;
 use crate::error::InferError;
 use crate::protocol::status::{ApiError, failure_reason};
 use crate::protocol::v2::codec::{ProtocolError, V2Request};
-use crate::protocol::v2::http::{AppState, read_body_reserved};
+use crate::protocol::v2::http::AppState;
 use crate::repository::{LoadedVersion, VersionState};
 use codec::Format;
 
@@ -178,14 +178,7 @@ async fn post(
     if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
         return Err(no_route("POST", &path));
     }
-    let (body, mut held) = read_body_reserved(
-        body,
-        &headers,
-        state.settings.max_request_bytes,
-        &state.budget,
-    )
-    .await
-    .map_err(|e| state.unrouted(e))?;
+    let (body, mut held) = state.read_inference_body(body, &headers).await?;
     let version = state
         .repository
         .resolve(&parsed.model, parsed.version.as_deref())

@@ -10,7 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, ModelPath, read_body_reserved};
+use super::{AppState, ModelPath};
 use crate::budget::Reservation;
 use crate::error::InferError;
 use crate::protocol::status::{ApiError, failure_reason};
@@ -29,14 +29,7 @@ pub(super) async fn infer(
     body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let (body, mut held) = read_body_reserved(
-        body,
-        &headers,
-        state.settings.max_request_bytes,
-        &state.budget,
-    )
-    .await
-    .map_err(|e| state.unrouted(e))?;
+    let (body, mut held) = state.read_inference_body(body, &headers).await?;
     let version = path
         .resolve(&state.repository)
         .map_err(|e| state.unrouted(e))?;

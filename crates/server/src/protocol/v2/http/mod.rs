@@ -86,6 +86,18 @@ impl AppState {
         error
     }
 
+    /// An inference request's body, read within `--max-request-bytes` and reserved in the
+    /// memory budget ([`read_body_reserved`]); a failure is counted as unrouted.
+    pub(crate) async fn read_inference_body(
+        &self,
+        body: axum::body::Body,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<(Bytes, Reservation), ApiError> {
+        read_body_reserved(body, headers, self.settings.max_request_bytes, &self.budget)
+            .await
+            .map_err(|e| self.unrouted(e))
+    }
+
     /// Whether the server is ready: the start-up load finished and, with strict readiness,
     /// every model loaded. One definition for HTTP, gRPC and gRPC health.
     pub(crate) fn server_ready(&self) -> bool {
@@ -211,7 +223,7 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
 /// before they are buffered: all at once when `Content-Length` declares them, else chunk by
 /// chunk. Too large is 413; the budget spent is 503 at once. The reservation is held until the
 /// caller drops it (when the request has been answered).
-pub(crate) async fn read_body_reserved(
+async fn read_body_reserved(
     body: axum::body::Body,
     headers: &axum::http::HeaderMap,
     limit: usize,
