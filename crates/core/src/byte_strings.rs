@@ -36,24 +36,6 @@ impl ByteStrings {
         self.ends.push(self.bytes.len());
     }
 
-    /// Appends one element written by `write` into the shared buffer (no copy of its own).
-    pub fn push_with<E>(
-        &mut self,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let start = self.bytes.len();
-        match write(&mut self.bytes) {
-            Ok(()) => {
-                self.ends.push(self.bytes.len());
-                Ok(())
-            }
-            Err(e) => {
-                self.bytes.truncate(start);
-                Err(e)
-            }
-        }
-    }
-
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -293,13 +275,6 @@ mod tests {
             s.iter().map(|b| b.len()).collect::<Vec<_>>(),
             [2, 0, 3, 0, 3, 0, 0]
         );
-        let failed: Result<(), ()> = s.push_with(|buffer| {
-            buffer.extend_from_slice(b"half");
-            Err(())
-        });
-        assert!(failed.is_err());
-        assert_eq!(s.len(), 7);
-        assert_eq!(s.total_bytes(), 8, "a failed element leaves nothing behind");
         assert_eq!(format!("{:?}", s.slice(0, 2)), r#"["ab", ""]"#);
     }
 

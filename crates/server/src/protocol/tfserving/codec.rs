@@ -215,7 +215,7 @@ impl<'s> Decoder<'s> {
             let more = (self.decoded - reserved)
                 .max(reserved)
                 .max(64 * 1024)
-                .min(limit.saturating_sub(reserved).max(self.decoded - reserved));
+                .min(limit - reserved);
             self.held.grow(more)?;
             self.reserved += more;
         }

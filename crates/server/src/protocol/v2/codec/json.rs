@@ -152,13 +152,6 @@ impl Element for bool {
     }
 }
 
-impl Element for Vec<u8> {
-    const NAME: &'static str = "BYTES";
-    fn from_str(s: &str) -> Option<Self> {
-        Some(s.as_bytes().to_vec())
-    }
-}
-
 /// Where [`Flatten`] puts the scalars it reads: a `Vec` of an [`Element`], or the one buffer of
 /// a BYTES tensor. Each `push_*` answers whether the scalar was accepted.
 trait Elements {
