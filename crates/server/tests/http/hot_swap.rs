@@ -3,7 +3,6 @@
 //! through `model.toml`), with the repository polled. No request may fail, and every answer
 //! must come from a version that was live while the request was in flight.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use ferroserve_server::{ModelControl, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::kit::{TestServer, oracle, temp_repository};
+use crate::kit::{TestServer, oracle, publish, replace_file, temp_repository};
 
 /// One answer the clients got.
 struct Answer {
@@ -35,22 +34,6 @@ struct Phase {
 
 const LATEST: &str = "/v2/models/m/infer";
 const STABLE: &str = "/v2/models/m/labels/stable/infer";
-
-/// Copies `model` into `<model_dir>/<version>` as one rename, as a deployment tool would.
-fn publish(model_dir: &Path, version: u64, model: &[u8]) {
-    let staging = model_dir.join(format!(".staging-{version}"));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::write(staging.join("model.onnx"), model).unwrap();
-    std::fs::rename(&staging, model_dir.join(version.to_string())).unwrap();
-}
-
-/// Replaces a version's model file in one rename.
-fn replace_file(model_dir: &Path, version: u64, model: &[u8]) {
-    let dir = model_dir.join(version.to_string());
-    let tmp = model_dir.join(".model.onnx.tmp");
-    std::fs::write(&tmp, model).unwrap();
-    std::fs::rename(&tmp, dir.join("model.onnx")).unwrap();
-}
 
 /// Waits (up to 20 s) until `check` holds for the server's view, returning when it did.
 async fn until<F: Fn(&Value) -> bool>(
@@ -92,7 +75,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         "version_policy = \"all\"\nlabels = { stable = 1 }\n",
     )
     .unwrap();
-    publish(&model_dir, 1, &good);
+    publish(&model_dir, 1, "model.onnx", &good);
     let mut config = ServerConfig::new(repo.path());
     config.model_control = ModelControl::Poll {
         interval: Duration::from_millis(30),
@@ -147,7 +130,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
 
     // 1. A new version loads beside the serving one and takes the latest traffic.
     let changed = Instant::now();
-    publish(&model_dir, 2, &good);
+    publish(&model_dir, 2, "model.onnx", &good);
     let applied = until(&server, "/v2/models/m", "version 2 ready", |m| {
         m["versions"] == json!(["1", "2"])
     })
@@ -181,7 +164,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
     // 3. Version 2's file is replaced by a broken one: the build loaded before keeps serving,
     //    and the index says why the new file was refused.
     let changed = Instant::now();
-    replace_file(&model_dir, 2, b"not an onnx model");
+    replace_file(&model_dir, 2, "model.onnx", b"not an onnx model");
     let applied = until(
         &server,
         "/v2/repository/index",
@@ -207,7 +190,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
 
     // 4. A new version arrives broken: reported UNAVAILABLE, traffic stays on version 2.
     let changed = Instant::now();
-    publish(&model_dir, 3, b"also not a model");
+    publish(&model_dir, 3, "model.onnx", b"also not a model");
     let applied = until(
         &server,
         "/v2/repository/index",
@@ -225,8 +208,8 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
 
     // 5. Both are fixed: version 2 is rebuilt from the good file, version 3 loads and serves.
     let changed = Instant::now();
-    replace_file(&model_dir, 2, &good);
-    replace_file(&model_dir, 3, &good);
+    replace_file(&model_dir, 2, "model.onnx", &good);
+    replace_file(&model_dir, 3, "model.onnx", &good);
     let applied = until(
         &server,
         "/v2/repository/index",

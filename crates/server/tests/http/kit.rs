@@ -62,6 +62,22 @@ pub fn write_test_model(repository: &Path, name: &str, version: u64, delay_ms: u
     std::fs::write(dir.join("test.model"), delay_ms.to_string()).unwrap();
 }
 
+/// Writes `contents` as `<model_dir>/<version>/<file>` in one rename, as a deployment tool
+/// would publish a version.
+pub fn publish(model_dir: &Path, version: u64, file: &str, contents: &[u8]) {
+    let staging = model_dir.join(format!(".staging-{version}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join(file), contents).unwrap();
+    std::fs::rename(&staging, model_dir.join(version.to_string())).unwrap();
+}
+
+/// Replaces (or adds) one file of a version directory in one rename.
+pub fn replace_file(model_dir: &Path, version: u64, file: &str, contents: &[u8]) {
+    let tmp = model_dir.join(".replacing.tmp");
+    std::fs::write(&tmp, contents).unwrap();
+    std::fs::rename(&tmp, model_dir.join(version.to_string()).join(file)).unwrap();
+}
+
 /// The contents of a `test`-runtime model file computing `y = factor·x` with no delay, so an
 /// answer tells which version gave it. The closing newline is part of the format: a file cut
 /// short anywhere fails to load, as a truncated upload of a real model does.

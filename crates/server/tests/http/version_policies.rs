@@ -9,7 +9,6 @@
 //! version, tell which version gave them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use ferroserve_server::{ModelControl, ServerConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::kit::{TestServer, examples, scaling_model};
+use crate::kit::{TestServer, examples, publish, replace_file, scaling_model};
 
 /// The version policies under test, as `model.toml` writes them.
 #[derive(Clone, Debug)]
@@ -76,22 +75,6 @@ struct Phase {
     changed: Instant,
     applied: Instant,
     newest: u64,
-}
-
-/// Writes `contents` as `<model_dir>/<version>/<file>` in one rename, as a deployment tool
-/// would publish a version.
-fn publish(model_dir: &Path, version: u64, file: &str, contents: &[u8]) {
-    let staging = model_dir.join(format!(".staging-{version}"));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::write(staging.join(file), contents).unwrap();
-    std::fs::rename(&staging, model_dir.join(version.to_string())).unwrap();
-}
-
-/// Replaces (or adds) one file of a version directory in one rename.
-fn replace_file(model_dir: &Path, version: u64, file: &str, contents: &[u8]) {
-    let tmp = model_dir.join(".replacing.tmp");
-    std::fs::write(&tmp, contents).unwrap();
-    std::fs::rename(&tmp, model_dir.join(version.to_string()).join(file)).unwrap();
 }
 
 /// What `version`'s answer to `x = [[1, 2]]` is: `y = [[version, 2·version]]`.
