@@ -675,33 +675,12 @@ impl Repository {
                     failed.clone()
                 }
                 _ => {
-                    let vdir = dir.join(version.to_string());
-                    match self.load_version(name, version, &vdir, &config, files.clone()) {
-                        Ok(loaded) => {
-                            tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
-                            VersionState::Ready(Arc::new(loaded))
-                        }
-                        Err(error) => {
-                            self.count_load_failure(name);
-                            match prior {
-                                Some(VersionState::Ready(serving)) => {
-                                    let warning = format!(
-                                        "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
-                                    );
-                                    tracing::error!(model = %name, version, "{warning}");
-                                    warnings.insert(version, warning);
-                                    VersionState::Ready(Arc::clone(serving))
-                                }
-                                _ => {
-                                    tracing::error!(model = %name, version, %error, "model version failed to load; the versions serving now keep serving");
-                                    VersionState::Failed {
-                                        reason: error,
-                                        files,
-                                    }
-                                }
-                            }
-                        }
+                    let (state, warning) =
+                        self.build_version(name, version, dir, &config, files, prior);
+                    if let Some(warning) = warning {
+                        warnings.insert(version, warning);
                     }
+                    state
                 }
             };
             let ready = matches!(state, VersionState::Ready(_));
@@ -735,6 +714,46 @@ impl Repository {
             warning: None,
             disk,
             settings: Some(settings),
+        }
+    }
+
+    /// Loads `version` of `name` from its files; when that fails, the build loaded before
+    /// (`prior`, if it was ready) keeps serving, with a warning saying why the new files were
+    /// refused, else the version is `Failed` with the files that failed.
+    fn build_version(
+        &self,
+        name: &str,
+        version: u64,
+        dir: &Path,
+        config: &ModelConfig,
+        files: Fingerprint,
+        prior: Option<&VersionState>,
+    ) -> (VersionState, Option<String>) {
+        let vdir = dir.join(version.to_string());
+        let error = match self.load_version(name, version, &vdir, config, files.clone()) {
+            Ok(loaded) => {
+                tracing::info!(model = %name, version, runtime = loaded.runtime, "model version ready");
+                return (VersionState::Ready(Arc::new(loaded)), None);
+            }
+            Err(error) => error,
+        };
+        self.count_load_failure(name);
+        match prior {
+            Some(VersionState::Ready(serving)) => {
+                let warning = format!(
+                    "the new files of version {version} failed to load, so the build loaded before keeps serving: {error}"
+                );
+                tracing::error!(model = %name, version, "{warning}");
+                (VersionState::Ready(Arc::clone(serving)), Some(warning))
+            }
+            _ => {
+                tracing::error!(model = %name, version, %error, "model version failed to load; the versions serving now keep serving");
+                let failed = VersionState::Failed {
+                    reason: error,
+                    files,
+                };
+                (failed, None)
+            }
         }
     }
 
