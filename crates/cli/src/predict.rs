@@ -2,7 +2,7 @@
 //! repository, validation and scheduler code as `serve`, so a request that works here works
 //! over HTTP.
 
-use ferroserve_server::composite::{CompositeSpec, RequestContext};
+use ferroserve_server::composite::CompositeSpec;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,9 +10,12 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model_path::model_and_version;
-use ferroserve_server::protocol::v2::codec::{Expected, RequestLimits, decode_request};
-use ferroserve_server::protocol::v2::execute;
+use ferroserve_server::codec::{
+    Expected, OutputForm, RequestLimits, decode_request, encode_response,
+};
+use ferroserve_server::protocol::status::ApiError;
 use ferroserve_server::repository::Repository;
+use ferroserve_server::router::{Router, Selector};
 use ferroserve_server::runtime_registry;
 
 /// Flags of `ferroserve predict`.
@@ -53,35 +56,37 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
         Ok(Some(_)) => repository.load_all()?,
         _ => repository.load(&model)?,
     }
-    let loaded = repository.resolve(&model, version.as_deref())?;
-
-    let mut request = decode_request(
-        &body,
-        None,
-        RequestLimits {
-            max_tensor_elements: usize::MAX,
-            max_decoded_bytes: usize::MAX,
-        },
-        Some(Expected::of(&loaded)),
-    )?;
-    // The response goes to a terminal or a file: always JSON.
-    request.binary_output = false;
-    for output in &mut request.outputs {
-        output.binary = Some(false);
-    }
+    let router = Router::new(repository, None);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let context = RequestContext {
-        parameters: request.parameters.clone(),
-        headers: Vec::new(),
-    };
-    let response = runtime.block_on(execute(
-        &repository,
-        &loaded,
-        request,
-        &context,
+    let response = runtime.block_on(router.infer(
+        &model,
+        Selector::version(version.as_deref()),
         Instant::now(),
+        |loaded| {
+            let request = decode_request(
+                &body,
+                None,
+                RequestLimits {
+                    max_tensor_elements: usize::MAX,
+                    max_decoded_bytes: usize::MAX,
+                },
+                Some(Expected::of(loaded)),
+            )?;
+            Ok::<_, ApiError>((request.into_request()?.0, ()))
+        },
+        |loaded, response, ()| {
+            // The response goes to a terminal or a file: always JSON.
+            Ok(encode_response(
+                &loaded.model_name,
+                loaded.version,
+                response.id.as_deref(),
+                &response.outputs,
+                &OutputForm::json(),
+                &response.parameters,
+            ))
+        },
     ))?;
     let json: serde_json::Value = serde_json::from_slice(&response.body)?;
     println!("{}", serde_json::to_string_pretty(&json)?);

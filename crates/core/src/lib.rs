@@ -7,6 +7,8 @@
 //! - [`datatype`]: the KServe V2 datatypes (`FP32`, `INT64`, `BYTES`, ...).
 //! - [`tensor`]: [`Tensor`], a named, shaped, typed, row-major buffer.
 //! - [`byte_strings`]: [`ByteStrings`], the elements of a BYTES tensor in one buffer.
+//! - [`encode`]: a buffer's binary form ([`TensorData::write_binary`]) and JSON form
+//!   ([`DataJson`]).
 //! - [`signature`]: [`TensorSpec`] and [`Signature`], what a model takes and returns, and the
 //!   validation of a request's tensors against them.
 //! - [`model`]: the [`Model`] and [`Runtime`] traits and the [`RuntimeRegistry`] that picks a
@@ -27,6 +29,7 @@
 
 pub mod byte_strings;
 pub mod datatype;
+pub mod encode;
 pub mod error;
 pub mod model;
 pub mod profile;
@@ -35,6 +38,7 @@ pub mod tensor;
 
 pub use byte_strings::{ByteStrings, LayoutError};
 pub use datatype::DataType;
+pub use encode::DataJson;
 pub use error::{LoadError, ModelError, ValidationError};
 pub use model::{Model, Runtime, RuntimeRegistry};
 pub use signature::{InputHeader, Signature, TensorOverride, TensorSpec};

@@ -9,8 +9,6 @@ use std::sync::{Arc, Mutex};
 use ferroserve_core::Tensor;
 use lru::LruCache;
 
-use crate::protocol::v2::codec::binary;
-
 /// The cache of one model version.
 #[derive(Debug)]
 pub struct PredictionCache {
@@ -53,7 +51,7 @@ impl PredictionCache {
             for d in &t.shape {
                 key.extend_from_slice(&(*d as u64).to_le_bytes());
             }
-            binary::encode(t.data(), &mut key);
+            t.data().write_binary(&mut key);
         }
         key
     }

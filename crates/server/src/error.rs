@@ -91,6 +91,15 @@ pub enum InferError {
     /// The memory held for requests in flight is at its budget.
     #[error(transparent)]
     OverBudget(#[from] crate::budget::OverBudget),
+    /// A composite could not answer from its targets: an ensemble step waits on a tensor no
+    /// step produced, or a target is itself a composite. The graph is broken, not busy (500).
+    #[error("composite '{model}': {message}")]
+    Composite {
+        /// The composite.
+        model: String,
+        /// What is wrong with its graph.
+        message: String,
+    },
     /// The version is shutting down.
     #[error("model '{model}' is being unloaded")]
     Unavailable {

@@ -4,6 +4,10 @@
 //! # Layout
 //! - [`repository`]: what is loaded: `<root>/<model>/<version>/`, `model.toml`, version policy,
 //!   labels, load/unload with the new version built beside the old one.
+//! - [`inference`]: the request and answer inside the server, free of any wire format.
+//! - [`router`]: the one request path: resolve, run (model or composite), record, answer.
+//! - [`codec`]: KServe V2 inference bodies, JSON and the binary tensor data extension, both
+//!   ways (the V2 front-ends and warm-up files speak them).
 //! - [`cache`]: a model version's answers kept by their inputs (opt-in).
 //! - [`composite`]: models that route to other models (split, shadow, bandit).
 //! - [`scheduler`]: per model version, a bounded queue and worker threads running the model.
@@ -20,14 +24,17 @@
 
 pub mod budget;
 pub mod cache;
+pub mod codec;
 pub mod composite;
 pub mod dashboard;
 pub mod error;
+pub mod inference;
 pub mod metrics;
 pub mod monitor;
 pub mod payload;
 pub mod protocol;
 pub mod repository;
+pub mod router;
 pub mod scheduler;
 pub mod stats;
 
@@ -40,8 +47,8 @@ use ferroserve_core::RuntimeRegistry;
 use tokio::net::TcpListener;
 
 use crate::budget::MemoryBudget;
-use crate::protocol::v2::codec::RequestLimits;
-use crate::protocol::v2::http::{AppState, HttpSettings, router};
+use crate::codec::RequestLimits;
+use crate::protocol::{AppState, HttpSettings, http_router};
 use crate::repository::Repository;
 
 /// How the server runs: plain data, filled from flags, environment or tests.
@@ -192,6 +199,7 @@ pub async fn serve_listeners(
         config.triton_metric_names,
     ));
     let state = AppState {
+        router: router::Router::new(Arc::clone(&repository), Some(Arc::clone(&metrics))),
         metrics,
         history,
         repository,
@@ -239,14 +247,14 @@ pub async fn serve_listeners(
     });
     let metrics_server = metrics_listener.map(|listener| {
         let shutdown = stopping();
-        let app = protocol::monitoring::router(state.clone());
+        let app = protocol::observability::router(state.clone());
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
         })
     });
-    let http = axum::serve(listener, router(state)).with_graceful_shutdown(stopping());
+    let http = axum::serve(listener, http_router(state)).with_graceful_shutdown(stopping());
     http.await?;
     poller.abort();
     drift.abort();

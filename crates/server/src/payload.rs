@@ -20,8 +20,8 @@ use ferroserve_core::Tensor;
 use rand::RngExt;
 use serde::Serialize;
 
-use crate::protocol::v2::codec::json::DataJson;
 use crate::repository::config::PayloadLogConfig;
+use ferroserve_core::DataJson;
 
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 4_096;

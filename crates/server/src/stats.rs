@@ -43,7 +43,7 @@ impl LatencyHistogram {
 }
 
 /// Why a request that reached a model failed: the classes that `/metrics` labels failures
-/// with. Chosen from the error by [`crate::protocol::status::failure_reason`].
+/// with. Chosen from the error by its [`Failure`] implementation, which follows its status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureReason {
     /// The request was malformed or did not match the signature (HTTP 400).
@@ -58,6 +58,12 @@ pub enum FailureReason {
     Unavailable,
     /// No such model, version or label (HTTP 404).
     NotFound,
+}
+
+/// An error that can end a request, classed for the failure counters.
+pub trait Failure {
+    /// The class this error is counted in.
+    fn failure_reason(&self) -> FailureReason;
 }
 
 impl FailureReason {

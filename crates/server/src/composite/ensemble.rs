@@ -2,7 +2,8 @@
 //! are mapped to the ensemble's named tensors, and built-in combiners over those tensors
 //! (`mean`, `sum`, `min`, `max` element-wise; `vote`, the majority of integer labels). The
 //! ensemble's inputs are the tensors some step or combiner reads and none produces; its
-//! outputs are the ones `outputs` names. Steps whose inputs are ready run concurrently.
+//! outputs are the ones `outputs` names. Steps whose inputs are ready run concurrently
+//! ([`Ensemble::run`], given how to run one target).
 //!
 //! ```toml
 //! kind = "ensemble"
@@ -22,11 +23,14 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use ferroserve_core::{DataType, Signature, Tensor, TensorData, TensorSpec};
 use serde::Deserialize;
 
 use super::Target;
+use crate::error::InferError;
+use crate::inference::{InferRequest, InferResponse, Ran, RequestContext};
 
 /// One `[[step]]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -290,6 +294,119 @@ fn is_integer(d: DataType) -> bool {
             | DataType::Uint32
             | DataType::Uint64
     )
+}
+
+impl Ensemble {
+    /// Walks the graph for `request`: each step once its inputs exist (the steps ready
+    /// together run concurrently, through `step`, which runs one target), the combiners as
+    /// soon as theirs do, then the outputs asked for. `name` is the ensemble's, for errors.
+    pub(crate) async fn run<F, Fut>(
+        &self,
+        name: &str,
+        request: InferRequest,
+        started: Instant,
+        step: F,
+    ) -> Result<Ran, InferError>
+    where
+        F: Fn(Target, InferRequest) -> Fut,
+        Fut: Future<Output = Result<InferResponse, InferError>>,
+    {
+        let broken = |message: String| InferError::Composite {
+            model: name.to_owned(),
+            message,
+        };
+        let selection = request.output_indices(&self.signature)?;
+        let InferRequest {
+            id,
+            inputs,
+            priority,
+            timeout,
+            context,
+            ..
+        } = request;
+        let inputs = self.signature.validate_inputs(inputs, usize::MAX)?;
+        let compute_input = started.elapsed();
+        let mut tensors: BTreeMap<String, Tensor> =
+            inputs.into_iter().map(|t| (t.name.clone(), t)).collect();
+        let mut pending: Vec<&(Target, StepSpec)> = self.steps.iter().collect();
+        let mut combined = vec![false; self.combines.len()];
+        let infer_started = Instant::now();
+        while !pending.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(_, s)| s.inputs.values().all(|t| tensors.contains_key(t)));
+            pending = waiting;
+            if ready.is_empty() {
+                return Err(broken("a step waits on a tensor no step produced".into()));
+            }
+            let runs = ready.iter().map(|(target, spec)| {
+                let step_inputs = spec
+                    .inputs
+                    .iter()
+                    .map(|(name, tensor)| {
+                        let mut t = tensors[tensor].clone();
+                        t.name.clone_from(name);
+                        t
+                    })
+                    .collect();
+                let step_request = InferRequest {
+                    id: id.clone(),
+                    inputs: step_inputs,
+                    outputs: Vec::new(),
+                    priority,
+                    timeout,
+                    context: RequestContext {
+                        parameters: context.parameters.clone(),
+                        headers: Vec::new(),
+                    },
+                };
+                step(target.clone(), step_request)
+            });
+            for ((_, spec), answer) in ready.iter().zip(futures::future::join_all(runs).await) {
+                // The step's own error: it names the model (and its status is the step's).
+                for mut t in answer?.outputs {
+                    if let Some(tensor) = spec.outputs.get(&t.name) {
+                        t.name.clone_from(tensor);
+                        tensors.insert(tensor.clone(), t);
+                    }
+                }
+            }
+            // Combiners whose inputs now exist, in order (one may read another's output).
+            for (ix, c) in self.combines.iter().enumerate() {
+                if !combined[ix] && c.inputs.iter().all(|i| tensors.contains_key(i)) {
+                    let parts: Vec<&Tensor> = c.inputs.iter().map(|i| &tensors[i]).collect();
+                    let out = combine(c.op, &c.output, &parts).map_err(|message| {
+                        InferError::Execution {
+                            model: name.to_owned(),
+                            source: ferroserve_core::ModelError::Execution { message },
+                        }
+                    })?;
+                    tensors.insert(c.output.clone(), out);
+                    combined[ix] = true;
+                }
+            }
+        }
+        let infer = infer_started.elapsed();
+        let outputs = selection
+            .into_iter()
+            .map(|ix| {
+                let name = &self.signature.outputs[ix].name;
+                tensors
+                    .remove(name)
+                    .ok_or_else(|| broken(format!("no step produced its output '{name}'")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Ran {
+            response: InferResponse {
+                id,
+                outputs,
+                parameters: serde_json::Map::new(),
+            },
+            compute_input,
+            queue: Duration::ZERO,
+            infer,
+        })
+    }
 }
 
 /// Applies a combiner to tensors of one shape and datatype (checked at load; checked again

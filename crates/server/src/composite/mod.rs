@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use target::Target;
 
@@ -215,33 +215,6 @@ impl CompositeSpec {
             Target::parse(target)?;
         }
         Ok(())
-    }
-}
-
-/// What a request brings besides its tensors, for routing: its id, its parameters and the
-/// transport's headers (HTTP headers, gRPC metadata), lowercase names.
-#[derive(Clone, Debug, Default)]
-pub struct RequestContext {
-    /// The request's parameters.
-    pub parameters: Map<String, Value>,
-    /// The headers, names in lowercase.
-    pub headers: Vec<(String, String)>,
-}
-
-impl RequestContext {
-    /// The parameter `name` as text, else the header of that name.
-    pub fn lookup(&self, name: &str) -> Option<String> {
-        if let Some(v) = self.parameters.get(name) {
-            return Some(match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            });
-        }
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
     }
 }
 

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Target;
+use crate::error::InferError;
+use crate::inference::{InferRequest, InferResponse};
 
 /// Disagreements kept per shadow, for the statistics.
 const KEPT_DISAGREEMENTS: usize = 20;
@@ -134,6 +136,22 @@ impl Shadow {
         let s = &self.shadows[ix];
         s.failed.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(shadow = %s.target, error, "shadow request failed");
+    }
+
+    /// Sends a copy of `request` to each shadow through `send` (which runs one target) and
+    /// records how their answers compare with the `primary`'s. Meant for a task of its own:
+    /// nothing here reaches the caller.
+    pub(crate) async fn mirror<F, Fut>(&self, request: InferRequest, primary: &[Tensor], send: F)
+    where
+        F: Fn(Target, InferRequest) -> Fut,
+        Fut: Future<Output = Result<InferResponse, InferError>>,
+    {
+        for (ix, target) in self.shadows() {
+            match send(target.clone(), request.clone()).await {
+                Ok(answer) => self.record(ix, request.id.as_deref(), primary, &answer.outputs),
+                Err(error) => self.record_failure(ix, &error.to_string()),
+            }
+        }
     }
 
     /// Where `shadow` differs from `primary`, if anywhere.

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::RngExt;
 use serde_json::{Value, json};
 
-use super::{RequestContext, Target};
+use super::Target;
+use crate::inference::RequestContext;
 
 /// A weighted split between targets.
 #[derive(Debug)]

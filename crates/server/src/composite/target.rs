@@ -1,10 +1,6 @@
 //! A composite's reference to another model: `name`, `name@3` or `name@stable`.
 
 use std::fmt;
-use std::sync::Arc;
-
-use crate::error::InferError;
-use crate::repository::{LoadedVersion, Repository};
 
 /// A model of the repository, at its latest ready version, a version number, or a label.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +27,6 @@ impl Target {
             model: model.to_owned(),
             version: version.map(str::to_owned),
         })
-    }
-
-    /// The version this names now.
-    pub fn resolve(&self, repository: &Repository) -> Result<Arc<LoadedVersion>, InferError> {
-        repository.resolve(&self.model, self.version.as_deref())
     }
 }
 

@@ -1,8 +1,55 @@
-//! The protocol front-ends: each decodes its wire form into core tensors, calls the repository
-//! and scheduler, and encodes the answer. Status codes are decided in [`status`] alone.
+//! The protocol front-ends: each decodes its wire form into an
+//! [`InferRequest`](crate::inference::InferRequest), calls the [`router`](crate::router) and
+//! encodes the answer. Status codes are decided in [`status`] alone; every HTTP route is
+//! composed in [`http_router`].
+//!
+//! - [`state`]: [`AppState`], what every handler shares, and request body reading.
+//! - [`v2`]: the KServe V2 codec and HTTP endpoints.
+//! - [`grpc`]: the V2 protocol over gRPC, and gRPC health.
+//! - [`tfserving`]: the TensorFlow Serving REST API.
+//! - [`observability`]: `GET /metrics` and `GET /dashboard`.
+//! - [`status`]: errors to HTTP and gRPC statuses.
 
 pub mod grpc;
-pub mod monitoring;
+pub mod observability;
+pub mod state;
 pub mod status;
 pub mod tfserving;
 pub mod v2;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::HandlerWithoutStateExt;
+use axum::http::{Method, Uri};
+use tower_http::services::ServeDir;
+
+pub use state::{AppState, HttpSettings};
+use status::ApiError;
+
+/// Every HTTP route over `state`: V2, TF Serving, metrics and dashboard, and the static
+/// folder (`--static`) at the paths none of them takes.
+pub fn http_router(state: AppState) -> Router {
+    let max_body = state.settings.max_request_bytes;
+    let api = v2::http::routes()
+        .merge(tfserving::routes())
+        .merge(observability::routes());
+    let api = match &state.settings.static_dir {
+        // Files (a web page running ferroserve's WebAssembly build, say) at the paths the API
+        // does not take; a missing file still answers in the V2 error shape.
+        Some(dir) => api.fallback_service(
+            ServeDir::new(dir)
+                .append_index_html_on_directories(true)
+                .not_found_service(no_route.into_service()),
+        ),
+        None => api.fallback(no_route),
+    };
+    api.layer(DefaultBodyLimit::max(max_body)).with_state(state)
+}
+
+/// Unknown paths answer in the V2 error shape too.
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}

@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferroserve_core::ModelError;
 
+use crate::codec::ProtocolError;
 use crate::composite::bandit::FeedbackError;
 use crate::error::{InferError, RepositoryError};
-use crate::protocol::v2::codec::ProtocolError;
-use crate::stats::FailureReason;
+use crate::stats::{Failure, FailureReason};
 
 /// Any error a request can end in.
 #[derive(Debug, thiserror::Error)]
@@ -44,26 +44,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
         ) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Protocol(ProtocolError::OverBudget(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
-        ApiError::Infer(e) => match e {
-            InferError::ModelNotFound { .. }
-            | InferError::VersionNotFound { .. }
-            | InferError::LabelNotFound { .. }
-            | InferError::NotMonitored { .. } => StatusCode::NOT_FOUND,
-            InferError::Validation(_) | InferError::Parameter { .. } => StatusCode::BAD_REQUEST,
-            InferError::Model(ModelError::UnsupportedDatatype { .. })
-            | InferError::Execution {
-                source: ModelError::UnsupportedDatatype { .. },
-                ..
-            } => StatusCode::BAD_REQUEST,
-            InferError::Model(_) | InferError::Execution { .. } => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-            InferError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
-            InferError::ModelNotReady { .. }
-            | InferError::Overloaded { .. }
-            | InferError::OverBudget(_)
-            | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        },
+        ApiError::Infer(e) => infer_status(e),
         ApiError::Repository(e) => match e {
             RepositoryError::ControlDisabled { .. } => StatusCode::FORBIDDEN,
             RepositoryError::NotInRepository { .. } => StatusCode::NOT_FOUND,
@@ -79,6 +60,30 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             }
         },
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
+    }
+}
+
+/// The HTTP status of an inference error.
+fn infer_status(error: &InferError) -> StatusCode {
+    match error {
+        InferError::ModelNotFound { .. }
+        | InferError::VersionNotFound { .. }
+        | InferError::LabelNotFound { .. }
+        | InferError::NotMonitored { .. } => StatusCode::NOT_FOUND,
+        InferError::Validation(_) | InferError::Parameter { .. } => StatusCode::BAD_REQUEST,
+        InferError::Model(ModelError::UnsupportedDatatype { .. })
+        | InferError::Execution {
+            source: ModelError::UnsupportedDatatype { .. },
+            ..
+        } => StatusCode::BAD_REQUEST,
+        InferError::Model(_) | InferError::Execution { .. } | InferError::Composite { .. } => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        InferError::DeadlineExceeded { .. } => StatusCode::GATEWAY_TIMEOUT,
+        InferError::ModelNotReady { .. }
+        | InferError::Overloaded { .. }
+        | InferError::OverBudget(_)
+        | InferError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -98,18 +103,36 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
     tonic::Status::new(code, error.to_string())
 }
 
-/// The class of a failed request, for the failure counters: derived from [`http_status`], so
-/// a new error is counted as its status says.
-pub fn failure_reason(error: &ApiError) -> FailureReason {
-    if let ApiError::Infer(InferError::Overloaded { .. }) = error {
+/// The class of a failed request, for the failure counters: derived from its status, so a
+/// new error is counted as its status says.
+fn reason_for(status: StatusCode, overloaded: bool) -> FailureReason {
+    if overloaded {
         return FailureReason::Overloaded;
     }
-    match http_status(error) {
+    match status {
         StatusCode::NOT_FOUND => FailureReason::NotFound,
         StatusCode::SERVICE_UNAVAILABLE => FailureReason::Unavailable,
         StatusCode::GATEWAY_TIMEOUT => FailureReason::Timeout,
         status if status.is_server_error() => FailureReason::ModelError,
         _ => FailureReason::InvalidRequest,
+    }
+}
+
+impl Failure for InferError {
+    fn failure_reason(&self) -> FailureReason {
+        reason_for(
+            infer_status(self),
+            matches!(self, InferError::Overloaded { .. }),
+        )
+    }
+}
+
+impl Failure for ApiError {
+    fn failure_reason(&self) -> FailureReason {
+        match self {
+            ApiError::Infer(e) => e.failure_reason(),
+            other => reason_for(http_status(other), false),
+        }
     }
 }
 
@@ -220,6 +243,14 @@ mod tests {
             (
                 InferError::Unavailable { model: "m".into() }.into(),
                 StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                InferError::Composite {
+                    model: "e".into(),
+                    message: "x".into(),
+                }
+                .into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
             ),
             (
                 InferError::Execution {

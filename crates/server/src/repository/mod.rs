@@ -470,6 +470,11 @@ impl Repository {
         }
     }
 
+    /// The version a composite's `target` names now.
+    pub fn resolve_target(&self, target: &Target) -> Result<Arc<LoadedVersion>, InferError> {
+        self.resolve(&target.model, target.version.as_deref())
+    }
+
     /// The version of `model` that `label` points at; unlike [`Repository::resolve`], never a
     /// version number.
     pub fn resolve_label(
@@ -826,8 +831,8 @@ impl Repository {
                 "target '{target}': a composite cannot route to itself"
             ));
         }
-        let version = target
-            .resolve(self)
+        let version = self
+            .resolve_target(target)
             .map_err(|e| format!("target '{target}' is not ready: {e}"))?;
         if version.executor.composite().is_some() {
             return Err(format!(

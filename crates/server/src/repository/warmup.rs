@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ferroserve_core::{Model, Signature, Tensor, TensorData};
 use serde_json::Value;
 
-use crate::protocol::v2::codec::{RequestLimits, decode_request};
+use crate::codec::{RequestLimits, decode_request};
 
 /// The warm-up file's name, in a version directory or in the model directory.
 pub const WARMUP_FILE: &str = "warmup.json";

@@ -19,7 +19,7 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 use tonic_prost::{ProstDecoder, ProstEncoder};
 
 use super::proto::ModelInferRequest;
-use crate::protocol::v2::codec::request::{MAX_PARAMETERS, MAX_RANK, MAX_TENSORS};
+use crate::codec::request::{MAX_PARAMETERS, MAX_RANK, MAX_TENSORS};
 
 /// What a decoded `Vec`, `String` or map entry costs besides its elements.
 const OVERHEAD: usize = 24;

@@ -7,11 +7,11 @@ use std::time::Duration;
 use ferroserve_core::{DataType, InputHeader, Tensor, TensorData, TensorSpec};
 
 use super::proto;
-use crate::error::InferError;
-use crate::protocol::status::ApiError;
-use crate::protocol::v2::codec::{
+use crate::codec::{
     Expected, ProtocolError, RequestLimits, RequestedOutput, V2Request, binary, input_header,
 };
+use crate::error::InferError;
+use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionPolicy};
 use crate::scheduler::BatchMode;
 use crate::stats::DurationStat;
@@ -203,15 +203,15 @@ fn typed(
 pub(super) fn encode_response(
     version: &LoadedVersion,
     id: Option<String>,
-    outputs: &[(Tensor, bool)],
+    outputs: &[Tensor],
     parameters: &serde_json::Map<String, serde_json::Value>,
 ) -> proto::ModelInferResponse {
     let mut raw = Vec::with_capacity(outputs.len());
     let tensors = outputs
         .iter()
-        .map(|(t, _)| {
+        .map(|t| {
             let mut bytes = Vec::with_capacity(t.data().byte_size());
-            binary::encode(t.data(), &mut bytes);
+            t.data().write_binary(&mut bytes);
             raw.push(bytes);
             proto::model_infer_response::InferOutputTensor {
                 name: t.name.clone(),

@@ -15,13 +15,15 @@ use tokio::net::TcpListener;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::composite::RequestContext;
+use crate::budget::Reservation;
+use crate::codec::{Expected, ProtocolError};
 use crate::error::{InferError, RepositoryError};
-use crate::protocol::status::{ApiError, failure_reason, grpc_status};
-use crate::protocol::v2::codec::{Expected, ProtocolError};
-use crate::protocol::v2::http::AppState;
+use crate::inference::InferRequest;
+use crate::protocol::state::AppState;
+use crate::protocol::status::{ApiError, grpc_status};
 use crate::protocol::v2::http::metadata_extensions;
-use crate::protocol::v2::run;
+use crate::repository::LoadedVersion;
+use crate::router::Selector;
 
 /// The generated protocol types and service stubs.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
@@ -76,69 +78,83 @@ impl V2Service {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<proto::ModelInferResponse, Status> {
         let started = Instant::now();
-        let repository = &self.state.repository;
-        let version = match convert::label_parameter(&request.parameters)
+        let mut request = request;
+        let label = convert::label_parameter(&request.parameters)
             .map_err(|e| status(self.state.unrouted(e)))?
-        {
-            Some(label) if !request.model_version.is_empty() => {
+            .map(str::to_owned);
+        let model = std::mem::take(&mut request.model_name);
+        let version = std::mem::take(&mut request.model_version);
+        let selector = match &label {
+            Some(label) if !version.is_empty() => {
                 return Err(status(self.state.unrouted(ProtocolError::Json {
                     message: format!(
-                        "model_version '{}' and parameter label '{label}' both name a version; give one",
-                        request.model_version
+                        "model_version '{version}' and parameter label '{label}' both name a version; give one"
                     ),
                 })));
             }
-            Some(label) => repository.resolve_label(&request.model_name, label),
-            None => repository.resolve(&request.model_name, Some(request.model_version.as_str())),
-        }
-        .map_err(|e| status(self.state.unrouted(e)))?;
-        let result = async {
-            // The message is in memory already (tonic decoded it, up to
-            // --grpc-max-message-bytes); its tensors will take as much again.
-            let mut held = self
-                .state
-                .budget
-                .reserve(prost::Message::encoded_len(&request))
-                .map_err(InferError::from)?;
-            let mut decoded = convert::decode_request(
-                request,
-                self.state.settings.limits,
-                Expected::of(&version),
-                |bytes| held.grow(bytes).map_err(InferError::from),
-            )?;
-            decoded.timeout = match (decoded.timeout, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let context = match version.executor.composite() {
-                Some(_) => RequestContext {
-                    parameters: decoded.parameters.clone(),
-                    headers: metadata
-                        .iter()
-                        .filter_map(|kv| match kv {
-                            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
-                                Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
-                            }
-                            tonic::metadata::KeyAndValueRef::Binary(..) => None,
-                        })
-                        .collect(),
+            Some(label) => Selector::Label(label),
+            None => Selector::version(Some(&version)),
+        };
+        self.state
+            .router
+            .infer(
+                &model,
+                selector,
+                started,
+                |version| self.decode(version, request, deadline, metadata),
+                |version, response, _held| {
+                    Ok(convert::encode_response(
+                        version,
+                        response.id,
+                        &response.outputs,
+                        &response.parameters,
+                    ))
                 },
-                None => RequestContext::default(),
-            };
-            let ran = run(repository, &version, decoded, &context, started).await?;
-            let encoding = Instant::now();
-            let id = ran.id.clone();
-            let response = convert::encode_response(&version, id, &ran.outputs, &ran.parameters);
-            ran.finish(&version, encoding);
-            Ok::<_, ApiError>(response)
+            )
+            .await
+            .map_err(status)
+    }
+
+    /// The request, checked against `version`, and its memory reservation (held until the
+    /// answer is encoded).
+    fn decode(
+        &self,
+        version: &LoadedVersion,
+        request: proto::ModelInferRequest,
+        deadline: Option<Duration>,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<(InferRequest, Reservation), ApiError> {
+        // The message is in memory already (tonic decoded it, up to
+        // --grpc-max-message-bytes); its tensors will take as much again.
+        let mut held = self
+            .state
+            .budget
+            .reserve(prost::Message::encoded_len(&request))
+            .map_err(InferError::from)?;
+        let decoded = convert::decode_request(
+            request,
+            self.state.settings.limits,
+            Expected::of(version),
+            |bytes| held.grow(bytes).map_err(InferError::from),
+        )?;
+        let (mut request, _) = decoded.into_request()?;
+        request.timeout = match (request.timeout, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Only composites route by metadata; a model's request skips the copy.
+        if version.executor.composite().is_some() {
+            request.context.headers = metadata
+                .iter()
+                .filter_map(|kv| match kv {
+                    tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                        Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))
+                    }
+                    tonic::metadata::KeyAndValueRef::Binary(..) => None,
+                })
+                .collect();
         }
-        .await;
-        result.map_err(|e| {
-            version
-                .stats
-                .record_failure(started.elapsed(), failure_reason(&e));
-            status(e)
-        })
+        Ok((request, held))
     }
 }
 

@@ -18,8 +18,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::budget::Reservation;
-use crate::protocol::v2::codec::json::Element;
-use crate::protocol::v2::codec::{ProtocolError, RequestLimits};
+use crate::codec::json::Element;
+use crate::codec::{ProtocolError, RequestLimits};
 
 /// Which request format was used, so the answer comes back in the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

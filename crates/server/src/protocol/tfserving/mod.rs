@@ -25,12 +25,13 @@ use axum::routing::get;
 use ferroserve_core::{Tensor, TensorData};
 use serde_json::{Value, json};
 
-use crate::budget::Reservation;
+use crate::codec::ProtocolError;
 use crate::error::InferError;
-use crate::protocol::status::{ApiError, failure_reason};
-use crate::protocol::v2::codec::{ProtocolError, V2Request};
-use crate::protocol::v2::http::AppState;
+use crate::inference::InferRequest;
+use crate::protocol::state::AppState;
+use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionState};
+use crate::router::Selector;
 use codec::Format;
 
 /// The TF Serving routes.
@@ -179,67 +180,45 @@ async fn post(
         return Err(no_route("POST", &path));
     }
     let (body, mut held) = state.read_inference_body(body, &headers).await?;
-    let version = state
-        .repository
-        .resolve(&parsed.model, parsed.version.as_deref())
-        .map_err(|e| state.unrouted(e))?;
-    let limits = codec::Limits {
-        request: state.settings.limits,
-        max_batch_size: version.max_batch_size,
-    };
-    let result = run(
-        &state.repository,
-        &version,
-        &verb,
-        &body,
-        limits,
-        &mut held,
-        started,
-    )
-    .await;
-    if let Err(error) = &result {
-        version
-            .stats
-            .record_failure(started.elapsed(), failure_reason(error));
-    }
-    result
-}
-
-async fn run(
-    repository: &std::sync::Arc<crate::repository::Repository>,
-    version: &LoadedVersion,
-    verb: &str,
-    body: &[u8],
-    limits: codec::Limits,
-    held: &mut Reservation,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    // Straight from the bytes into typed tensors, within `limits`: no JSON tree is built.
-    let (inputs, format) = match verb {
-        "predict" => codec::decode_predict(body, &version.signature, limits, held)?,
-        _ => (
-            codec::decode_examples(body, &version.signature, limits, held)?,
-            Format::Row,
-        ),
-    };
-    let request = V2Request {
-        inputs,
-        ..V2Request::default()
-    };
-    let context = crate::composite::RequestContext::default();
-    let mut ran = crate::protocol::v2::run(repository, version, request, &context, started).await?;
-    let encoding = Instant::now();
-    let outputs: Vec<Tensor> = std::mem::take(&mut ran.outputs)
-        .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    let encoded = match verb {
-        "predict" => codec::encode_predict(&outputs, format)?,
-        "classify" => classify(&outputs)?,
-        _ => regress(&outputs)?,
-    };
-    ran.finish(version, encoding);
-    Ok(([(CONTENT_TYPE, "application/json")], encoded).into_response())
+    let request_limits = state.settings.limits;
+    state
+        .router
+        .infer(
+            &parsed.model,
+            Selector::version(parsed.version.as_deref()),
+            started,
+            |version| {
+                let limits = codec::Limits {
+                    request: request_limits,
+                    max_batch_size: version.max_batch_size,
+                };
+                // Straight from the bytes into typed tensors, within `limits`: no JSON tree
+                // is built.
+                let (inputs, format) = match verb.as_str() {
+                    "predict" => {
+                        codec::decode_predict(&body, &version.signature, limits, &mut held)?
+                    }
+                    _ => (
+                        codec::decode_examples(&body, &version.signature, limits, &mut held)?,
+                        Format::Row,
+                    ),
+                };
+                let request = InferRequest {
+                    inputs,
+                    ..InferRequest::default()
+                };
+                Ok((request, format))
+            },
+            |_, response, format| {
+                let encoded = match verb.as_str() {
+                    "predict" => codec::encode_predict(&response.outputs, format)?,
+                    "classify" => classify(&response.outputs)?,
+                    _ => regress(&response.outputs)?,
+                };
+                Ok(([(CONTENT_TYPE, "application/json")], encoded).into_response())
+            },
+        )
+        .await
 }
 
 /// The scores of every row of a `[N, classes]` floating-point output.

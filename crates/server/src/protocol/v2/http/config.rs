@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use ferroserve_core::TensorSpec;
 use serde_json::{Value, json};
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
+use crate::protocol::state::AppState;
 use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionPolicy};
 use crate::scheduler::BatchMode;

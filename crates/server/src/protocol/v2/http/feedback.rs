@@ -8,11 +8,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, ModelPath, read_body};
+use super::ModelPath;
+use crate::codec::ProtocolError;
 use crate::composite::Composite;
 use crate::composite::bandit::FeedbackError;
+use crate::protocol::state::{AppState, read_body};
 use crate::protocol::status::ApiError;
-use crate::protocol::v2::codec::ProtocolError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,7 +3,8 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
+use crate::protocol::state::AppState;
 use crate::protocol::status::ApiError;
 
 /// `GET /v2/health/live`: the process answers.

@@ -1,7 +1,7 @@
-//! `POST /v2/models/{m}[/versions/{v}]/infer`: decode (JSON or binary extension), validate
-//! against the version's signature, queue, encode.
+//! `POST /v2/models/{m}[/versions/{v}|/labels/{l}]/infer`: decode (JSON or the binary
+//! extension) against the version's signature, run through the
+//! [`Router`](crate::router::Router), encode.
 
-use crate::composite::RequestContext;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -10,15 +10,17 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
 use crate::budget::Reservation;
-use crate::error::InferError;
-use crate::protocol::status::{ApiError, failure_reason};
-use crate::protocol::v2::codec::request::decode_raw_binary;
-use crate::protocol::v2::codec::{
-    EncodedResponse, Expected, HEADER_LENGTH, ProtocolError, plan_request,
+use crate::codec::request::decode_raw_binary;
+use crate::codec::{
+    EncodedResponse, Expected, HEADER_LENGTH, OutputForm, ProtocolError, RequestLimits,
+    encode_response, plan_request,
 };
-use crate::protocol::v2::execute;
+use crate::error::InferError;
+use crate::inference::InferRequest;
+use crate::protocol::state::AppState;
+use crate::protocol::status::ApiError;
 use crate::repository::LoadedVersion;
 
 /// The handler.
@@ -30,27 +32,37 @@ pub(super) async fn infer(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (body, mut held) = state.read_inference_body(body, &headers).await?;
-    let version = path
-        .resolve(&state.repository)
-        .map_err(|e| state.unrouted(e))?;
-    let result = run(&state, &version, &headers, &body, &mut held, started).await;
-    if let Err(error) = &result {
-        version
-            .stats
-            .record_failure(started.elapsed(), failure_reason(error));
-    }
-    result
+    let limits = state.settings.limits;
+    state
+        .router
+        .infer(
+            &path.model,
+            path.selector(),
+            started,
+            |version| decode(version, &headers, &body, limits, &mut held),
+            |version, response, form: OutputForm| {
+                let encoded = encode_response(
+                    &version.model_name,
+                    version.version,
+                    response.id.as_deref(),
+                    &response.outputs,
+                    &form,
+                    &response.parameters,
+                );
+                Ok(into_http(encoded))
+            },
+        )
+        .await
 }
 
-async fn run(
-    state: &AppState,
+/// The request in `body`, as its headers say it is sent, checked against `version`.
+fn decode(
     version: &LoadedVersion,
     headers: &HeaderMap,
     body: &[u8],
+    limits: RequestLimits,
     held: &mut Reservation,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    let limits = state.settings.limits;
+) -> Result<(InferRequest, OutputForm), ApiError> {
     if let Some(encoding) = headers.get(axum::http::header::CONTENT_ENCODING)
         && encoding.as_bytes() != b"identity"
     {
@@ -84,19 +96,15 @@ async fn run(
             planned.decode()?
         }
     };
-    // Only composites route by parameters and headers; a model's request skips the copy.
-    let context = match version.executor.composite() {
-        Some(_) => RequestContext {
-            parameters: request.parameters.clone(),
-            headers: headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect(),
-        },
-        None => RequestContext::default(),
-    };
-    let encoded = execute(&state.repository, version, request, &context, started).await?;
-    Ok(into_http(encoded))
+    let (mut request, form) = request.into_request()?;
+    // Only composites route by headers; a model's request skips the copy.
+    if version.executor.composite().is_some() {
+        request.context.headers = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+    }
+    Ok((request, form))
 }
 
 /// The `Inference-Header-Content-Length` header, if present.

@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use ferroserve_core::TensorSpec;
 use serde_json::{Value, json};
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
+use crate::protocol::state::AppState;
 use crate::protocol::status::ApiError;
 
 /// The protocol extensions this server implements completely. `statistics` is listed because

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, read_body};
+use crate::codec::ProtocolError;
 use crate::error::RepositoryError;
+use crate::protocol::state::{AppState, read_body};
 use crate::protocol::status::ApiError;
-use crate::protocol::v2::codec::ProtocolError;
 use crate::repository::Repository;
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,7 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
+use crate::protocol::state::AppState;
 use crate::protocol::status::ApiError;
 use crate::repository::LoadedVersion;
 use crate::stats::DurationStat;

@@ -1,5 +1,6 @@
-//! The binary tensor data extension's element encoding: little-endian, row-major, native size;
-//! BOOL one byte (0/1); each BYTES element a 4-byte little-endian length then its bytes.
+//! The binary tensor data extension's elements read back: little-endian, row-major, native
+//! size; BOOL one byte (0/1); each BYTES element a 4-byte little-endian length then its bytes.
+//! The writing side is [`TensorData::write_binary`], in core.
 
 use ferroserve_core::{ByteStrings, DataType, TensorData};
 use half::{bf16, f16};
@@ -76,46 +77,13 @@ fn decode_bytes(tensor: &str, bytes: &[u8], count: usize) -> Result<ByteStrings,
     })
 }
 
-/// Appends the binary form of `data` to `out`.
-pub fn encode(data: &TensorData, out: &mut Vec<u8>) {
-    macro_rules! le {
-        ($v:expr) => {
-            for x in $v {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-        };
-    }
-    match data {
-        TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
-        TensorData::U8(v) => out.extend_from_slice(v),
-        TensorData::I8(v) => out.extend(v.iter().map(|&b| b as u8)),
-        TensorData::U16(v) => le!(v),
-        TensorData::I16(v) => le!(v),
-        TensorData::F16(v) => le!(v),
-        TensorData::Bf16(v) => le!(v),
-        TensorData::U32(v) => le!(v),
-        TensorData::I32(v) => le!(v),
-        TensorData::F32(v) => le!(v),
-        TensorData::U64(v) => le!(v),
-        TensorData::I64(v) => le!(v),
-        TensorData::F64(v) => le!(v),
-        TensorData::Bytes(v) => {
-            // An output element of 4 GiB or more cannot be sent in this layout at all; the
-            // request's limits keep inputs far below it.
-            v.write_length_prefixed(out).expect(
-                "BYTES elements are under 4 GiB: request and message limits keep them far smaller",
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn round_trip(data: &TensorData) {
         let mut bytes = Vec::new();
-        encode(data, &mut bytes);
+        data.write_binary(&mut bytes);
         assert_eq!(bytes.len(), data.byte_size());
         assert_eq!(
             &decode("x", data.datatype(), &bytes, data.len()).unwrap(),
@@ -146,7 +114,7 @@ mod tests {
     #[test]
     fn fp32_is_little_endian() {
         let mut bytes = Vec::new();
-        encode(&TensorData::F32(vec![1.0]), &mut bytes);
+        TensorData::F32(vec![1.0]).write_binary(&mut bytes);
         assert_eq!(bytes, [0, 0, 0x80, 0x3f]);
     }
 

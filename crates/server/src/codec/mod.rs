@@ -2,8 +2,8 @@
 //!
 //! - [`request`]: a body (JSON header + optional binary part) into a [`V2Request`].
 //! - [`response`]: output tensors into a body.
-//! - [`json`]: typed element parsing of `data` (flat or nested) and its serialisation.
-//! - [`binary`]: little-endian tensor bytes, BYTES with 4-byte length prefixes.
+//! - [`json`]: typed element parsing of `data` (flat or nested).
+//! - [`binary`]: little-endian tensor bytes read back, BYTES with 4-byte length prefixes.
 
 pub mod binary;
 pub mod json;
@@ -11,6 +11,8 @@ pub mod request;
 pub mod response;
 
 use ferroserve_core::Tensor;
+
+use crate::inference::{InferRequest, RequestContext};
 
 pub(crate) use request::input_header;
 pub use request::{Expected, PlannedRequest, RequestLimits, decode_request, plan_request};
@@ -36,6 +38,81 @@ pub struct V2Request {
     pub timeout: Option<std::time::Duration>,
     /// Every request-level parameter as sent (composites route by them: `sticky_by`).
     pub parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+impl V2Request {
+    /// The request for the router, and how its answer's outputs go back. An output named
+    /// twice is refused here, in the protocol's words.
+    pub fn into_request(self) -> Result<(InferRequest, OutputForm), ProtocolError> {
+        let V2Request {
+            id,
+            inputs,
+            outputs,
+            binary_output,
+            priority,
+            timeout,
+            parameters,
+        } = self;
+        if let Some((_, dup)) = outputs
+            .iter()
+            .enumerate()
+            .find(|(i, o)| outputs[..*i].iter().any(|p| p.name == o.name))
+        {
+            return Err(ProtocolError::Json {
+                message: format!("output '{}' is requested more than once", dup.name),
+            });
+        }
+        let form = OutputForm {
+            requested: outputs.iter().map(|o| o.binary).collect(),
+            binary_output,
+        };
+        let request = InferRequest {
+            id,
+            inputs,
+            outputs: outputs.into_iter().map(|o| o.name).collect(),
+            priority,
+            timeout,
+            context: RequestContext {
+                parameters,
+                headers: Vec::new(),
+            },
+        };
+        Ok((request, form))
+    }
+}
+
+/// How a V2 answer sends each output: in the binary part (the binary tensor data extension)
+/// or as JSON `data`.
+#[derive(Clone, Debug, Default)]
+pub struct OutputForm {
+    /// Each requested output's `binary_data` parameter, in the order asked.
+    requested: Vec<Option<bool>>,
+    /// `binary_data_output`: the form of the outputs not asked for individually.
+    binary_output: bool,
+}
+
+impl OutputForm {
+    /// Each requested output's `binary_data` (in the order asked), and the form of the rest.
+    pub fn new(requested: Vec<Option<bool>>, binary_output: bool) -> OutputForm {
+        OutputForm {
+            requested,
+            binary_output,
+        }
+    }
+
+    /// Every output as JSON (`ferroserve predict` prints to a terminal or a file).
+    pub fn json() -> OutputForm {
+        OutputForm::default()
+    }
+
+    /// Whether the answer's output `ix` (in the order of the answer) goes back binary.
+    pub fn binary(&self, ix: usize) -> bool {
+        self.requested
+            .get(ix)
+            .copied()
+            .flatten()
+            .unwrap_or(self.binary_output)
+    }
 }
 
 /// One entry of the request's `outputs`.

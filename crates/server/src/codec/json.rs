@@ -1,5 +1,6 @@
 //! JSON `data` of a V2 tensor: typed parsing of flat or nested arrays straight into a typed
-//! buffer (no intermediate `serde_json::Value`), and serialisation back.
+//! buffer (no intermediate `serde_json::Value`). The serialising side is
+//! [`ferroserve_core::DataJson`].
 //!
 //! Written by hand because the element type is only known from the sibling `datatype` field, so
 //! the `data` array is kept as raw JSON and parsed once the datatype is read.
@@ -9,7 +10,6 @@ use std::fmt;
 use ferroserve_core::{ByteStrings, DataType, TensorData};
 use half::{bf16, f16};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
 use super::ProtocolError;
@@ -280,48 +280,6 @@ impl<'de, O: Elements> Visitor<'de> for Flatten<'_, O> {
     }
 }
 
-/// Serialises a buffer as a flat JSON array (FP16/BF16 as numbers, BYTES as strings).
-#[derive(Debug)]
-pub struct DataJson<'a>(pub &'a TensorData);
-
-impl Serialize for DataJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        fn seq<S: Serializer, T, U: Serialize>(
-            s: S,
-            v: &[T],
-            f: impl Fn(&T) -> U,
-        ) -> Result<S::Ok, S::Error> {
-            let mut out = s.serialize_seq(Some(v.len()))?;
-            for x in v {
-                out.serialize_element(&f(x))?;
-            }
-            out.end()
-        }
-        match self.0 {
-            TensorData::F16(v) => seq(s, v, |x| x.to_f32()),
-            TensorData::Bf16(v) => seq(s, v, |x| x.to_f32()),
-            TensorData::Bytes(v) => {
-                let mut out = s.serialize_seq(Some(v.len()))?;
-                for x in v {
-                    out.serialize_element(&String::from_utf8_lossy(x))?;
-                }
-                out.end()
-            }
-            TensorData::Bool(v) => v.serialize(s),
-            TensorData::U8(v) => v.serialize(s),
-            TensorData::U16(v) => v.serialize(s),
-            TensorData::U32(v) => v.serialize(s),
-            TensorData::U64(v) => v.serialize(s),
-            TensorData::I8(v) => v.serialize(s),
-            TensorData::I16(v) => v.serialize(s),
-            TensorData::I32(v) => v.serialize(s),
-            TensorData::I64(v) => v.serialize(s),
-            TensorData::F32(v) => v.serialize(s),
-            TensorData::F64(v) => v.serialize(s),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,15 +349,5 @@ mod tests {
         assert!(parse(DataType::Fp32, r#"["one"]"#).is_err());
         assert!(parse(DataType::Fp32, "[null]").is_err());
         assert!(parse(DataType::Fp32, "{\"a\": 1}").is_err());
-    }
-
-    #[test]
-    fn serialises_flat() {
-        let text = serde_json::to_string(&DataJson(&TensorData::F32(vec![0.5, 1.0]))).unwrap();
-        assert_eq!(text, "[0.5,1.0]");
-        let bytes =
-            serde_json::to_string(&DataJson(&TensorData::Bytes(vec![b"hi".to_vec()].into())))
-                .unwrap();
-        assert_eq!(bytes, "[\"hi\"]");
     }
 }

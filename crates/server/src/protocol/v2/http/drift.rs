@@ -5,9 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 
-use super::{AppState, ModelPath};
+use super::ModelPath;
 use crate::error::InferError;
 use crate::monitor::MonitorReport;
+use crate::protocol::state::AppState;
 use crate::protocol::status::ApiError;
 
 /// The handler.

@@ -1,11 +1,10 @@
 //! Encoding a V2 inference response: JSON, or a JSON header followed by the bytes of each
 //! binary output in the order the outputs are listed.
 
-use ferroserve_core::Tensor;
+use ferroserve_core::{DataJson, Tensor};
 use serde::Serialize;
 
-use super::binary;
-use super::json::DataJson;
+use super::OutputForm;
 
 /// A response body, and the length of its JSON part when a binary part follows.
 #[derive(Debug)]
@@ -43,12 +42,13 @@ struct BinaryParameters {
     binary_data_size: usize,
 }
 
-/// Encodes `outputs`, each with whether it goes binary, and the response `parameters`.
+/// Encodes `outputs`, each in the form `form` gives it, and the response `parameters`.
 pub fn encode_response(
     model_name: &str,
     model_version: u64,
     id: Option<&str>,
-    outputs: &[(Tensor, bool)],
+    outputs: &[Tensor],
+    form: &OutputForm,
     parameters: &serde_json::Map<String, serde_json::Value>,
 ) -> EncodedResponse {
     let response = Response {
@@ -58,6 +58,8 @@ pub fn encode_response(
         parameters,
         outputs: outputs
             .iter()
+            .enumerate()
+            .map(|(ix, t)| (t, form.binary(ix)))
             .map(|(t, binary)| Output {
                 name: &t.name,
                 datatype: t.datatype().name(),
@@ -70,15 +72,19 @@ pub fn encode_response(
             .collect(),
     };
     let mut body = serde_json::to_vec(&response).expect("a response always serialises");
-    if !outputs.iter().any(|(_, binary)| *binary) {
+    if !(0..outputs.len()).any(|ix| form.binary(ix)) {
         return EncodedResponse {
             body,
             header_length: None,
         };
     }
     let header_length = body.len();
-    for (t, _) in outputs.iter().filter(|(_, binary)| *binary) {
-        binary::encode(t.data(), &mut body);
+    for (_, t) in outputs
+        .iter()
+        .enumerate()
+        .filter(|(ix, _)| form.binary(*ix))
+    {
+        t.data().write_binary(&mut body);
     }
     EncodedResponse {
         body,
@@ -94,7 +100,14 @@ mod tests {
     #[test]
     fn json_response_echoes_id_and_carries_data() {
         let t = Tensor::new("y", vec![1, 2], TensorData::F32(vec![0.5, 0.25])).unwrap();
-        let r = encode_response("m", 3, Some("abc"), &[(t, false)], &Default::default());
+        let r = encode_response(
+            "m",
+            3,
+            Some("abc"),
+            &[t],
+            &OutputForm::json(),
+            &Default::default(),
+        );
         assert_eq!(r.header_length, None);
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
@@ -111,7 +124,8 @@ mod tests {
             "m",
             1,
             None,
-            &[(a, true), (c, false), (b, true)],
+            &[a, c, b],
+            &OutputForm::new(vec![Some(true), Some(false), None], true),
             &Default::default(),
         );
         let len = r.header_length.unwrap();

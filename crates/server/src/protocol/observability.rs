@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::metrics::Format;
-use crate::protocol::v2::http::AppState;
+use crate::protocol::state::AppState;
 
 /// The monitoring routes, to merge into a router over [`AppState`].
 pub(crate) fn routes() -> Router<AppState> {

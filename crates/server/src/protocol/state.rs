@@ -1,0 +1,200 @@
+//! What every HTTP and gRPC handler shares, [`AppState`], and the reading of request bodies
+//! within the size limit and the memory budget.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use bytes::Bytes;
+
+use crate::budget::{MemoryBudget, Reservation};
+use crate::codec::{ProtocolError, RequestLimits};
+use crate::error::InferError;
+use crate::metrics::Metrics;
+use crate::protocol::status::ApiError;
+use crate::repository::Repository;
+use crate::router::Router;
+
+/// Settings of the HTTP front-end.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Limits checked while decoding tensors.
+    pub limits: RequestLimits,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Whether `POST /v2/repository/models/{m}/{load,unload}` are enabled.
+    pub model_control_explicit: bool,
+    /// Whether labels may be moved through `POST /v2/repository/models/{m}/labels`.
+    pub label_control: bool,
+    /// Whether `/v2/health/ready` also needs every model to be ready.
+    pub strict_readiness: bool,
+    /// A folder served as static files at every path no API route takes (`--static`).
+    pub static_dir: Option<PathBuf>,
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The loaded models.
+    pub repository: Arc<Repository>,
+    /// The request path every inference front-end calls.
+    pub router: Router,
+    /// Front-end settings.
+    pub settings: Arc<HttpSettings>,
+    /// What `/metrics` renders; front-ends count the requests no model version saw here.
+    pub metrics: Arc<Metrics>,
+    /// Traffic over time, for `/dashboard`.
+    pub history: Arc<crate::dashboard::history::History>,
+    /// Memory held for requests in flight, shared by every front-end.
+    pub budget: MemoryBudget,
+}
+
+impl AppState {
+    /// Counts an inference request that failed before reaching a model version (its body
+    /// too large, no such model) in the metrics, and passes its error on.
+    pub(crate) fn unrouted(&self, error: impl Into<ApiError>) -> ApiError {
+        self.router.unrouted(error.into())
+    }
+
+    /// An inference request's body, read within `--max-request-bytes` and reserved in the
+    /// memory budget ([`read_body_reserved`]); a failure is counted as unrouted.
+    pub(crate) async fn read_inference_body(
+        &self,
+        body: axum::body::Body,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<(Bytes, Reservation), ApiError> {
+        read_body_reserved(body, headers, self.settings.max_request_bytes, &self.budget)
+            .await
+            .map_err(|e| self.unrouted(e))
+    }
+
+    /// Whether the server is ready: the start-up load finished and, with strict readiness,
+    /// every model loaded. One definition for HTTP, gRPC and gRPC health.
+    pub(crate) fn server_ready(&self) -> bool {
+        let repository = &self.repository;
+        repository.started() && (!self.settings.strict_readiness || repository.all_ready())
+    }
+}
+
+/// Reads an inference request's body, at most `limit` bytes, reserving its bytes in `budget`
+/// before they are buffered: all at once when `Content-Length` declares them, else chunk by
+/// chunk. Too large is 413; the budget spent is 503 at once. The reservation is held until the
+/// caller drops it (when the request has been answered).
+async fn read_body_reserved(
+    body: axum::body::Body,
+    headers: &axum::http::HeaderMap,
+    limit: usize,
+    budget: &MemoryBudget,
+) -> Result<(Bytes, Reservation), ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ProtocolError::BodyTooLarge { limit }.into());
+    }
+    let mut body = body.into_data_stream();
+    let mut reservation = match budget.reserve(declared.unwrap_or(0)) {
+        Ok(reservation) => reservation,
+        Err(over) => return Err(discard(&mut body, limit, over).await),
+    };
+    let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| ProtocolError::Json {
+            message: format!("the body could not be read: {e}"),
+        })?;
+        let length = buffer.len() + chunk.len();
+        if length > limit {
+            return Err(ProtocolError::BodyTooLarge { limit }.into());
+        }
+        if length > reservation.bytes()
+            && let Err(over) = reservation.grow(length - reservation.bytes())
+        {
+            drop((buffer, reservation));
+            return Err(discard(&mut body, limit, over).await);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok((buffer.freeze(), reservation))
+}
+
+/// Reads and drops the rest of a body refused for the budget (at most `limit` bytes, holding
+/// none of it), so the client gets its 503 cleanly instead of a connection reset mid-upload.
+async fn discard(
+    body: &mut axum::body::BodyDataStream,
+    limit: usize,
+    over: crate::budget::OverBudget,
+) -> ApiError {
+    let mut read = 0usize;
+    while read <= limit {
+        match futures::StreamExt::next(body).await {
+            Some(Ok(chunk)) => read += chunk.len(),
+            _ => break,
+        }
+    }
+    InferError::from(over).into()
+}
+
+/// The body, or the error of reading it (too large, or the connection broke).
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ProtocolError::BodyTooLarge { limit }.into()
+        } else {
+            ProtocolError::Json {
+                message: rejection.body_text(),
+            }
+            .into()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+    use axum::http::header::CONTENT_LENGTH;
+
+    #[tokio::test]
+    async fn bodies_are_read_whole_within_the_limit_and_the_budget() {
+        let declared = |n: usize| {
+            let mut h = HeaderMap::new();
+            h.insert(CONTENT_LENGTH, n.into());
+            h
+        };
+        let budget = MemoryBudget::new(8 * 1024);
+        let read = |h: HeaderMap, text: Vec<u8>, limit: usize| {
+            let budget = budget.clone();
+            async move { read_body_reserved(axum::body::Body::from(text), &h, limit, &budget).await }
+        };
+        let (body, held) = read(declared(4), b"abcd".to_vec(), 4).await.unwrap();
+        assert_eq!((&body[..], held.bytes()), (&b"abcd"[..], 1024));
+        drop(held);
+        let (body, _) = read(HeaderMap::new(), b"abc".to_vec(), 4).await.unwrap();
+        assert_eq!(&body[..], b"abc");
+        // Declared over the limit: refused before reading; sent over it: refused on reading.
+        for (h, text) in [(declared(5), b"abcde"), (HeaderMap::new(), b"abcde")] {
+            let err = read(h, text.to_vec(), 4).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ApiError::Protocol(ProtocolError::BodyTooLarge { limit: 4 })
+                ),
+                "{err}"
+            );
+        }
+        // Past the budget, declared or not: 503 at once.
+        let big = vec![b' '; 9 * 1024];
+        for h in [declared(big.len()), HeaderMap::new()] {
+            let err = read(h, big.clone(), 1 << 20).await.unwrap_err();
+            assert!(
+                matches!(err, ApiError::Infer(InferError::OverBudget(_))),
+                "{err}"
+            );
+        }
+        assert_eq!(budget.held(), 0, "refused bodies hold nothing");
+    }
+}
