@@ -9,7 +9,10 @@
 //! - [`tfserving`]: the TensorFlow Serving REST API.
 //! - [`observability`]: `GET /metrics` and `GET /dashboard`.
 //! - [`status`]: errors to HTTP and gRPC statuses.
+//! - `fuzzing` (feature `fuzzing`): the network decoders on arbitrary bytes, for `fuzz/`.
 
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod grpc;
 pub mod observability;
 pub mod state;

@@ -4,8 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
 use crate::budget::{MemoryBudget, Reservation};
@@ -57,23 +60,50 @@ impl AppState {
         self.router.unrouted(error.into())
     }
 
-    /// An inference request's body, read within `--max-request-bytes` and reserved in the
-    /// memory budget ([`read_body_reserved`]); a failure is counted as unrouted.
-    pub(crate) async fn read_inference_body(
-        &self,
-        body: axum::body::Body,
-        headers: &axum::http::HeaderMap,
-    ) -> Result<(Bytes, Reservation), ApiError> {
-        read_body_reserved(body, headers, self.settings.max_request_bytes, &self.budget)
-            .await
-            .map_err(|e| self.unrouted(e))
-    }
-
     /// Whether the server is ready: the start-up load finished and, with strict readiness,
     /// every model loaded. One definition for HTTP, gRPC and gRPC health.
     pub(crate) fn server_ready(&self) -> bool {
         let repository = &self.repository;
         repository.started() && (!self.settings.strict_readiness || repository.all_ready())
+    }
+}
+
+/// An inference request as its handler takes it: when it arrived, its headers, and its body
+/// read within `--max-request-bytes` and reserved in the memory budget
+/// ([`read_body_reserved`]); a failure to read it is counted as unrouted.
+#[derive(Debug)]
+pub(crate) struct InferenceBody {
+    /// When the request arrived (before its body was read).
+    pub(crate) started: Instant,
+    /// The request's headers.
+    pub(crate) headers: HeaderMap,
+    /// The whole body.
+    pub(crate) bytes: Bytes,
+    /// The body's bytes in the memory budget; handlers grow it by what they decode. Held
+    /// until the request has been answered.
+    pub(crate) held: Reservation,
+}
+
+impl FromRequest<AppState> for InferenceBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let started = Instant::now();
+        let (parts, body) = request.into_parts();
+        let (bytes, held) = read_body_reserved(
+            body,
+            &parts.headers,
+            state.settings.max_request_bytes,
+            &state.budget,
+        )
+        .await
+        .map_err(|e| state.unrouted(e))?;
+        Ok(InferenceBody {
+            started,
+            headers: parts.headers,
+            bytes,
+            held,
+        })
     }
 }
 

@@ -158,6 +158,25 @@ impl V2Service {
     }
 }
 
+/// A `ModelInferRequest`'s bytes through the wire walk, prost and the conversion into the
+/// router's request, for the fuzz targets: whether they decoded.
+#[cfg(feature = "fuzzing")]
+pub(super) fn decode_for_fuzzing(
+    message: &[u8],
+    limits: crate::codec::RequestLimits,
+    expected: Expected<'_>,
+) -> bool {
+    if codec::check_infer_request(message, limits.max_decoded_bytes).is_err() {
+        return false;
+    }
+    let Ok(request) = <proto::ModelInferRequest as prost::Message>::decode(message) else {
+        return false;
+    };
+    convert::decode_request(request, limits, expected, |_| Ok(()))
+        .and_then(|decoded| Ok(decoded.into_request()?))
+        .is_ok()
+}
+
 /// The `grpc-timeout` header (`<digits><unit>`, unit one of `HMSmun`), if present and valid.
 fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
     let value = request.metadata().get("grpc-timeout")?.to_str().ok()?;

@@ -13,12 +13,8 @@
 
 mod codec;
 
-use std::time::Instant;
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -28,7 +24,7 @@ use serde_json::{Value, json};
 use crate::codec::ProtocolError;
 use crate::error::InferError;
 use crate::inference::InferRequest;
-use crate::protocol::state::AppState;
+use crate::protocol::state::{AppState, InferenceBody};
 use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionState};
 use crate::router::Selector;
@@ -170,16 +166,19 @@ fn metadata(v: &LoadedVersion) -> Value {
 async fn post(
     State(state): State<AppState>,
     Path(path): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    request: InferenceBody,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
     let parsed = parse_path(&path).ok_or_else(|| no_route("POST", &path))?;
     let verb = parsed.action.clone().unwrap_or_default();
     if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
         return Err(no_route("POST", &path));
     }
-    let (body, mut held) = state.read_inference_body(body, &headers).await?;
+    let InferenceBody {
+        started,
+        bytes: body,
+        mut held,
+        ..
+    } = request;
     let request_limits = state.settings.limits;
     state
         .router
@@ -219,6 +218,44 @@ async fn post(
             },
         )
         .await
+}
+
+/// `:predict`'s decoder on `body`, for the fuzz targets: whether it decoded.
+#[cfg(feature = "fuzzing")]
+pub(super) fn decode_for_fuzzing(
+    body: &[u8],
+    signature: &ferroserve_core::Signature,
+    request: crate::codec::RequestLimits,
+    max_batch_size: usize,
+    budget: &crate::budget::MemoryBudget,
+) -> bool {
+    let limits = codec::Limits {
+        request,
+        max_batch_size,
+    };
+    let Ok(mut held) = budget.reserve(body.len()) else {
+        return false;
+    };
+    codec::decode_predict(body, signature, limits, &mut held).is_ok()
+}
+
+/// `:classify` and `:regress`'s decoder on `body`, for the fuzz targets: whether it decoded.
+#[cfg(feature = "fuzzing")]
+pub(super) fn decode_examples_for_fuzzing(
+    body: &[u8],
+    signature: &ferroserve_core::Signature,
+    request: crate::codec::RequestLimits,
+    max_batch_size: usize,
+    budget: &crate::budget::MemoryBudget,
+) -> bool {
+    let limits = codec::Limits {
+        request,
+        max_batch_size,
+    };
+    let Ok(mut held) = budget.reserve(body.len()) else {
+        return false;
+    };
+    codec::decode_examples(body, signature, limits, &mut held).is_ok()
 }
 
 /// The scores of every row of a `[N, classes]` floating-point output.

@@ -2,9 +2,6 @@
 //! extension) against the version's signature, run through the
 //! [`Router`](crate::router::Router), encode.
 
-use std::time::Instant;
-
-use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
@@ -19,7 +16,7 @@ use crate::codec::{
 };
 use crate::error::InferError;
 use crate::inference::InferRequest;
-use crate::protocol::state::AppState;
+use crate::protocol::state::{AppState, InferenceBody};
 use crate::protocol::status::ApiError;
 use crate::repository::LoadedVersion;
 
@@ -27,11 +24,14 @@ use crate::repository::LoadedVersion;
 pub(super) async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
-    headers: HeaderMap,
-    body: Body,
+    request: InferenceBody,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let (body, mut held) = state.read_inference_body(body, &headers).await?;
+    let InferenceBody {
+        started,
+        headers,
+        bytes,
+        mut held,
+    } = request;
     let limits = state.settings.limits;
     state
         .router
@@ -39,7 +39,7 @@ pub(super) async fn infer(
             &path.model,
             path.selector(),
             started,
-            |version| decode(version, &headers, &body, limits, &mut held),
+            |version| decode(version, &headers, &bytes, limits, &mut held),
             |version, response, form: OutputForm| {
                 let encoded = encode_response(
                     &version.model_name,

@@ -1,0 +1,8 @@
+//! V2 JSON inference bodies: decoding never panics and never allocates past the request limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = ferroserve_server::protocol::fuzzing::v2_json(data);
+});
