@@ -19,7 +19,7 @@ use crate::model::LoadedModel;
 use crate::progress::Progress;
 use crate::score::{ERROR_COLUMN, ScoreOptions, Scorer};
 use crate::sink::{Sink, SinkOptions};
-use crate::source::{Format, Source};
+use crate::source::{DataFormat, Source};
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -144,7 +144,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BatchError> {
         }
         if path.is_dir() {
             walk(&path, out)?;
-        } else if Format::of(&path).is_ok() {
+        } else if DataFormat::of(&path).is_ok() {
             out.push(path);
         }
     }

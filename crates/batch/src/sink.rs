@@ -19,7 +19,7 @@ use parquet::basic::Compression as ParquetCompression;
 use parquet::file::properties::WriterProperties;
 
 use crate::BatchError;
-use crate::source::Format;
+use crate::source::DataFormat;
 
 /// The directory name of a null partition value (Hive's).
 const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
@@ -30,7 +30,7 @@ pub struct SinkOptions {
     /// A file (its extension says the format) or a directory.
     pub path: PathBuf,
     /// The format of a directory's files (Parquet by default).
-    pub format: Option<Format>,
+    pub format: Option<DataFormat>,
     /// Rows per file in a directory before the next `part-` file starts.
     pub rows_per_file: Option<u64>,
     /// The column whose values name a directory's partitions.
@@ -45,7 +45,7 @@ pub struct Sink {
     schema: SchemaRef,
     file_schema: SchemaRef,
     partition: Option<usize>,
-    format: Format,
+    format: DataFormat,
     gzip: bool,
     writers: BTreeMap<String, Open>,
     files: Vec<PathBuf>,
@@ -79,10 +79,10 @@ impl std::fmt::Debug for Writer {
 impl Sink {
     /// Prepares the output for batches of `schema`.
     pub fn new(options: SinkOptions, schema: SchemaRef) -> Result<Sink, BatchError> {
-        let single = Format::of(&options.path).ok();
+        let single = DataFormat::of(&options.path).ok();
         let (format, gzip) = match (single, options.format) {
             (Some((format, gzip)), _) => (format, gzip),
-            (None, format) => (format.unwrap_or(Format::Parquet), false),
+            (None, format) => (format.unwrap_or(DataFormat::Parquet), false),
         };
         if single.is_some() && (options.partition_by.is_some() || options.rows_per_file.is_some()) {
             return Err(BatchError::Columns(format!(
@@ -132,7 +132,7 @@ impl Sink {
 
     /// Whether the output is one file.
     fn single(&self) -> bool {
-        Format::of(&self.options.path).is_ok()
+        DataFormat::of(&self.options.path).is_ok()
     }
 
     /// Writes `batch` (of the sink's schema).
@@ -227,7 +227,7 @@ impl Sink {
             }
         };
         let writer = match self.format {
-            Format::Parquet => {
+            DataFormat::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(ParquetCompression::SNAPPY)
                     .build();
@@ -236,8 +236,8 @@ impl Sink {
                         .map_err(|e| fail(&e))?,
                 ))
             }
-            Format::Csv => Writer::Csv(Box::new(arrow_csv::WriterBuilder::new().build(text()))),
-            Format::JsonLines => Writer::Json(arrow_json::LineDelimitedWriter::new(text())),
+            DataFormat::Csv => Writer::Csv(Box::new(arrow_csv::WriterBuilder::new().build(text()))),
+            DataFormat::JsonLines => Writer::Json(arrow_json::LineDelimitedWriter::new(text())),
         };
         self.files.push(path);
         Ok(Open {
@@ -283,11 +283,11 @@ fn finish(writer: Writer, output: &Path) -> Result<(), BatchError> {
 }
 
 /// The file extension of a format.
-fn extension(format: Format) -> &'static str {
+fn extension(format: DataFormat) -> &'static str {
     match format {
-        Format::Parquet => "parquet",
-        Format::Csv => "csv",
-        Format::JsonLines => "jsonl",
+        DataFormat::Parquet => "parquet",
+        DataFormat::Csv => "csv",
+        DataFormat::JsonLines => "jsonl",
     }
 }
 

@@ -26,7 +26,7 @@ const INFER_ROWS: usize = 1_000;
 
 /// A file's format, from its extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum DataFormat {
     /// Apache Parquet.
     Parquet,
     /// Comma-separated values with a header row.
@@ -35,9 +35,9 @@ pub enum Format {
     JsonLines,
 }
 
-impl Format {
+impl DataFormat {
     /// The format of `path` and whether it is gzipped.
-    pub fn of(path: &Path) -> Result<(Format, bool), BatchError> {
+    pub fn of(path: &Path) -> Result<(DataFormat, bool), BatchError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_lowercase())
@@ -47,9 +47,9 @@ impl Format {
             None => (name, false),
         };
         let format = match stem.rsplit('.').next() {
-            Some("parquet") | Some("pq") if !gzipped => Format::Parquet,
-            Some("csv") => Format::Csv,
-            Some("jsonl") | Some("ndjson") | Some("json") => Format::JsonLines,
+            Some("parquet") | Some("pq") if !gzipped => DataFormat::Parquet,
+            Some("csv") => DataFormat::Csv,
+            Some("jsonl") | Some("ndjson") | Some("json") => DataFormat::JsonLines,
             _ => {
                 return Err(BatchError::UnknownFormat {
                     path: path.to_owned(),
@@ -66,7 +66,7 @@ pub struct Source {
     pub schema: SchemaRef,
     path: PathBuf,
     batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send>,
-    progress: Progress,
+    progress: ReadProgress,
     rows: u64,
     /// Malformed records the text screen replaced, not yet handed out with their batch.
     rejections: Rejections,
@@ -79,7 +79,7 @@ pub struct Source {
 
 /// How far through its file a source is.
 #[derive(Debug)]
-enum Progress {
+enum ReadProgress {
     /// Parquet: rows read of the rows its metadata counts.
     Rows(u64),
     /// Text: bytes of the (possibly compressed) file read, of its size.
@@ -109,7 +109,7 @@ impl Source {
         batch_rows: usize,
         as_text: &[String],
     ) -> Result<Source, BatchError> {
-        let (format, gzipped) = Format::of(path)?;
+        let (format, gzipped) = DataFormat::of(path)?;
         let decode = |e: &dyn std::fmt::Display| BatchError::Decode {
             path: path.to_owned(),
             message: e.to_string(),
@@ -148,22 +148,22 @@ impl Source {
                 source,
             })?
             .len();
-        let bytes = Progress::Bytes {
+        let bytes = ReadProgress::Bytes {
             read: Arc::clone(&read),
             size,
         };
         let (schema, batches, progress): (SchemaRef, Box<dyn Iterator<Item = _> + Send>, _) =
             match format {
-                Format::Parquet => {
+                DataFormat::Parquet => {
                     let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?)
                         .map_err(|e| decode(&e))?
                         .with_batch_size(batch_rows);
                     let schema = Arc::clone(builder.schema());
                     let total = builder.metadata().file_metadata().num_rows().max(0) as u64;
                     let reader = builder.build().map_err(|e| decode(&e))?;
-                    (schema, Box::new(reader), Progress::Rows(total))
+                    (schema, Box::new(reader), ReadProgress::Rows(total))
                 }
-                Format::Csv => {
+                DataFormat::Csv => {
                     let csv = arrow_csv::reader::Format::default().with_header(true);
                     let inferred = Screen::csv(reader(path, gzipped, None)?, Rejections::default());
                     let (schema, _) = csv
@@ -182,7 +182,7 @@ impl Source {
                         .map_err(|e| decode(&e))?;
                     (schema, Box::new(reader), bytes)
                 }
-                Format::JsonLines => {
+                DataFormat::JsonLines => {
                     let inferred =
                         Screen::json_lines(reader(path, gzipped, None)?, Rejections::default());
                     let (schema, _) = arrow_json::reader::infer_json_schema(
@@ -272,10 +272,12 @@ impl Source {
     /// The share of the file read so far, 0 to 1.
     pub fn fraction_read(&self) -> f64 {
         let fraction = match &self.progress {
-            Progress::Rows(0) => 1.0,
-            Progress::Rows(total) => self.rows as f64 / *total as f64,
-            Progress::Bytes { size: 0, .. } => 1.0,
-            Progress::Bytes { read, size } => read.load(Ordering::Relaxed) as f64 / *size as f64,
+            ReadProgress::Rows(0) => 1.0,
+            ReadProgress::Rows(total) => self.rows as f64 / *total as f64,
+            ReadProgress::Bytes { size: 0, .. } => 1.0,
+            ReadProgress::Bytes { read, size } => {
+                read.load(Ordering::Relaxed) as f64 / *size as f64
+            }
         };
         fraction.clamp(0.0, 1.0)
     }

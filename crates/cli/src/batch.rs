@@ -11,7 +11,7 @@ use ferroserve_batch::mapping::ColumnMapping;
 use ferroserve_batch::progress::{Progress, ProgressMode, grouped};
 use ferroserve_batch::run::{RunOptions, input_files, run};
 use ferroserve_batch::sink::SinkOptions;
-use ferroserve_batch::source::Format;
+use ferroserve_batch::source::DataFormat;
 use ferroserve_batch::{ModelRef, ScoreOptions, runtimes};
 
 /// Flags of `ferroserve batch`.
@@ -128,9 +128,9 @@ pub(crate) fn run_batch(args: &BatchArgs) -> anyhow::Result<()> {
         output: SinkOptions {
             path: args.output.clone(),
             format: args.output_format.map(|f| match f {
-                OutputFormat::Parquet => Format::Parquet,
-                OutputFormat::Csv => Format::Csv,
-                OutputFormat::Jsonl => Format::JsonLines,
+                OutputFormat::Parquet => DataFormat::Parquet,
+                OutputFormat::Csv => DataFormat::Csv,
+                OutputFormat::Jsonl => DataFormat::JsonLines,
             }),
             rows_per_file: args.rows_per_file,
             partition_by: args.partition_by.clone(),

@@ -19,7 +19,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A model server: ONNX models from a versioned repository over the KServe V2 protocol.
+/// A model server: scikit-learn, XGBoost, LightGBM and ONNX models from a versioned repository,
+/// served over KServe V2 (HTTP and gRPC) and TF Serving REST, and scored in batch from files.
 #[derive(Debug, Parser)]
 #[command(name = "ferroserve", version, about)]
 struct Cli {

@@ -69,7 +69,7 @@ pub struct InferResponse {
 /// An answer and where its time went, for the statistics (Triton's `compute_input`, `queue`,
 /// `compute_infer`; `compute_output` is the front-end's encoding, timed by the router).
 #[derive(Debug)]
-pub(crate) struct Ran {
+pub(crate) struct Answered {
     /// The answer.
     pub(crate) response: InferResponse,
     /// From arrival until the inputs were checked and ready.

@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use super::Target;
 use crate::error::InferError;
-use crate::inference::{InferRequest, InferResponse, Ran, RequestContext};
+use crate::inference::{Answered, InferRequest, InferResponse, RequestContext};
 
 /// One `[[step]]`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -306,7 +306,7 @@ impl Ensemble {
         request: InferRequest,
         started: Instant,
         step: F,
-    ) -> Result<Ran, InferError>
+    ) -> Result<Answered, InferError>
     where
         F: Fn(Target, InferRequest) -> Fut,
         Fut: Future<Output = Result<InferResponse, InferError>>,
@@ -396,7 +396,7 @@ impl Ensemble {
                     .ok_or_else(|| broken(format!("no step produced its output '{name}'")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Ran {
+        Ok(Answered {
             response: InferResponse {
                 id,
                 outputs,

@@ -41,27 +41,29 @@ pub struct Metrics {
 
 /// The exposition formats `/metrics` speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
+pub enum Exposition {
     /// The Prometheus text format, version 0.0.4.
     PrometheusText,
     /// OpenMetrics 1.0 text.
     OpenMetrics,
 }
 
-impl Format {
+impl Exposition {
     /// The format a scraper asks for in its `Accept` header.
-    pub fn from_accept(accept: Option<&str>) -> Format {
+    pub fn from_accept(accept: Option<&str>) -> Exposition {
         match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::PrometheusText,
+            Some(a) if a.contains("application/openmetrics-text") => Exposition::OpenMetrics,
+            _ => Exposition::PrometheusText,
         }
     }
 
     /// The `Content-Type` of a rendering in this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::PrometheusText => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::PrometheusText => {
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE
+            }
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
         }
     }
 }
@@ -92,13 +94,13 @@ impl Metrics {
     }
 
     /// Every metric, in `format`.
-    pub fn render(&self, format: Format) -> String {
+    pub fn render(&self, format: Exposition) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let encoded = match format {
-            Format::PrometheusText => {
+            Exposition::PrometheusText => {
                 prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
             }
-            Format::OpenMetrics => {
+            Exposition::OpenMetrics => {
                 prometheus_client::encoding::text::encode(&mut out, &self.registry)
             }
         };

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::metrics::Format;
+use crate::metrics::Exposition;
 use crate::protocol::state::AppState;
 
 /// The monitoring routes, to merge into a router over [`AppState`].
@@ -27,7 +27,7 @@ pub fn router(state: AppState) -> Router {
 /// `GET /metrics`: every metric, in the format the scraper accepts.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::from_accept(accept);
+    let format = Exposition::from_accept(accept);
     let body = state.metrics.render(format);
     (
         [(

@@ -8,7 +8,7 @@ use ferroserve_core::Tensor;
 
 use crate::cache::PredictionCache;
 use crate::error::InferError;
-use crate::inference::{InferRequest, InferResponse, Ran};
+use crate::inference::{Answered, InferRequest, InferResponse};
 use crate::repository::LoadedVersion;
 use crate::scheduler::{Request, Scheduler};
 
@@ -21,7 +21,7 @@ pub(super) async fn run_logged(
     request: InferRequest,
     started: Instant,
     via: Option<&str>,
-) -> Result<Ran, InferError> {
+) -> Result<Answered, InferError> {
     // A logged request keeps a copy of its inputs (only when drawn).
     let logged = version
         .payload_log
@@ -44,7 +44,7 @@ async fn run(
     scheduler: &Scheduler,
     request: InferRequest,
     started: Instant,
-) -> Result<Ran, InferError> {
+) -> Result<Answered, InferError> {
     let signature = &version.signature;
     let selection = request.output_indices(signature)?;
     let InferRequest {
@@ -105,7 +105,7 @@ async fn run(
         .iter()
         .map(|&ix| outputs[ix].take().expect("each output is selected once"))
         .collect();
-    Ok(Ran {
+    Ok(Answered {
         response: InferResponse {
             id,
             outputs: selected,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::model;
 use crate::composite::{Composite, Target};
 use crate::error::InferError;
-use crate::inference::{InferRequest, Ran};
+use crate::inference::{Answered, InferRequest};
 use crate::repository::{Executor, LoadedVersion, Repository};
 use crate::stats::{Failure, RequestTimes};
 
@@ -22,7 +22,7 @@ pub(super) async fn run(
     version: &LoadedVersion,
     request: InferRequest,
     started: Instant,
-) -> Result<Ran, InferError> {
+) -> Result<Answered, InferError> {
     match &version.executor {
         Executor::Model(scheduler) => {
             model::run_logged(version, scheduler, request, started, None).await
@@ -41,7 +41,7 @@ async fn run_composite(
     mut request: InferRequest,
     started: Instant,
     name: &str,
-) -> Result<Ran, InferError> {
+) -> Result<Answered, InferError> {
     let mut mirror = None;
     let target = match composite.as_ref() {
         Composite::Ensemble(ensemble) => {
@@ -106,7 +106,7 @@ async fn run_target(
     request: InferRequest,
     started: Instant,
     via: &str,
-) -> Result<Ran, InferError> {
+) -> Result<Answered, InferError> {
     let version = repository.resolve_target(target)?;
     let Executor::Model(scheduler) = &version.executor else {
         return Err(InferError::Composite {

@@ -23,7 +23,7 @@ use crate::codec::{ProtocolError, RequestLimits};
 
 /// Which request format was used, so the answer comes back in the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Format {
+pub(super) enum Layout {
     /// `instances`: one entry per row; answered as `predictions`.
     Row,
     /// `inputs`: whole tensors; answered as `outputs`.
@@ -57,7 +57,7 @@ pub(super) fn decode_predict(
     signature: &Signature,
     limits: Limits,
     held: &mut Reservation,
-) -> Result<(Vec<Tensor>, Format), ProtocolError> {
+) -> Result<(Vec<Tensor>, Layout), ProtocolError> {
     require_object(
         body,
         "the body must be a JSON object with \"instances\" or \"inputs\"",
@@ -74,20 +74,20 @@ pub(super) fn decode_predict(
         None => Err(error(
             "the body needs \"instances\" (rows) or \"inputs\" (columns)",
         )),
-        Some(Format::Row) => {
+        Some(Layout::Row) => {
             if !parts.named && signature.inputs.len() != 1 {
                 return Err(several_inputs(signature, "each instance"));
             }
             let tensors = rows_tensors(signature, parts.columns, parts.rows)?;
-            Ok((tensors, Format::Row))
+            Ok((tensors, Layout::Row))
         }
-        Some(Format::Columnar) => {
+        Some(Layout::Columnar) => {
             let tensors = parts
                 .columns
                 .into_iter()
                 .map(|c| Tensor::new(&signature.inputs[c.input].name, c.shape.dims, c.data))
                 .collect::<Result<_, _>>()?;
-            Ok((tensors, Format::Columnar))
+            Ok((tensors, Layout::Columnar))
         }
     }
 }
@@ -999,7 +999,7 @@ fn named_object<'de, A: MapAccess<'de>>(
 
 /// What a `:predict` body held.
 struct PredictParts {
-    format: Option<Format>,
+    format: Option<Layout>,
     /// Whether the instances are objects naming the inputs.
     named: bool,
     rows: usize,
@@ -1056,14 +1056,14 @@ impl<'de> Visitor<'de> for PredictBody<'_, '_> {
                         named: &mut named,
                     }))?;
                     parts.named = named == Some(true);
-                    parts.format = Some(Format::Row);
+                    parts.format = Some(Layout::Row);
                 }
                 Field::Inputs => {
                     map.next_value_seed(Columns {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
                     })?;
-                    parts.format = Some(Format::Columnar);
+                    parts.format = Some(Layout::Columnar);
                 }
                 Field::Examples | Field::Context | Field::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -1579,25 +1579,25 @@ pub(super) fn tf_dtype(datatype: DataType) -> &'static str {
 }
 
 /// The `:predict` answer in `format`.
-pub(super) fn encode_predict(outputs: &[Tensor], format: Format) -> Result<Vec<u8>, ProtocolError> {
-    struct Body<'a>(&'a [Tensor], Format);
+pub(super) fn encode_predict(outputs: &[Tensor], format: Layout) -> Result<Vec<u8>, ProtocolError> {
+    struct Body<'a>(&'a [Tensor], Layout);
     impl Serialize for Body<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut map = s.serialize_map(Some(1))?;
             match (self.1, self.0) {
-                (Format::Row, [only]) => map.serialize_entry("predictions", &Rows(only))?,
-                (Format::Row, outputs) => {
+                (Layout::Row, [only]) => map.serialize_entry("predictions", &Rows(only))?,
+                (Layout::Row, outputs) => {
                     map.serialize_entry("predictions", &NamedRows(outputs))?
                 }
-                (Format::Columnar, [only]) => map.serialize_entry("outputs", &whole(only))?,
-                (Format::Columnar, outputs) => {
+                (Layout::Columnar, [only]) => map.serialize_entry("outputs", &whole(only))?,
+                (Layout::Columnar, outputs) => {
                     map.serialize_entry("outputs", &Named(outputs))?;
                 }
             }
             map.end()
         }
     }
-    if format == Format::Row
+    if format == Layout::Row
         && let Some(t) = outputs.iter().find(|t| t.shape.is_empty())
     {
         return Err(error(format!(
@@ -1764,7 +1764,7 @@ mod tests {
     fn decode_predict(
         body: &Value,
         signature: &Signature,
-    ) -> Result<(Vec<Tensor>, Format), ProtocolError> {
+    ) -> Result<(Vec<Tensor>, Layout), ProtocolError> {
         super::decode_predict(
             &serde_json::to_vec(body).unwrap(),
             signature,
@@ -1787,10 +1787,10 @@ mod tests {
     fn row_and_columnar_bodies_give_the_same_tensor() {
         let sig = signature(&[("x", DataType::Fp32)]);
         let (rows, f) = decode_predict(&json!({"instances": [[1, 2], [3, 4.5]]}), &sig).unwrap();
-        assert_eq!(f, Format::Row);
+        assert_eq!(f, Layout::Row);
         let (cols, f) =
             decode_predict(&json!({"inputs": {"x": [[1, 2], [3, 4.5]]}}), &sig).unwrap();
-        assert_eq!(f, Format::Columnar);
+        assert_eq!(f, Layout::Columnar);
         assert_eq!(rows, cols);
         assert_eq!(rows[0].shape, [2, 2]);
         assert_eq!(rows[0].data(), &TensorData::F32(vec![1.0, 2.0, 3.0, 4.5]));
@@ -1838,15 +1838,15 @@ mod tests {
         let l = Tensor::new("l", vec![2], TensorData::I64(vec![1, 0])).unwrap();
         let text = |o: &[Tensor], f| String::from_utf8(encode_predict(o, f).unwrap()).unwrap();
         assert_eq!(
-            text(std::slice::from_ref(&y), Format::Row),
+            text(std::slice::from_ref(&y), Layout::Row),
             r#"{"predictions":[[0.1,0.2],[0.3,0.4]]}"#
         );
         assert_eq!(
-            text(&[l.clone(), y.clone()], Format::Row),
+            text(&[l.clone(), y.clone()], Layout::Row),
             r#"{"predictions":[{"l":1,"y":[0.1,0.2]},{"l":0,"y":[0.3,0.4]}]}"#
         );
         assert_eq!(
-            text(&[l, y], Format::Columnar),
+            text(&[l, y], Layout::Columnar),
             r#"{"outputs":{"l":[1,0],"y":[[0.1,0.2],[0.3,0.4]]}}"#
         );
     }

@@ -28,7 +28,7 @@ use crate::protocol::state::{AppState, InferenceBody};
 use crate::protocol::status::ApiError;
 use crate::repository::{LoadedVersion, VersionState};
 use crate::router::Selector;
-use codec::Format;
+use codec::Layout;
 
 /// The TF Serving routes.
 pub(crate) fn routes() -> Router<AppState> {
@@ -199,7 +199,7 @@ async fn post(
                     }
                     _ => (
                         codec::decode_examples(&body, &version.signature, limits, &mut held)?,
-                        Format::Row,
+                        Layout::Row,
                     ),
                 };
                 let request = InferRequest {
