@@ -64,10 +64,7 @@ fn v2(body: &[u8], header_length: Option<usize>) -> bool {
 /// A TF Serving REST body, as `:predict` and as `:classify`/`:regress` read it.
 pub fn tf_serving(body: &[u8]) -> bool {
     let budget = MemoryBudget::new(64 << 20);
-    let predict = tfserving::decode_for_fuzzing(body, &SIGNATURE, LIMITS, MAX_BATCH, &budget);
-    let examples =
-        tfserving::decode_examples_for_fuzzing(body, &SIGNATURE, LIMITS, MAX_BATCH, &budget);
-    predict || examples
+    tfserving::decode_for_fuzzing(body, &SIGNATURE, LIMITS, MAX_BATCH, &budget)
 }
 
 /// A gRPC `ModelInferRequest` message's bytes: the wire walk, prost's decoding, then the

@@ -11,6 +11,7 @@
 //! whose size is checked before they are allocated. Scalars convert as in the V2 JSON API.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use base64::Engine;
 use ferroserve_core::{ByteStrings, DataType, Signature, Tensor, TensorData, ValidationError};
@@ -20,6 +21,20 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use crate::budget::Reservation;
 use crate::codec::json::Element;
 use crate::codec::{ProtocolError, RequestLimits};
+
+/// Makes a visitor its own `DeserializeSeed`, read through `Deserializer::$method`: each
+/// seed here carries the decoder state its visitor fills, so the two are one type.
+macro_rules! self_seed {
+    ($seed:ty => $value:ty, $method:ident $(; $param:ident: $bound:path)?) => {
+        impl<'de $(, $param: $bound)?> DeserializeSeed<'de> for $seed {
+            type Value = $value;
+
+            fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<$value, D::Error> {
+                d.$method(self)
+            }
+        }
+    };
+}
 
 /// Which request format was used, so the answer comes back in the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,13 +78,7 @@ pub(super) fn decode_predict(
         "the body must be a JSON object with \"instances\" or \"inputs\"",
     )?;
     let mut decoder = Decoder::new(signature, limits, held);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = PredictBody {
-        decoder: &mut decoder,
-    }
-    .deserialize(&mut de)
-    .and_then(|parts| de.end().map(|()| parts));
-    let parts = decoder.outcome(parsed)?;
+    let parts: PredictParts = decoder.read_body(body)?;
     match parts.format {
         None => Err(error(
             "the body needs \"instances\" (rows) or \"inputs\" (columns)",
@@ -104,13 +113,7 @@ pub(super) fn decode_examples(
     const NEEDS: &str = "the body needs \"examples\": a list of feature objects";
     require_object(body, NEEDS)?;
     let mut decoder = Decoder::new(signature, limits, held);
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = ExamplesBody {
-        decoder: &mut decoder,
-    }
-    .deserialize(&mut de)
-    .and_then(|parts| de.end().map(|()| parts));
-    let parts = decoder.outcome(parsed)?;
+    let parts: ExamplesParts = decoder.read_body(body)?;
     match parts.rows {
         None => Err(error(NEEDS)),
         Some(0) => Err(error("\"examples\" is empty")),
@@ -187,6 +190,18 @@ impl<'s> Decoder<'s> {
     fn stop<E: de::Error>(&mut self, fault: ProtocolError) -> E {
         self.fault.get_or_insert(fault);
         E::custom("decoding stopped")
+    }
+
+    /// Reads `body`, a JSON object and nothing after it, into what `P` keeps of it.
+    fn read_body<P: BodyParts>(&mut self, body: &[u8]) -> Result<P, ProtocolError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let parsed = BodyObject::<P> {
+            decoder: self,
+            parts: PhantomData,
+        }
+        .deserialize(&mut de)
+        .and_then(|parts| de.end().map(|()| parts));
+        self.outcome(parsed)
     }
 
     /// The fault that stopped decoding, else serde's result.
@@ -624,13 +639,7 @@ impl<'a, 's> ValueSeed<'a, 's> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(ValueSeed<'_, '_> => (), deserialize_any);
 
 impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     type Value = ();
@@ -719,13 +728,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 /// Whether an object key is "b64".
 struct IsB64;
 
-impl<'de> DeserializeSeed<'de> for IsB64 {
-    type Value = bool;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+self_seed!(IsB64 => bool, deserialize_str);
 
 impl<'de> Visitor<'de> for IsB64 {
     type Value = bool;
@@ -831,13 +834,7 @@ macro_rules! scalars {
 /// The value of a `"b64"` key: its bytes, or `None` when it is not a base64 string.
 struct B64;
 
-impl<'de> DeserializeSeed<'de> for B64 {
-    type Value = Option<Vec<u8>>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(B64 => Option<Vec<u8>>, deserialize_any);
 
 impl<'de> Visitor<'de> for B64 {
     type Value = Option<Vec<u8>>;
@@ -857,13 +854,7 @@ impl<'de> Visitor<'de> for B64 {
 /// string is ignored, as before).
 struct SignatureName;
 
-impl<'de> DeserializeSeed<'de> for SignatureName {
-    type Value = Option<String>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(SignatureName => Option<String>, deserialize_any);
 
 impl<'de> Visitor<'de> for SignatureName {
     type Value = Option<String>;
@@ -928,13 +919,7 @@ impl Key {
 
 struct KeySeed<'s>(&'s Signature);
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Key;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-        d.deserialize_str(self)
-    }
-}
+self_seed!(KeySeed<'_> => Key, deserialize_str);
 
 impl<'de> Visitor<'de> for KeySeed<'_> {
     type Value = Key;
@@ -948,6 +933,26 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
             Some(ix) => Key::Input(ix),
             None => Key::Other(clip(v).to_owned()),
         })
+    }
+}
+
+/// Reads an object at `place` that must give every input ([`named_object`]); one it leaves
+/// out stops the decoder, naming it.
+fn every_input<'de, A: MapAccess<'de>>(
+    decoder: &mut Decoder<'_>,
+    columns: &mut [Column],
+    place: Place,
+    first: Option<Key>,
+    map: &mut A,
+) -> Result<(), A::Error> {
+    let mut seen = vec![false; columns.len()];
+    named_object(decoder, columns, &mut seen, place, first, map)?;
+    match seen.iter().position(|s| !s) {
+        Some(missing) => {
+            let fault = error(format!("{place} has no input '{}'", decoder.name(missing)));
+            Err(decoder.stop(fault))
+        }
+        None => Ok(()),
     }
 }
 
@@ -997,6 +1002,32 @@ fn named_object<'de, A: MapAccess<'de>>(
     }
 }
 
+/// What one verb keeps of the body's top-level object.
+trait BodyParts: Sized {
+    /// Reads the object's entries through `decoder`.
+    fn read<'de, A: MapAccess<'de>>(decoder: &mut Decoder<'_>, map: A) -> Result<Self, A::Error>;
+}
+
+/// The body's top-level object, read into `P`.
+struct BodyObject<'a, 's, P> {
+    decoder: &'a mut Decoder<'s>,
+    parts: PhantomData<P>,
+}
+
+self_seed!(BodyObject<'_, '_, P> => P, deserialize_map; P: BodyParts);
+
+impl<'de, P: BodyParts> Visitor<'de> for BodyObject<'_, '_, P> {
+    type Value = P;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<P, A::Error> {
+        P::read(self.decoder, map)
+    }
+}
+
 /// What a `:predict` body held.
 struct PredictParts {
     format: Option<Layout>,
@@ -1006,27 +1037,11 @@ struct PredictParts {
     columns: Vec<Column>,
 }
 
-struct PredictBody<'a, 's> {
-    decoder: &'a mut Decoder<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for PredictBody<'_, '_> {
-    type Value = PredictParts;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<PredictParts, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PredictBody<'_, '_> {
-    type Value = PredictParts;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PredictParts, A::Error> {
-        let decoder = self.decoder;
+impl BodyParts for PredictParts {
+    fn read<'de, A: MapAccess<'de>>(
+        decoder: &mut Decoder<'_>,
+        mut map: A,
+    ) -> Result<Self, A::Error> {
         let mut parts = PredictParts {
             format: None,
             named: false,
@@ -1209,13 +1224,7 @@ impl<'a, 's> RowSeed<'a, 's> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(RowSeed<'_, '_> => (), deserialize_any);
 
 impl<'de> Visitor<'de> for RowSeed<'_, '_> {
     type Value = ();
@@ -1234,24 +1243,13 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_> {
             return self.positional()?.object(Some(true), map);
         }
         *self.named = Some(true);
-        let place = Place::Instance(self.index);
-        let mut seen = vec![false; self.columns.len()];
-        named_object(
+        every_input(
             self.decoder,
             self.columns,
-            &mut seen,
-            place,
+            Place::Instance(self.index),
             first,
             &mut map,
-        )?;
-        if let Some(missing) = seen.iter().position(|s| !s) {
-            let fault = error(format!(
-                "{place} has no input '{}'",
-                self.decoder.name(missing)
-            ));
-            return Err(self.decoder.stop(fault));
-        }
-        Ok(())
+        )
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
@@ -1282,13 +1280,7 @@ impl<'a, 's> Columns<'a, 's> {
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Columns<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(Columns<'_, '_> => (), deserialize_any);
 
 impl<'de> Visitor<'de> for Columns<'_, '_> {
     type Value = ();
@@ -1302,24 +1294,7 @@ impl<'de> Visitor<'de> for Columns<'_, '_> {
         if first.as_ref().is_some_and(Key::is_b64) {
             return self.positional()?.object(Some(true), map);
         }
-        let mut seen = vec![false; self.columns.len()];
-        let place = Place::Inputs;
-        named_object(
-            self.decoder,
-            self.columns,
-            &mut seen,
-            place,
-            first,
-            &mut map,
-        )?;
-        if let Some(missing) = seen.iter().position(|s| !s) {
-            let fault = error(format!(
-                "inputs has no input '{}'",
-                self.decoder.name(missing)
-            ));
-            return Err(self.decoder.stop(fault));
-        }
-        Ok(())
+        every_input(self.decoder, self.columns, Place::Inputs, first, &mut map)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
@@ -1341,27 +1316,11 @@ struct ExamplesParts {
     rows: Option<usize>,
 }
 
-struct ExamplesBody<'a, 's> {
-    decoder: &'a mut Decoder<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for ExamplesBody<'_, '_> {
-    type Value = ExamplesParts;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<ExamplesParts, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ExamplesBody<'_, '_> {
-    type Value = ExamplesParts;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExamplesParts, A::Error> {
-        let decoder = self.decoder;
+impl BodyParts for ExamplesParts {
+    fn read<'de, A: MapAccess<'de>>(
+        decoder: &mut Decoder<'_>,
+        mut map: A,
+    ) -> Result<Self, A::Error> {
         let inputs = decoder.signature.inputs.len();
         let mut parts = ExamplesParts {
             columns: decoder.columns(),
@@ -1405,13 +1364,7 @@ struct Context<'a, 's> {
     decoder: &'a mut Decoder<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for Context<'_, '_> {
-    type Value = Option<Vec<Option<Column>>>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(Context<'_, '_> => Option<Vec<Option<Column>>>, deserialize_any);
 
 impl Context<'_, '_> {
     fn ignored<E: de::Error>(self) -> Result<Option<Vec<Option<Column>>>, E> {
@@ -1497,13 +1450,7 @@ struct Example<'a, 's> {
     index: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for Example<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
+self_seed!(Example<'_, '_> => (), deserialize_any);
 
 impl Example<'_, '_> {
     fn not_an_object<E: de::Error>(self) -> Result<(), E> {

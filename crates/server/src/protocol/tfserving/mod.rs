@@ -166,26 +166,21 @@ fn metadata(v: &LoadedVersion) -> Value {
 async fn post(
     State(state): State<AppState>,
     Path(path): Path<String>,
-    request: InferenceBody,
+    mut request: InferenceBody,
 ) -> Result<Response, ApiError> {
     let parsed = parse_path(&path).ok_or_else(|| no_route("POST", &path))?;
     let verb = parsed.action.clone().unwrap_or_default();
     if !matches!(verb.as_str(), "predict" | "classify" | "regress") {
         return Err(no_route("POST", &path));
     }
-    let InferenceBody {
-        started,
-        bytes: body,
-        mut held,
-        ..
-    } = request;
+    let (body, held) = (&request.bytes, &mut request.held);
     let request_limits = state.settings.limits;
     state
         .router
         .infer(
             &parsed.model,
             Selector::version(parsed.version.as_deref()),
-            started,
+            request.started,
             |version| {
                 let limits = codec::Limits {
                     request: request_limits,
@@ -194,11 +189,9 @@ async fn post(
                 // Straight from the bytes into typed tensors, within `limits`: no JSON tree
                 // is built.
                 let (inputs, format) = match verb.as_str() {
-                    "predict" => {
-                        codec::decode_predict(&body, &version.signature, limits, &mut held)?
-                    }
+                    "predict" => codec::decode_predict(body, &version.signature, limits, held)?,
                     _ => (
-                        codec::decode_examples(&body, &version.signature, limits, &mut held)?,
+                        codec::decode_examples(body, &version.signature, limits, held)?,
                         Layout::Row,
                     ),
                 };
@@ -220,7 +213,8 @@ async fn post(
         .await
 }
 
-/// `:predict`'s decoder on `body`, for the fuzz targets: whether it decoded.
+/// `:predict`'s decoder and `:classify`/`:regress`'s on `body`, for the fuzz targets:
+/// whether either decoded it.
 #[cfg(feature = "fuzzing")]
 pub(super) fn decode_for_fuzzing(
     body: &[u8],
@@ -236,26 +230,8 @@ pub(super) fn decode_for_fuzzing(
     let Ok(mut held) = budget.reserve(body.len()) else {
         return false;
     };
-    codec::decode_predict(body, signature, limits, &mut held).is_ok()
-}
-
-/// `:classify` and `:regress`'s decoder on `body`, for the fuzz targets: whether it decoded.
-#[cfg(feature = "fuzzing")]
-pub(super) fn decode_examples_for_fuzzing(
-    body: &[u8],
-    signature: &ferroserve_core::Signature,
-    request: crate::codec::RequestLimits,
-    max_batch_size: usize,
-    budget: &crate::budget::MemoryBudget,
-) -> bool {
-    let limits = codec::Limits {
-        request,
-        max_batch_size,
-    };
-    let Ok(mut held) = budget.reserve(body.len()) else {
-        return false;
-    };
-    codec::decode_examples(body, signature, limits, &mut held).is_ok()
+    let predict = codec::decode_predict(body, signature, limits, &mut held).is_ok();
+    predict || codec::decode_examples(body, signature, limits, &mut held).is_ok()
 }
 
 /// The scores of every row of a `[N, classes]` floating-point output.

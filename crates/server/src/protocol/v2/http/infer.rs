@@ -24,22 +24,17 @@ use crate::repository::LoadedVersion;
 pub(super) async fn infer(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
-    request: InferenceBody,
+    mut request: InferenceBody,
 ) -> Result<Response, ApiError> {
-    let InferenceBody {
-        started,
-        headers,
-        bytes,
-        mut held,
-    } = request;
     let limits = state.settings.limits;
+    let held = &mut request.held;
     state
         .router
         .infer(
             &path.model,
             path.selector(),
-            started,
-            |version| decode(version, &headers, &bytes, limits, &mut held),
+            request.started,
+            |version| decode(version, &request.headers, &request.bytes, limits, held),
             |version, response, form: OutputForm| {
                 let encoded = encode_response(
                     &version.model_name,
