@@ -237,6 +237,19 @@ impl<O: Elements> Flatten<'_, O> {
     }
 }
 
+/// The visitor methods of scalar JSON values: each pushes the value into the buffer and
+/// refuses one the datatype does not take.
+macro_rules! visit_scalars {
+    ($($visit:ident($t:ty) => $push:ident,)*) => {
+        $(
+            fn $visit<E: de::Error>(self, v: $t) -> Result<(), E> {
+                let accepted = self.out.$push(v);
+                self.push(accepted, format_args!("{v}"))
+            }
+        )*
+    };
+}
+
 impl<'de, O: Elements> Visitor<'de> for Flatten<'_, O> {
     type Value = ();
 
@@ -250,24 +263,11 @@ impl<'de, O: Elements> Visitor<'de> for Flatten<'_, O> {
         Ok(())
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        let accepted = self.out.push_bool(v);
-        self.push(accepted, format_args!("{v}"))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        let accepted = self.out.push_i64(v);
-        self.push(accepted, format_args!("{v}"))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let accepted = self.out.push_u64(v);
-        self.push(accepted, format_args!("{v}"))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        let accepted = self.out.push_f64(v);
-        self.push(accepted, format_args!("{v}"))
+    visit_scalars! {
+        visit_bool(bool) => push_bool,
+        visit_i64(i64) => push_i64,
+        visit_u64(u64) => push_u64,
+        visit_f64(f64) => push_f64,
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {

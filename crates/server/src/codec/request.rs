@@ -512,36 +512,41 @@ pub fn decode_raw_binary(
     })
 }
 
-/// A request-level parameter that must be a non-negative integer.
-fn uint_parameter(
+/// Parameter `key` of `owner` (`request`, an output's name), when given, as `pick` reads it;
+/// a value it does not read is refused, saying it should be `expected`.
+fn typed_parameter<T>(
     parameters: &HashMap<String, Value>,
     key: &str,
-) -> Result<Option<u64>, ProtocolError> {
+    owner: &str,
+    expected: &str,
+    pick: impl Fn(&Value) -> Option<T>,
+) -> Result<Option<T>, ProtocolError> {
     parameters
         .get(key)
         .map(|v| {
-            v.as_u64().ok_or_else(|| ProtocolError::Json {
-                message: format!(
-                    "request: parameter {key} must be a non-negative integer, got {v}"
-                ),
+            pick(v).ok_or_else(|| ProtocolError::Json {
+                message: format!("{owner}: parameter {key} must be {expected}, got {v}"),
             })
         })
         .transpose()
 }
 
+/// A parameter that must be a non-negative integer.
+fn uint_parameter(
+    parameters: &HashMap<String, Value>,
+    key: &str,
+) -> Result<Option<u64>, ProtocolError> {
+    let expected = "a non-negative integer";
+    typed_parameter(parameters, key, "request", expected, Value::as_u64)
+}
+
+/// A parameter that must be a boolean.
 fn bool_parameter(
     parameters: &HashMap<String, Value>,
     key: &str,
     owner: &str,
 ) -> Result<Option<bool>, ProtocolError> {
-    parameters
-        .get(key)
-        .map(|v| {
-            v.as_bool().ok_or_else(|| ProtocolError::Json {
-                message: format!("{owner}: parameter {key} must be true or false, got {v}"),
-            })
-        })
-        .transpose()
+    typed_parameter(parameters, key, owner, "true or false", Value::as_bool)
 }
 
 #[cfg(test)]

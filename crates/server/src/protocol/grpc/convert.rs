@@ -261,6 +261,18 @@ pub(super) fn tensor_metadata(spec: &TensorSpec) -> proto::model_metadata_respon
     }
 }
 
+/// Each spec's name, config datatype and `dims`, made into a config entry by `make`.
+fn described<T>(
+    specs: &[TensorSpec],
+    dims: impl Fn(&TensorSpec) -> Vec<i64>,
+    make: impl Fn(String, i32, Vec<i64>) -> T,
+) -> Vec<T> {
+    specs
+        .iter()
+        .map(|s| make(s.name.clone(), config_datatype(s.datatype), dims(s)))
+        .collect()
+}
+
 /// Triton's `DataType` enum value of `datatype`.
 fn config_datatype(datatype: DataType) -> i32 {
     use proto::DataType as T;
@@ -328,28 +340,22 @@ pub(super) fn model_config(v: &LoadedVersion) -> proto::ModelConfig {
             policy_choice: Some(policy),
         }),
         max_batch_size: i32::try_from(v.max_batch_size).unwrap_or(i32::MAX),
-        input: v
-            .signature
-            .inputs
-            .iter()
-            .map(|s| proto::ModelInput {
-                name: s.name.clone(),
-                data_type: config_datatype(s.datatype),
-                dims: dims(s),
+        input: described(&v.signature.inputs, dims, |name, data_type, dims| {
+            proto::ModelInput {
+                name,
+                data_type,
+                dims,
                 ..Default::default()
-            })
-            .collect(),
-        output: v
-            .signature
-            .outputs
-            .iter()
-            .map(|s| proto::ModelOutput {
-                name: s.name.clone(),
-                data_type: config_datatype(s.datatype),
-                dims: dims(s),
+            }
+        }),
+        output: described(&v.signature.outputs, dims, |name, data_type, dims| {
+            proto::ModelOutput {
+                name,
+                data_type,
+                dims,
                 ..Default::default()
-            })
-            .collect(),
+            }
+        }),
         instance_group: vec![proto::ModelInstanceGroup {
             name: format!("{}_0", v.model_name),
             kind: proto::model_instance_group::Kind::Cpu as i32,

@@ -70,6 +70,12 @@ fn status(error: impl Into<ApiError>) -> Status {
 }
 
 impl V2Service {
+    /// The version a request's `name` and `version` (`""` for the latest) name now.
+    fn resolve(&self, name: &str, version: &str) -> Result<Arc<LoadedVersion>, InferError> {
+        let selector = Selector::version(Some(version));
+        self.state.router.resolve(name, selector)
+    }
+
     /// One inference, start to end; the request's `grpc-timeout` bounds it as `timeout` does.
     async fn infer(
         &self,
@@ -219,11 +225,7 @@ impl GrpcInferenceService for V2Service {
         request: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        let ready = self
-            .state
-            .repository
-            .resolve(&r.name, Some(r.version.as_str()))
-            .is_ok();
+        let ready = self.resolve(&r.name, &r.version).is_ok();
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
 
@@ -247,9 +249,7 @@ impl GrpcInferenceService for V2Service {
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
         let r = request.into_inner();
         let repository = &self.state.repository;
-        let version = repository
-            .resolve(&r.name, Some(r.version.as_str()))
-            .map_err(status)?;
+        let version = self.resolve(&r.name, &r.version).map_err(status)?;
         let versions = repository.ready_version_names(&r.name);
         Ok(Response::new(proto::ModelMetadataResponse {
             name: version.model_name.clone(),
@@ -325,11 +325,7 @@ impl GrpcInferenceService for V2Service {
         request: Request<proto::ModelConfigRequest>,
     ) -> Result<Response<proto::ModelConfigResponse>, Status> {
         let r = request.into_inner();
-        let version = self
-            .state
-            .repository
-            .resolve(&r.name, Some(r.version.as_str()))
-            .map_err(status)?;
+        let version = self.resolve(&r.name, &r.version).map_err(status)?;
         Ok(Response::new(proto::ModelConfigResponse {
             config: Some(convert::model_config(&version)),
         }))
@@ -350,11 +346,7 @@ impl GrpcInferenceService for V2Service {
                 .map(|e| e.ready_versions())
                 .unwrap_or_default()
         } else {
-            vec![
-                repository
-                    .resolve(&r.name, Some(r.version.as_str()))
-                    .map_err(status)?,
-            ]
+            vec![self.resolve(&r.name, &r.version).map_err(status)?]
         };
         Ok(Response::new(proto::ModelStatisticsResponse {
             model_stats: versions
