@@ -40,12 +40,7 @@
 //! - Trees with categorical, zero-as-missing or equality splits, linear leaves, or more than
 //!   [`MAX_DEPTH`] levels keep the reference walk ([`Forest::leaf_value`]).
 //!
-//! Tried and measured slower on Zen 4 (the benchmark model, batch 1,024, 0.45 ms scalar): the
-//! whole block walk in AVX-512 with gathers for nodes and keys, 0.67 ms (a gather costs about
-//! twenty cycles there); the top five levels as sixteen-lane vector compares of every node,
-//! collected into a bit per node and lane, then the scalar walk below, 0.53 ms; twelve lanes
-//! instead of sixteen (no spills), 0.46 ms, and LightGBM 13 % slower; the leaf adds fused
-//! into the walk without the leaves array or bounds checks, no change.
+//! Designs measured slower than this one are listed in `bench/README.md` (tree evaluator).
 //!
 //! Every row's tree values are added in tree order, so a row's result does not depend on the
 //! batch it came in (and in `f32` matches XGBoost's own summation). Written by hand: no crate
