@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ferroserve_batch::{LoadedModel, ModelRef, runtimes};
 use ferroserve_core::TensorSpec;
-use ferroserve_embed::{EmbeddedModel, Format};
+use ferroserve_loader::{EmbeddedModel, Format};
 use serde_json::json;
 
 /// The manifest's file name, next to the model file.

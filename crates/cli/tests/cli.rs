@@ -305,11 +305,11 @@ fn dependencies_point_the_right_way() {
             &["ferroserve-core", "ferroserve-batch"],
         ),
         (
-            "ferroserve-embed",
+            "ferroserve-loader",
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
-        ("ferroserve-wasm", &["ferroserve-core", "ferroserve-embed"]),
-        ("ferroserve-capi", &["ferroserve-core", "ferroserve-embed"]),
+        ("ferroserve-wasm", &["ferroserve-core", "ferroserve-loader"]),
+        ("ferroserve-capi", &["ferroserve-core", "ferroserve-loader"]),
         (
             "ferroserve",
             &[
@@ -317,7 +317,7 @@ fn dependencies_point_the_right_way() {
                 "ferroserve-onnx",
                 "ferroserve-server",
                 "ferroserve-batch",
-                "ferroserve-embed",
+                "ferroserve-loader",
             ],
         ),
     ];

@@ -1,4 +1,4 @@
-//! ferroserve-embed: a model file's bytes into a ready [`EmbeddedModel`], for the builds that
+//! ferroserve-loader: a model file's bytes into a ready [`EmbeddedModel`], for the builds that
 //! embed ferroserve in another program rather than serve it: the WebAssembly package
 //! (`crates/wasm`) and the C library (`crates/capi`).
 //!
@@ -18,7 +18,7 @@
 //!
 //! # Example
 //! ```no_run
-//! use ferroserve_embed::EmbeddedModel;
+//! use ferroserve_loader::EmbeddedModel;
 //! let bytes = std::fs::read("model.json")?;
 //! let model = EmbeddedModel::load(&bytes, None)?;
 //! println!("{:?}", model.signature());
