@@ -32,15 +32,6 @@ struct LoadSettings {
     output: Vec<TensorOverride>,
 }
 
-/// Every runtime this build has, in the server's order: trees first (its ONNX-ML interpreter
-/// claims `model.onnx` files importing `ai.onnx.ml`), then ONNX.
-pub fn runtimes() -> RuntimeRegistry {
-    let mut registry = RuntimeRegistry::new();
-    ferroserve_trees::register(&mut registry);
-    ferroserve_onnx::register(&mut registry);
-    registry
-}
-
 /// A model version ready to score.
 #[derive(Clone, Debug)]
 pub struct LoadedModel {

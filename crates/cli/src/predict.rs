@@ -13,7 +13,7 @@ use crate::model_path::model_and_version;
 use ferroserve_server::protocol::v2::codec::{Expected, RequestLimits, decode_request};
 use ferroserve_server::protocol::v2::execute;
 use ferroserve_server::repository::Repository;
-use ferroserve_server::runtime_registry;
+use ferroserve_loader::runtimes;
 
 /// Flags of `ferroserve predict`.
 #[derive(Debug, Args)]
@@ -47,7 +47,7 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let root = model_dir
         .parent()
         .context("--model has no parent directory")?;
-    let repository = std::sync::Arc::new(Repository::new(root, runtime_registry()));
+    let repository = std::sync::Arc::new(Repository::new(root, runtimes()));
     // A composite needs the models it routes to: load the whole repository for it.
     match CompositeSpec::read(&model_dir) {
         Ok(Some(_)) => repository.load_all()?,

@@ -10,7 +10,8 @@ use clap::Args;
 use crate::model_path::model_and_version;
 use ferroserve_batch::profile::{ProfileOptions, profile};
 use ferroserve_batch::source::Source;
-use ferroserve_batch::{ModelRef, runtimes};
+use ferroserve_batch::ModelRef;
+use ferroserve_loader::runtimes;
 use ferroserve_core::profile::PROFILE_FILE;
 
 /// Flags of `ferroserve profile`.

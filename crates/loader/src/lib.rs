@@ -30,7 +30,9 @@
 pub mod error;
 pub mod format;
 pub mod model;
+pub mod runtimes;
 
 pub use error::EmbedError;
 pub use format::Format;
 pub use model::EmbeddedModel;
+pub use runtimes::runtimes;
