@@ -2,7 +2,8 @@
 //! repository, validation and scheduler code as `serve`, so a request that works here works
 //! over HTTP.
 
-use ferroserve_server::composite::{CompositeSpec, RequestContext};
+use ferroserve_loader::config::ModelToml;
+use ferroserve_server::composite::RequestContext;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,10 +11,10 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model_path::model_and_version;
+use ferroserve_loader::runtimes;
 use ferroserve_server::protocol::v2::codec::{Expected, RequestLimits, decode_request};
 use ferroserve_server::protocol::v2::execute;
 use ferroserve_server::repository::Repository;
-use ferroserve_loader::runtimes;
 
 /// Flags of `ferroserve predict`.
 #[derive(Debug, Args)]
@@ -49,8 +50,8 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
         .context("--model has no parent directory")?;
     let repository = std::sync::Arc::new(Repository::new(root, runtimes()));
     // A composite needs the models it routes to: load the whole repository for it.
-    match CompositeSpec::read(&model_dir) {
-        Ok(Some(_)) => repository.load_all()?,
+    match ModelToml::read(&model_dir) {
+        Ok(Some(ModelToml::Composite(_))) => repository.load_all()?,
         _ => repository.load(&model)?,
     }
     let loaded = repository.resolve(&model, version.as_deref())?;

@@ -293,8 +293,14 @@ fn dependencies_point_the_right_way() {
         ("ferroserve-core", &[]),
         ("ferroserve-onnx", &["ferroserve-core"]),
         ("ferroserve-trees", &["ferroserve-core"]),
-        ("ferroserve-server", &["ferroserve-core", "ferroserve-loader"]),
-        ("ferroserve-batch", &["ferroserve-core", "ferroserve-loader"]),
+        (
+            "ferroserve-server",
+            &["ferroserve-core", "ferroserve-loader"],
+        ),
+        (
+            "ferroserve-batch",
+            &["ferroserve-core", "ferroserve-loader"],
+        ),
         (
             "ferroserve-python",
             &["ferroserve-core", "ferroserve-batch", "ferroserve-loader"],

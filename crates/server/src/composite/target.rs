@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use ferroserve_loader::config::split_target;
+
 use crate::error::InferError;
 use crate::repository::{LoadedVersion, Repository};
 
@@ -18,15 +20,7 @@ pub struct Target {
 impl Target {
     /// Parses `name[@version|label]`.
     pub fn parse(text: &str) -> Result<Target, String> {
-        let (model, version) = match text.split_once('@') {
-            Some((m, v)) => (m, Some(v)),
-            None => (text, None),
-        };
-        if model.is_empty() || model.contains('/') || version.is_some_and(str::is_empty) {
-            return Err(format!(
-                "target '{text}': expected a model name, optionally with @version or @label"
-            ));
-        }
+        let (model, version) = split_target(text).map_err(|e| e.to_string())?;
         Ok(Target {
             model: model.to_owned(),
             version: version.map(str::to_owned),
