@@ -32,5 +32,5 @@ pub mod sink;
 pub mod source;
 
 pub use error::BatchError;
-pub use model::{LoadedModel, ModelRef, runtimes};
+pub use model::{LoadedModel, ModelRef};
 pub use score::{ScoreOptions, Scored, Scorer};

@@ -2,44 +2,18 @@
 //! model directory, a version directory, or `REPO/NAME@VERSION` (a number or a label), the
 //! runtime and signature overrides of its `model.toml`.
 //!
-//! Only the keys that change what the model computes are read here (`runtime`,
-//! `default_model_filename`, `labels`, `[[input]]`/`[[output]]`); the serving keys (batching,
-//! experiments, monitoring) mean nothing offline and are left to the server, which checks them.
+//! `model.toml` is parsed as the server parses it ([`ModelToml`]); only the keys that change
+//! what the model computes are used here (`runtime`, `default_model_filename`, `labels`,
+//! `[[input]]`/`[[output]]`): the serving keys (batching, monitoring) mean nothing offline.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferroserve_core::model::LoadOptions;
-use ferroserve_core::{Model, RuntimeRegistry, Signature, TensorOverride};
-use serde::Deserialize;
+use ferroserve_core::{Model, RuntimeRegistry, Signature};
+use ferroserve_loader::config::{CONFIG_FILE, ConfigError, ModelSettings, ModelToml};
 
 use crate::BatchError;
-
-/// The model description file of a model directory.
-const CONFIG_FILE: &str = "model.toml";
-
-/// The `model.toml` keys that decide what a version computes.
-#[derive(Debug, Default, Deserialize)]
-struct LoadSettings {
-    runtime: Option<String>,
-    default_model_filename: Option<String>,
-    #[serde(default)]
-    labels: BTreeMap<String, u64>,
-    #[serde(default)]
-    input: Vec<TensorOverride>,
-    #[serde(default)]
-    output: Vec<TensorOverride>,
-}
-
-/// Every runtime this build has, in the server's order: trees first (its ONNX-ML interpreter
-/// claims `model.onnx` files importing `ai.onnx.ml`), then ONNX.
-pub fn runtimes() -> RuntimeRegistry {
-    let mut registry = RuntimeRegistry::new();
-    ferroserve_trees::register(&mut registry);
-    ferroserve_onnx::register(&mut registry);
-    registry
-}
 
 /// A model version ready to score.
 #[derive(Clone, Debug)]
@@ -144,7 +118,7 @@ impl ModelRef {
     }
 
     /// The version number asked for: a number, a label of `model.toml`, or the latest.
-    fn resolve_version(&self, settings: &LoadSettings) -> Result<u64, BatchError> {
+    fn resolve_version(&self, settings: &ModelSettings) -> Result<u64, BatchError> {
         match &self.version {
             Some(v) => match v.parse::<u64>() {
                 Ok(n) => Ok(n),
@@ -178,14 +152,20 @@ impl ModelRef {
     }
 }
 
-/// The loading keys of `<dir>/model.toml`, or the defaults when there is none.
-fn read_settings(dir: &Path) -> Result<LoadSettings, BatchError> {
-    let path = dir.join(CONFIG_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .map_err(|e| BatchError::Load(format!("{}: {}", path.display(), e.message()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LoadSettings::default()),
-        Err(source) => Err(BatchError::Io { path, source }),
+/// The settings of `<dir>/model.toml`, or the defaults when there is none. A composite has no
+/// model of its own to load: the error names its targets.
+fn read_settings(dir: &Path) -> Result<ModelSettings, BatchError> {
+    match ModelToml::read(dir) {
+        Ok(None) => Ok(ModelSettings::default()),
+        Ok(Some(ModelToml::Model(settings))) => Ok(settings),
+        Ok(Some(ModelToml::Composite(spec))) => Err(BatchError::Load(format!(
+            "{}: a {} composite routes to other models; load one of its targets ({})",
+            dir.join(CONFIG_FILE).display(),
+            spec.kind(),
+            spec.targets().join(", ")
+        ))),
+        Err(ConfigError::Io { path, source }) => Err(BatchError::Io { path, source }),
+        Err(error) => Err(BatchError::Load(error.to_string())),
     }
 }
 

@@ -8,7 +8,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use ferroserve_core::ModelError;
-use ferroserve_embed::EmbedError;
+use ferroserve_loader::EmbedError;
 
 use crate::types::FerroserveStatus;
 

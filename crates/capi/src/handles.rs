@@ -5,7 +5,7 @@
 use std::ffi::{CStr, CString};
 
 use ferroserve_core::Tensor;
-use ferroserve_embed::{EmbeddedModel, Format};
+use ferroserve_loader::{EmbeddedModel, Format};
 
 use crate::convert::OwnedTensor;
 use crate::error::Error;

@@ -1,7 +1,7 @@
 //! ferroserve-capi: ferroserve as a C library (`libferroserve.a` / `libferroserve.so`, header
 //! `include/ferroserve.h`) for C, C++, Swift, Kotlin/JNI and anything else with a C FFI: load
 //! an XGBoost, LightGBM or ONNX model file from bytes or a path and predict in-process, with
-//! the same runtimes and numerics as the server (through `ferroserve-embed`).
+//! the same runtimes and numerics as the server (through `ferroserve-loader`).
 //!
 //! # The ABI in brief
 //! - Opaque handles, [`FerroserveModel`] and [`FerroserveOutputs`], each with its own free

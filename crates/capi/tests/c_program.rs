@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ferroserve_embed::{EmbeddedModel, Format};
+use ferroserve_loader::{EmbeddedModel, Format};
 use serde_json::Value;
 
 /// What a Rust staticlib needs from the system on Linux (`rustc --print native-static-libs`).

@@ -12,7 +12,8 @@ use ferroserve_batch::progress::{Progress, ProgressMode, grouped};
 use ferroserve_batch::run::{RunOptions, input_files, run};
 use ferroserve_batch::sink::SinkOptions;
 use ferroserve_batch::source::DataFormat;
-use ferroserve_batch::{ModelRef, ScoreOptions, runtimes};
+use ferroserve_batch::{ModelRef, ScoreOptions};
+use ferroserve_loader::runtimes;
 
 /// Flags of `ferroserve batch`.
 #[derive(Debug, Args)]

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use ferroserve_batch::{LoadedModel, ModelRef, runtimes};
+use ferroserve_batch::{LoadedModel, ModelRef};
 use ferroserve_core::TensorSpec;
-use ferroserve_embed::{EmbeddedModel, Format};
+use ferroserve_loader::{EmbeddedModel, Format, runtimes};
 use serde_json::json;
 
 /// The manifest's file name, next to the model file.

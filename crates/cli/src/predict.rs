@@ -2,7 +2,7 @@
 //! repository, validation and scheduler code as `serve`, so a request that works here works
 //! over HTTP.
 
-use ferroserve_server::composite::CompositeSpec;
+use ferroserve_loader::config::ModelToml;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,13 +10,13 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model_path::model_and_version;
+use ferroserve_loader::runtimes;
 use ferroserve_server::codec::{
     Expected, OutputForm, RequestLimits, decode_request, encode_response,
 };
 use ferroserve_server::protocol::status::ApiError;
 use ferroserve_server::repository::Repository;
 use ferroserve_server::router::{Router, Selector};
-use ferroserve_server::runtime_registry;
 
 /// Flags of `ferroserve predict`.
 #[derive(Debug, Args)]
@@ -50,10 +50,10 @@ pub(crate) fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let root = model_dir
         .parent()
         .context("--model has no parent directory")?;
-    let repository = std::sync::Arc::new(Repository::new(root, runtime_registry()));
+    let repository = std::sync::Arc::new(Repository::new(root, runtimes()));
     // A composite needs the models it routes to: load the whole repository for it.
-    match CompositeSpec::read(&model_dir) {
-        Ok(Some(_)) => repository.load_all()?,
+    match ModelToml::read(&model_dir) {
+        Ok(Some(ModelToml::Composite(_))) => repository.load_all()?,
         _ => repository.load(&model)?,
     }
     let router = Router::new(repository, None);

@@ -8,10 +8,11 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::model_path::model_and_version;
+use ferroserve_batch::ModelRef;
 use ferroserve_batch::profile::{ProfileOptions, profile};
 use ferroserve_batch::source::Source;
-use ferroserve_batch::{ModelRef, runtimes};
 use ferroserve_core::profile::PROFILE_FILE;
+use ferroserve_loader::runtimes;
 
 /// Flags of `ferroserve profile`.
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use ferroserve_server::{Listeners, ServerConfig, runtime_registry, serve_listeners};
+use ferroserve_loader::runtimes;
+use ferroserve_server::{Listeners, ServerConfig, serve_listeners};
 use tokio::net::TcpListener;
 
 /// Who may load and unload models at run time.
@@ -212,7 +213,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             grpc,
             metrics,
         };
-        serve_listeners(config, runtime_registry(), listeners, shutdown).await?;
+        serve_listeners(config, runtimes(), listeners, shutdown).await?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -267,8 +267,9 @@ fn request_threads_run_under_the_chosen_scheduling_policy() {
     }
 }
 
-/// DESIGN.md's crate map: `core` <- runtimes <- `server`, `batch` <- `cli`; runtimes never depend on
-/// each other or on the server, and `core` stays free of async and I/O crates.
+/// CONTRIBUTING.md's crate map: `core` <- runtimes <- `loader` <- `server`, `batch`, `wasm`, `capi`
+/// <- `cli`; runtimes never depend on each other or on the server, and `core` stays free of async
+/// and I/O crates.
 #[test]
 fn dependencies_point_the_right_way() {
     let out = Command::new(env!("CARGO"))
@@ -294,22 +295,22 @@ fn dependencies_point_the_right_way() {
         ("ferroserve-trees", &["ferroserve-core"]),
         (
             "ferroserve-server",
-            &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
+            &["ferroserve-core", "ferroserve-loader"],
         ),
         (
             "ferroserve-batch",
-            &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
+            &["ferroserve-core", "ferroserve-loader"],
         ),
         (
             "ferroserve-python",
-            &["ferroserve-core", "ferroserve-batch"],
+            &["ferroserve-core", "ferroserve-batch", "ferroserve-loader"],
         ),
         (
-            "ferroserve-embed",
+            "ferroserve-loader",
             &["ferroserve-core", "ferroserve-onnx", "ferroserve-trees"],
         ),
-        ("ferroserve-wasm", &["ferroserve-core", "ferroserve-embed"]),
-        ("ferroserve-capi", &["ferroserve-core", "ferroserve-embed"]),
+        ("ferroserve-wasm", &["ferroserve-core", "ferroserve-loader"]),
+        ("ferroserve-capi", &["ferroserve-core", "ferroserve-loader"]),
         (
             "ferroserve",
             &[
@@ -317,7 +318,7 @@ fn dependencies_point_the_right_way() {
                 "ferroserve-onnx",
                 "ferroserve-server",
                 "ferroserve-batch",
-                "ferroserve-embed",
+                "ferroserve-loader",
             ],
         ),
     ];

@@ -113,15 +113,9 @@ pub enum ModelControl {
     },
 }
 
-/// The runtimes this build has, in the order they are tried.
-pub fn runtime_registry() -> RuntimeRegistry {
-    let mut registry = RuntimeRegistry::new();
-    // Trees first: its ONNX-ML runtime claims the model.onnx files that import ai.onnx.ml;
-    // the ONNX runtime (ONNX Runtime or tract) takes every other model.onnx.
-    ferroserve_trees::register(&mut registry);
-    ferroserve_onnx::register(&mut registry);
-    registry
-}
+/// The runtimes this build has, in the order they are tried: the loader's one list, named as
+/// the server's API has always named it.
+pub use ferroserve_loader::runtimes as runtime_registry;
 
 /// Serves `config` on `listener` until `shutdown` completes, then finishes the requests in
 /// flight and returns. The listener is bound by the caller (tests bind `127.0.0.1:0`).

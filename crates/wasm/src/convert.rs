@@ -11,7 +11,7 @@
 
 use ferroserve_core::signature::TensorSpec;
 use ferroserve_core::{DataType, Tensor, TensorData};
-use ferroserve_embed::EmbeddedModel;
+use ferroserve_loader::EmbeddedModel;
 use half::{bf16, f16};
 use js_sys::{
     Array, BigInt64Array, BigUint64Array, Float32Array, Float64Array, Int8Array, Int16Array,

@@ -2,7 +2,7 @@
 //! Node through WebAssembly, with the server's numerics (the same runtimes, compiled to wasm32).
 //!
 //! This crate is the wasm-bindgen surface only; loading and checking live in
-//! [`ferroserve_embed`]. The npm package around it (`crates/wasm/npm`: the `Model` class with
+//! [`ferroserve_loader`]. The npm package around it (`crates/wasm/npm`: the `Model` class with
 //! `await Model.load(bytes, {format})`, TypeScript types, Node and browser start-up) wraps
 //! [`WasmModel`]. Build with `scripts/build-wasm.sh`.
 //!
@@ -18,7 +18,7 @@
 
 mod convert;
 
-use ferroserve_embed::{EmbeddedModel, Format};
+use ferroserve_loader::{EmbeddedModel, Format};
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 

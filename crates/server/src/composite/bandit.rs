@@ -32,16 +32,7 @@ pub const PENDING_CAPACITY: usize = 100_000;
 /// How often the state file is rewritten at most.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// `policy` in `model.toml`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyKind {
-    /// Beta-Bernoulli Thompson sampling.
-    #[default]
-    Thompson,
-    /// Exp3.
-    Exp3,
-}
+pub use ferroserve_loader::config::PolicyKind;
 
 /// What is learnt about one variant.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -26,51 +26,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use ferroserve_core::{DataType, Signature, Tensor, TensorData, TensorSpec};
-use serde::Deserialize;
 
 use super::Target;
 use crate::error::InferError;
 use crate::inference::{Answered, InferRequest, InferResponse, RequestContext};
 
-/// One `[[step]]`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StepSpec {
-    /// The model it runs: `name`, `name@3`, `name@label`.
-    pub model: String,
-    /// The step model's input name → the ensemble tensor fed to it.
-    pub inputs: BTreeMap<String, String>,
-    /// The step model's output name → the ensemble tensor it becomes.
-    pub outputs: BTreeMap<String, String>,
-}
-
-/// One `[[combine]]`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CombineSpec {
-    /// The combiner.
-    pub op: CombineOp,
-    /// The tensors combined (same shape and datatype).
-    pub inputs: Vec<String>,
-    /// The tensor it produces.
-    pub output: String,
-}
-
-/// A built-in combiner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CombineOp {
-    /// Element-wise mean (floating point).
-    Mean,
-    /// Element-wise sum.
-    Sum,
-    /// Element-wise minimum.
-    Min,
-    /// Element-wise maximum.
-    Max,
-    /// Element-wise majority of integer labels; a tie goes to the smallest label.
-    Vote,
-}
+pub use ferroserve_loader::config::{CombineOp, CombineSpec, EnsembleSpec, StepSpec};
 
 /// A checked ensemble: its steps in an order where every input comes first.
 #[derive(Debug)]
@@ -82,19 +43,6 @@ pub struct Ensemble {
     pub combines: Vec<CombineSpec>,
     /// The ensemble's inputs and outputs.
     pub signature: Signature,
-}
-
-/// The parts of an ensemble's spec.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct EnsembleSpec {
-    /// The ensemble tensors returned, in order.
-    pub outputs: Vec<String>,
-    /// The model steps.
-    #[serde(default)]
-    pub step: Vec<StepSpec>,
-    /// The combiners.
-    #[serde(default)]
-    pub combine: Vec<CombineSpec>,
 }
 
 impl Ensemble {

@@ -1,5 +1,6 @@
 //! A composite's reference to another model: `name`, `name@3` or `name@stable`.
 
+use ferroserve_loader::config::split_target;
 use std::fmt;
 
 /// A model of the repository, at its latest ready version, a version number, or a label.
@@ -14,15 +15,7 @@ pub struct Target {
 impl Target {
     /// Parses `name[@version|label]`.
     pub fn parse(text: &str) -> Result<Target, String> {
-        let (model, version) = match text.split_once('@') {
-            Some((m, v)) => (m, Some(v)),
-            None => (text, None),
-        };
-        if model.is_empty() || model.contains('/') || version.is_some_and(str::is_empty) {
-            return Err(format!(
-                "target '{text}': expected a model name, optionally with @version or @label"
-            ));
-        }
+        let (model, version) = split_target(text).map_err(|e| e.to_string())?;
         Ok(Target {
             model: model.to_owned(),
             version: version.map(str::to_owned),

@@ -1,175 +1,20 @@
-//! `model.toml`: parsed as plain data ([`RawModelConfig`], unknown keys rejected), then checked
-//! against the loaded model's signature ([`ModelConfig::resolve_signature`]). Every error names the
-//! file and the key.
+//! A model's `model.toml` for serving: the settings the loader parsed
+//! ([`ferroserve_loader::config`]) with their defaults applied, turned into a batching policy
+//! and checked against the loaded model's signature ([`ModelConfig::resolve_signature`]). Every
+//! error names the file and the key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferroserve_core::{LoadError, Signature};
-use serde::Deserialize;
+use ferroserve_loader::config::ConfigError;
+pub use ferroserve_loader::config::{
+    BatchingMode, CONFIG_FILE, ModelSettings, MonitoringConfig, PayloadLogConfig, VersionPolicy,
+};
 
 use crate::repository::warmup::WarmupMode;
 use crate::scheduler::{BatchMode, BatchPolicy};
-
-/// The file name of a model's configuration, beside its version directories.
-pub const CONFIG_FILE: &str = "model.toml";
-
-/// Which versions of a model are loaded.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum VersionPolicy {
-    /// The N highest version numbers (`version_policy = { latest = 2 }`).
-    Latest(u32),
-    /// Every version found (`version_policy = "all"`).
-    All,
-    /// Exactly these versions (`version_policy = { specific = [1, 3] }`).
-    Specific(Vec<u64>),
-}
-
-impl Default for VersionPolicy {
-    fn default() -> Self {
-        VersionPolicy::Latest(1)
-    }
-}
-
-impl VersionPolicy {
-    /// Builds the versions this policy serves out of `available` (ascending), calling `build`
-    /// for each version tried; `build` answers whether that version is ready. `latest = N`
-    /// walks down from the newest until N are ready, so a newer version that fails to load
-    /// never displaces an older ready one (TF Serving's availability-preserving policy);
-    /// `all` and `specific` try every version they name. Returns the versions tried, ascending.
-    pub fn build(&self, available: &[u64], mut build: impl FnMut(u64) -> bool) -> Vec<u64> {
-        let mut tried = Vec::new();
-        match self {
-            VersionPolicy::Latest(n) => {
-                let mut ready = 0;
-                for &version in available.iter().rev() {
-                    if ready >= *n as usize {
-                        break;
-                    }
-                    tried.push(version);
-                    if build(version) {
-                        ready += 1;
-                    }
-                }
-                tried.reverse();
-            }
-            VersionPolicy::All => {
-                for &version in available {
-                    tried.push(version);
-                    build(version);
-                }
-            }
-            VersionPolicy::Specific(wanted) => {
-                for &version in available.iter().filter(|v| wanted.contains(v)) {
-                    tried.push(version);
-                    build(version);
-                }
-            }
-        }
-        tried
-    }
-}
-
-/// A signature override for one tensor (`[[input]]`, `[[output]]`).
-pub type RawTensorOverride = ferroserve_core::TensorOverride;
-
-/// `model.toml` as written.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawModelConfig {
-    /// The runtime to load with (`"onnx"`); found from the files when absent.
-    pub runtime: Option<String>,
-    /// The model file inside each version directory, when not the runtime's default.
-    pub default_model_filename: Option<String>,
-    /// Largest batch a request may carry; 0 = the model has no batch dimension.
-    pub max_batch_size: Option<usize>,
-    /// Concurrent executions of one version.
-    pub instances: Option<usize>,
-    /// Requests that may wait for an instance before new ones are turned away.
-    pub max_queue_size: Option<usize>,
-    /// How requests are batched: `"dynamic"` (default for models with a batch dimension),
-    /// `"adaptive"` (batch size follows `latency_objective_us`) or `"off"`.
-    pub batching: Option<BatchingMode>,
-    /// Microseconds the oldest waiting request may wait for a fuller batch (default 0: batch
-    /// whatever is waiting when an instance is free, never wait for more).
-    pub max_queue_delay_us: Option<u64>,
-    /// Batch sizes sent as soon as they can be formed.
-    #[serde(default)]
-    pub preferred_batch_sizes: Vec<usize>,
-    /// Adaptive batching: the longest a batch may take to compute, in microseconds.
-    pub latency_objective_us: Option<u64>,
-    /// Priority levels requests may name (`parameters.priority`, 1 the highest); default 1.
-    pub priority_levels: Option<usize>,
-    /// The level of requests that name none; default the lowest.
-    pub default_priority_level: Option<usize>,
-    /// Which versions to load.
-    pub version_policy: Option<VersionPolicy>,
-    /// Names for versions (`stable = 1`), usable wherever a version number is.
-    #[serde(default)]
-    pub labels: BTreeMap<String, u64>,
-    /// Warm-up before a version serves: `"auto"` (default: `warmup.json` if present, else a
-    /// made-up request of zeros), `"file"` (`warmup.json` required) or `"off"`.
-    pub warmup: Option<WarmupMode>,
-    /// How many times the warm-up requests run (default 1).
-    pub warmup_runs: Option<usize>,
-    /// Bytes of answers kept by their inputs (the prediction cache); absent or 0: no cache.
-    pub cache_bytes: Option<usize>,
-    /// Data monitoring against `profile.json` (`[monitoring]`).
-    pub monitoring: Option<MonitoringConfig>,
-    /// Sampled request/response records to files (`[payload_log]`).
-    pub payload_log: Option<PayloadLogConfig>,
-    /// Overrides of the inputs the model file declares.
-    #[serde(default)]
-    pub input: Vec<RawTensorOverride>,
-    /// Overrides of the outputs the model file declares.
-    #[serde(default)]
-    pub output: Vec<RawTensorOverride>,
-}
-
-/// `[monitoring]` in `model.toml`: how live traffic is compared with the reference profile.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitoringConfig {
-    /// `false` turns monitoring off even with a profile; default on when one exists.
-    pub enabled: Option<bool>,
-    /// Rows kept per tensor, the sliding window drift is scored on (default 1,000).
-    pub window: Option<usize>,
-    /// Rows the window needs before drift is scored (default 100).
-    pub min_samples: Option<usize>,
-    /// PSI above which a column alerts (default 0.25).
-    pub psi_alert: Option<f64>,
-    /// Kolmogorov–Smirnov statistic above which a numeric column alerts (default: none).
-    pub ks_alert: Option<f64>,
-}
-
-/// `[payload_log]` in `model.toml`: a sampled share of requests written to rotating JSONL
-/// files.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PayloadLogConfig {
-    /// Share of requests logged, 0 to 1 (default 0: off).
-    pub rate: Option<f64>,
-    /// Where the files go (default `payload-logs/<model>` under the server's directory).
-    pub directory: Option<std::path::PathBuf>,
-    /// A file is closed and a new one started past this size (default 64 MiB).
-    pub max_file_bytes: Option<u64>,
-    /// Files kept per version; the oldest is removed (default 10).
-    pub max_files: Option<usize>,
-}
-
-/// `batching` in `model.toml`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BatchingMode {
-    /// Every request is its own model call.
-    Off,
-    /// Batches up to `max_batch_size`.
-    Dynamic,
-    /// Batch size adapted to `latency_objective_us`.
-    Adaptive,
-}
 
 /// The default `max_batch_size` of a model whose tensors all have a dynamic first dimension.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 1024;
@@ -182,52 +27,18 @@ pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
 pub struct ModelConfig {
     /// Where it was read from (for error messages); `None` when the model has no `model.toml`.
     pub path: Option<PathBuf>,
-    /// The raw settings.
-    pub raw: RawModelConfig,
+    /// The settings as written.
+    pub raw: ModelSettings,
 }
 
 impl ModelConfig {
-    /// Reads `<model_dir>/model.toml`, or the defaults when there is none.
-    pub fn read(model_dir: &Path) -> Result<ModelConfig, LoadError> {
-        let path = model_dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ModelConfig {
-                    path: None,
-                    raw: RawModelConfig::default(),
-                });
-            }
-            Err(source) => return Err(LoadError::Io { path, source }),
-        };
-        ModelConfig::parse(&text, &path)
-    }
-
-    /// Parses the text of a `model.toml` read from `path`.
+    /// Parses the text of a plain model's `model.toml` read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<ModelConfig, LoadError> {
-        let raw: RawModelConfig = toml::from_str(text).map_err(|e| LoadError::Config {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
-        let config = ModelConfig {
+        let raw = ModelSettings::parse(text, path).map_err(load_error)?;
+        Ok(ModelConfig {
             path: Some(path.to_owned()),
             raw,
-        };
-        if config.raw.instances == Some(0) {
-            return Err(config.error("instances: must be at least 1"));
-        }
-        if config.raw.max_queue_size == Some(0) {
-            return Err(config.error("max_queue_size: must be at least 1"));
-        }
-        if let Some(VersionPolicy::Latest(0)) = config.raw.version_policy {
-            return Err(config.error("version_policy.latest: must be at least 1"));
-        }
-        for (label, version) in &config.raw.labels {
-            if *version == 0 {
-                return Err(config.error(&format!("labels.{label}: versions start at 1")));
-            }
-        }
-        Ok(config)
+        })
     }
 
     fn error(&self, message: &str) -> LoadError {
@@ -242,8 +53,8 @@ impl ModelConfig {
 
     /// The settings a loaded version depends on: all but the labels, which can move without
     /// reloading anything.
-    pub fn load_settings(&self) -> RawModelConfig {
-        RawModelConfig {
+    pub fn load_settings(&self) -> ModelSettings {
+        ModelSettings {
             labels: BTreeMap::new(),
             ..self.raw.clone()
         }
@@ -346,6 +157,16 @@ impl ModelConfig {
     }
 }
 
+/// A `model.toml` the loader refused, as the error a model load reports.
+pub fn load_error(error: ConfigError) -> LoadError {
+    match error {
+        ConfigError::Io { path, source } => LoadError::Io { path, source },
+        ConfigError::Model { path, message } | ConfigError::Composite { path, message } => {
+            LoadError::Config { path, message }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,25 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn version_policies_serve_the_newest_ready_versions() {
-        let v = [1, 2, 5];
-        let all_ready = |_| true;
-        assert_eq!(VersionPolicy::Latest(2).build(&v, all_ready), vec![2, 5]);
-        assert_eq!(VersionPolicy::All.build(&v, all_ready), vec![1, 2, 5]);
-        assert_eq!(
-            VersionPolicy::Specific(vec![5, 9]).build(&v, all_ready),
-            vec![5]
-        );
-        // A newest version that fails is tried, and the walk goes on down to a ready one.
-        let five_fails = |version| version != 5;
-        assert_eq!(VersionPolicy::Latest(1).build(&v, five_fails), vec![2, 5]);
-        assert_eq!(
-            VersionPolicy::Latest(2).build(&v, five_fails),
-            vec![1, 2, 5]
-        );
-        assert_eq!(VersionPolicy::Latest(1).build(&v, |_| false), vec![1, 2, 5]);
-        // The others try every version they name, ready or not.
-        assert_eq!(VersionPolicy::All.build(&v, five_fails), vec![1, 2, 5]);
+    fn version_policies_parse() {
         assert_eq!(
             parse("version_policy = \"all\"").unwrap().version_policy(),
             VersionPolicy::All

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ferroserve_core::model::LoadOptions;
 use ferroserve_core::profile::PROFILE_FILE;
 use ferroserve_core::{LoadError, Model, RuntimeRegistry, Signature};
+use ferroserve_loader::config::{ConfigError, ModelToml};
 
 use crate::cache::PredictionCache;
 use crate::composite::ensemble::Ensemble;
@@ -33,7 +34,7 @@ use crate::monitor::DataMonitor;
 use crate::payload::PayloadLog;
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
-pub use config::{ModelConfig, RawModelConfig, VersionPolicy};
+pub use config::{ModelConfig, ModelSettings, VersionPolicy};
 use fingerprint::{Fingerprint, ModelFingerprint};
 
 /// A model version that loaded and is serving.
@@ -156,7 +157,7 @@ pub struct ModelEntry {
     /// The model directory as it was when this entry was built.
     pub disk: ModelFingerprint,
     /// The settings the ready versions were loaded with.
-    pub settings: Option<RawModelConfig>,
+    pub settings: Option<ModelSettings>,
 }
 
 impl ModelEntry {
@@ -627,8 +628,8 @@ impl Repository {
                 ..old.clone()
             }
         };
-        match CompositeSpec::read(dir) {
-            Ok(Some(spec)) => {
+        let (path, settings) = match ModelToml::read(dir) {
+            Ok(Some(ModelToml::Composite(spec))) => {
                 return match self.build_composite(name, dir, &spec, &disk) {
                     Ok(version) => {
                         tracing::info!(model = %name, kind = spec.kind(), targets = ?spec.targets(), "composite model ready");
@@ -647,12 +648,16 @@ impl Repository {
                     Err(error) => failed(error),
                 };
             }
-            Ok(None) => {}
-            Err(error) => return keep_serving(error, "composite"),
-        }
-        let config = match ModelConfig::read(dir) {
-            Ok(config) => config,
-            Err(e) => return keep_serving(e.to_string(), "versions"),
+            Ok(Some(ModelToml::Model(settings))) => (Some(dir.join(config::CONFIG_FILE)), settings),
+            Ok(None) => (None, ModelSettings::default()),
+            Err(error @ ConfigError::Composite { .. }) => {
+                return keep_serving(error.to_string(), "composite");
+            }
+            Err(error) => return keep_serving(config::load_error(error).to_string(), "versions"),
+        };
+        let config = ModelConfig {
+            path,
+            raw: settings,
         };
         let available: Vec<u64> = disk.versions.keys().copied().collect();
         let policy = config.version_policy();
@@ -764,7 +769,10 @@ impl Repository {
 
     /// Whether `name`'s `model.toml` names a composite `kind`.
     fn is_composite(&self, name: &str) -> bool {
-        matches!(CompositeSpec::read(&self.root.join(name)), Ok(Some(_)))
+        matches!(
+            ModelToml::read(&self.root.join(name)),
+            Ok(Some(ModelToml::Composite(_)))
+        )
     }
 
     /// Builds a composite: its targets must be ready plain models that take the same inputs;
@@ -864,7 +872,7 @@ impl Repository {
             instances: 0,
             config: ModelConfig {
                 path: Some(dir.join(config::CONFIG_FILE)),
-                raw: RawModelConfig::default(),
+                raw: ModelSettings::default(),
             },
             executor: Executor::Composite(Arc::new(composite)),
             stats: Arc::new(VersionStats::default()),

@@ -17,18 +17,7 @@ use crate::codec::{RequestLimits, decode_request};
 /// The warm-up file's name, in a version directory or in the model directory.
 pub const WARMUP_FILE: &str = "warmup.json";
 
-/// `warmup` in `model.toml`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WarmupMode {
-    /// The warm-up file when there is one, else a made-up request of zeros.
-    #[default]
-    Auto,
-    /// The warm-up file, which must exist.
-    File,
-    /// No warm-up.
-    Off,
-}
+pub use ferroserve_loader::config::WarmupMode;
 
 /// Runs the warm-up of a version whose files are in `version_dir` (the model directory is its
 /// parent), `runs` times. An error says which request failed and why.

@@ -130,7 +130,7 @@ mod tests {
     use ferroserve_core::RuntimeRegistry;
 
     use super::*;
-    use crate::metrics::{Format, Metrics};
+    use crate::metrics::{Exposition, Metrics};
 
     /// The families come out with fixed names and types, in a fixed order, whatever the repository holds (an empty
     /// repository still writes every family's `# HELP` and `# TYPE`): moving one is a change
@@ -139,7 +139,7 @@ mod tests {
     fn the_families_keep_their_names_and_order() {
         let dir = tempfile::tempdir().unwrap();
         let repository = Arc::new(Repository::new(dir.path(), RuntimeRegistry::new()));
-        let text = Metrics::new(&repository, false).render(Format::OpenMetrics);
+        let text = Metrics::new(&repository, false).render(Exposition::OpenMetrics);
         // `name type`, in OpenMetrics (whose counters' names have no `_total` here).
         let families: Vec<&str> = text
             .lines()
