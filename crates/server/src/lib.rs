@@ -22,21 +22,23 @@
 
 #![forbid(unsafe_code)]
 
-pub mod budget;
-pub mod cache;
-pub mod codec;
-pub mod composite;
-pub mod dashboard;
+pub(crate) mod budget;
+pub(crate) mod cache;
+pub(crate) mod codec;
+pub(crate) mod composite;
+pub(crate) mod dashboard;
 pub mod error;
-pub mod inference;
-pub mod metrics;
-pub mod monitor;
-pub mod payload;
+pub(crate) mod inference;
+pub(crate) mod metrics;
+pub(crate) mod monitor;
+pub(crate) mod payload;
 pub mod protocol;
 pub mod repository;
-pub mod router;
-pub mod scheduler;
-pub mod stats;
+pub(crate) mod router;
+pub(crate) mod scheduler;
+pub(crate) mod stats;
+
+pub use protocol::offline::{PredictError, predict};
 
 use std::future::Future;
 use std::path::PathBuf;

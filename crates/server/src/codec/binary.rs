@@ -9,7 +9,7 @@ use super::ProtocolError;
 
 /// Decodes `bytes` as the elements of an input called `tensor`, which should hold `count`
 /// elements of `datatype`.
-pub fn decode(
+pub(crate) fn decode(
     tensor: &str,
     datatype: DataType,
     bytes: &[u8],

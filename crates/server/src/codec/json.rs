@@ -16,7 +16,7 @@ use super::ProtocolError;
 
 /// Parses `data` of an input called `tensor` as elements of `datatype`, flattening nesting.
 /// `capacity` is the element count the shape implies (a hint; the count is checked later).
-pub fn parse_data(
+pub(crate) fn parse_data(
     tensor: &str,
     datatype: DataType,
     raw: &RawValue,

@@ -5,25 +5,25 @@
 //! - [`json`]: typed element parsing of `data` (flat or nested).
 //! - [`binary`]: little-endian tensor bytes read back, BYTES with 4-byte length prefixes.
 
-pub mod binary;
-pub mod json;
-pub mod request;
-pub mod response;
+pub(crate) mod binary;
+pub(crate) mod json;
+pub(crate) mod request;
+pub(crate) mod response;
 
 use ferroserve_core::Tensor;
 
 use crate::inference::{InferRequest, RequestContext};
 
 pub(crate) use request::input_header;
-pub use request::{Expected, PlannedRequest, RequestLimits, decode_request, plan_request};
-pub use response::{EncodedResponse, encode_response};
+pub(crate) use request::{Expected, RequestLimits, decode_request, plan_request};
+pub(crate) use response::{EncodedResponse, encode_response};
 
 /// The header carrying the JSON part's length when a binary part follows.
-pub const HEADER_LENGTH: &str = "inference-header-content-length";
+pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// A decoded V2 inference request.
 #[derive(Clone, Debug, Default)]
-pub struct V2Request {
+pub(crate) struct V2Request {
     /// The client's request id, echoed in the response.
     pub id: Option<String>,
     /// The input tensors, in the order given.
@@ -43,7 +43,7 @@ pub struct V2Request {
 impl V2Request {
     /// The request for the router, and how its answer's outputs go back. An output named
     /// twice is refused here, in the protocol's words.
-    pub fn into_request(self) -> Result<(InferRequest, OutputForm), ProtocolError> {
+    pub(crate) fn into_request(self) -> Result<(InferRequest, OutputForm), ProtocolError> {
         let V2Request {
             id,
             inputs,
@@ -84,7 +84,7 @@ impl V2Request {
 /// How a V2 answer sends each output: in the binary part (the binary tensor data extension)
 /// or as JSON `data`.
 #[derive(Clone, Debug, Default)]
-pub struct OutputForm {
+pub(crate) struct OutputForm {
     /// Each requested output's `binary_data` parameter, in the order asked.
     requested: Vec<Option<bool>>,
     /// `binary_data_output`: the form of the outputs not asked for individually.
@@ -93,7 +93,8 @@ pub struct OutputForm {
 
 impl OutputForm {
     /// Each requested output's `binary_data` (in the order asked), and the form of the rest.
-    pub fn new(requested: Vec<Option<bool>>, binary_output: bool) -> OutputForm {
+    #[cfg(test)]
+    pub(crate) fn new(requested: Vec<Option<bool>>, binary_output: bool) -> OutputForm {
         OutputForm {
             requested,
             binary_output,
@@ -101,12 +102,12 @@ impl OutputForm {
     }
 
     /// Every output as JSON (`ferroserve predict` prints to a terminal or a file).
-    pub fn json() -> OutputForm {
+    pub(crate) fn json() -> OutputForm {
         OutputForm::default()
     }
 
     /// Whether the answer's output `ix` (in the order of the answer) goes back binary.
-    pub fn binary(&self, ix: usize) -> bool {
+    pub(crate) fn binary(&self, ix: usize) -> bool {
         self.requested
             .get(ix)
             .copied()
@@ -117,7 +118,7 @@ impl OutputForm {
 
 /// One entry of the request's `outputs`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestedOutput {
+pub(crate) struct RequestedOutput {
     /// The output's name.
     pub name: String,
     /// Its `binary_data` parameter, when given.

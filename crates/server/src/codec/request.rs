@@ -51,7 +51,7 @@ impl RequestLimits {
 /// What a request must fit, checked from its JSON header before any tensor data is decoded:
 /// the served version's signature and batch limit (0 = not checked here).
 #[derive(Clone, Copy, Debug)]
-pub struct Expected<'a> {
+pub(crate) struct Expected<'a> {
     /// The signature the inputs must match (names, datatypes, shapes).
     pub signature: &'a Signature,
     /// Largest batch; 0 leaves the batch to be checked where the request runs (composites).
@@ -61,7 +61,7 @@ pub struct Expected<'a> {
 impl<'a> Expected<'a> {
     /// What a request to `version` must fit: a model's signature and batch limit; for a
     /// composite only its signature (its targets check the batch).
-    pub fn of(version: &'a crate::repository::LoadedVersion) -> Expected<'a> {
+    pub(crate) fn of(version: &'a crate::repository::LoadedVersion) -> Expected<'a> {
         Expected {
             signature: &version.signature,
             max_batch_size: match version.executor.composite() {
@@ -216,7 +216,7 @@ impl Source<'_> {
 /// Decodes a body whose first `header_length` bytes are JSON (all of it when `None`). Every
 /// input's name, datatype and shape are checked against `expected`, and the bytes its data
 /// will take against `limits`, before any data is decoded.
-pub fn decode_request(
+pub(crate) fn decode_request(
     body: &[u8],
     header_length: Option<usize>,
     limits: RequestLimits,
@@ -228,7 +228,7 @@ pub fn decode_request(
 /// A request whose JSON header was read and checked (names, shapes, limits) and whose tensor
 /// data is not decoded yet, so the caller can reserve the memory it will take first.
 #[derive(Debug)]
-pub struct PlannedRequest<'a> {
+pub(crate) struct PlannedRequest<'a> {
     raw: RawRequest<'a>,
     declared: Vec<(DataType, Vec<usize>, usize, Source<'a>)>,
     binary: &'a [u8],
@@ -237,7 +237,7 @@ pub struct PlannedRequest<'a> {
 
 /// The first half of [`decode_request`]: reads the JSON header and checks every input against
 /// `expected` and `limits`; nothing is allocated for tensor data.
-pub fn plan_request<'a>(
+pub(crate) fn plan_request<'a>(
     body: &'a [u8],
     header_length: Option<usize>,
     limits: RequestLimits,
@@ -339,12 +339,12 @@ pub fn plan_request<'a>(
 
 impl PlannedRequest<'_> {
     /// Bytes the inputs will take once decoded (their binary form).
-    pub fn decoded_bytes(&self) -> usize {
+    pub(crate) fn decoded_bytes(&self) -> usize {
         self.decoded_bytes
     }
 
     /// The second half of [`decode_request`]: decodes the tensor data.
-    pub fn decode(self) -> Result<V2Request, ProtocolError> {
+    pub(crate) fn decode(self) -> Result<V2Request, ProtocolError> {
         let PlannedRequest {
             mut raw,
             declared,
@@ -439,7 +439,7 @@ where
 
 /// A raw binary request (`Inference-Header-Content-Length: 0`): the body is the bytes of the
 /// model's single input, batch 1, and every output comes back binary.
-pub fn decode_raw_binary(
+pub(crate) fn decode_raw_binary(
     spec: &TensorSpec,
     batched: bool,
     body: &[u8],

@@ -8,7 +8,7 @@ use super::OutputForm;
 
 /// A response body, and the length of its JSON part when a binary part follows.
 #[derive(Debug)]
-pub struct EncodedResponse {
+pub(crate) struct EncodedResponse {
     /// The whole body.
     pub body: Vec<u8>,
     /// `Some(len)` when binary outputs follow the JSON header.
@@ -43,7 +43,7 @@ struct BinaryParameters {
 }
 
 /// Encodes `outputs`, each in the form `form` gives it, and the response `parameters`.
-pub fn encode_response(
+pub(crate) fn encode_response(
     model_name: &str,
     model_version: u64,
     id: Option<&str>,

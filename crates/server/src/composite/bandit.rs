@@ -27,12 +27,12 @@ use serde_json::{Value, json};
 use super::Target;
 
 /// Answered requests remembered for feedback; older ones are forgotten first.
-pub const PENDING_CAPACITY: usize = 100_000;
+pub(crate) const PENDING_CAPACITY: usize = 100_000;
 
 /// How often the state file is rewritten at most.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
-pub use ferroserve_loader::config::PolicyKind;
+pub(crate) use ferroserve_loader::config::PolicyKind;
 
 /// What is learnt about one variant.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

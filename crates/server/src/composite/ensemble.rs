@@ -31,7 +31,7 @@ use super::Target;
 use crate::error::InferError;
 use crate::inference::{Answered, InferRequest, InferResponse, RequestContext};
 
-pub use ferroserve_loader::config::{CombineOp, CombineSpec, EnsembleSpec, StepSpec};
+pub(crate) use ferroserve_loader::config::{CombineOp, CombineSpec, EnsembleSpec, StepSpec};
 
 /// A checked ensemble: its steps in an order where every input comes first.
 #[derive(Debug)]
@@ -359,7 +359,7 @@ impl Ensemble {
 
 /// Applies a combiner to tensors of one shape and datatype (checked at load; checked again
 /// here, since a step's answer may have another batch size than its peers').
-pub fn combine(op: CombineOp, name: &str, parts: &[&Tensor]) -> Result<Tensor, String> {
+pub(crate) fn combine(op: CombineOp, name: &str, parts: &[&Tensor]) -> Result<Tensor, String> {
     let first = parts[0];
     if let Some(other) = parts.iter().find(|p| p.shape != first.shape) {
         return Err(format!(

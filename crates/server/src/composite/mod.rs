@@ -13,18 +13,18 @@
 //! A composite serves as version 1 of its name. Its targets must be plain models (no
 //! composite of composites, so routing can never loop).
 
-pub mod bandit;
-pub mod ensemble;
-pub mod shadow;
-pub mod split;
+pub(crate) mod bandit;
+pub(crate) mod ensemble;
+pub(crate) mod shadow;
+pub(crate) mod split;
 mod target;
 
 use std::path::Path;
 
 use serde_json::Value;
 
-pub use ferroserve_loader::config::CompositeSpec;
-pub use target::Target;
+pub(crate) use ferroserve_loader::config::CompositeSpec;
+pub(crate) use target::Target;
 
 /// A composite, built from its spec.
 #[derive(Debug)]

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::repository::Repository;
 
 /// Time between two readings.
-pub const SAMPLE_EVERY: Duration = Duration::from_secs(2);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(2);
 
 /// Readings kept per version.
-pub const POINTS: usize = 300;
+pub(crate) const POINTS: usize = 300;
 
 /// One reading: rates over the interval before it.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 //! minutes ([`history`]), and for a monitored version each feature's live histogram over its
 //! reference with the drift score. The page reloads itself every ten seconds.
 
-pub mod history;
+pub(crate) mod history;
 mod svg;
 
 use std::fmt::Write;
@@ -13,7 +13,7 @@ use crate::repository::Repository;
 use history::History;
 
 /// The page.
-pub fn render(repository: &Repository, history: &History) -> String {
+pub(crate) fn render(repository: &Repository, history: &History) -> String {
     let mut body = String::new();
     let versions = repository.ready_versions();
     if versions.is_empty() {

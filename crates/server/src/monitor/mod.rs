@@ -26,7 +26,7 @@ use ferroserve_core::profile::{PROFILE_FILE, Profile};
 use ferroserve_core::{Signature, Tensor, TensorSpec};
 use serde::Serialize;
 
-pub use self::report::{Bins, ColumnReport, MonitorReport, Status};
+pub(crate) use self::report::{ColumnReport, MonitorReport, Status};
 use self::tap::{Tap, observe, taps};
 use crate::repository::config::MonitoringConfig;
 

@@ -7,6 +7,8 @@
 //! - [`v2`]: the KServe V2 codec and HTTP endpoints.
 //! - [`grpc`]: the V2 protocol over gRPC, and gRPC health.
 //! - [`tfserving`]: the TensorFlow Serving REST API.
+//! - [`offline`]: one V2 body from a file through a model directory, no server
+//!   (`ferroserve predict`).
 //! - [`observability`]: `GET /metrics` and `GET /dashboard`.
 //! - [`status`]: errors to HTTP and gRPC statuses.
 //! - `fuzzing` (feature `fuzzing`): the network decoders on arbitrary bytes, for `fuzz/`.
@@ -14,11 +16,12 @@
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod grpc;
-pub mod observability;
-pub mod state;
+pub(crate) mod offline;
+pub(crate) mod observability;
+pub(crate) mod state;
 pub mod status;
-pub mod tfserving;
-pub mod v2;
+pub(crate) mod tfserving;
+pub(crate) mod v2;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,12 +29,12 @@ use axum::handler::HandlerWithoutStateExt;
 use axum::http::{Method, Uri};
 use tower_http::services::ServeDir;
 
-pub use state::{AppState, HttpSettings};
+pub(crate) use state::{AppState, HttpSettings};
 use status::ApiError;
 
 /// Every HTTP route over `state`: V2, TF Serving, metrics and dashboard, and the static
 /// folder (`--static`) at the paths none of them takes.
-pub fn http_router(state: AppState) -> Router {
+pub(crate) fn http_router(state: AppState) -> Router {
     let max_body = state.settings.max_request_bytes;
     let api = v2::http::routes()
         .merge(tfserving::routes())

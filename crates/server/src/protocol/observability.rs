@@ -20,7 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// A router with the monitoring routes alone, for the metrics port.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     routes().with_state(state)
 }
 

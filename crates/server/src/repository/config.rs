@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferroserve_core::{LoadError, Signature};
 use ferroserve_loader::config::ConfigError;
-pub use ferroserve_loader::config::{
+pub(crate) use ferroserve_loader::config::{
     BatchingMode, CONFIG_FILE, ModelSettings, MonitoringConfig, PayloadLogConfig, VersionPolicy,
 };
 
@@ -17,10 +17,10 @@ use crate::repository::warmup::WarmupMode;
 use crate::scheduler::{BatchMode, BatchPolicy};
 
 /// The default `max_batch_size` of a model whose tensors all have a dynamic first dimension.
-pub const DEFAULT_MAX_BATCH_SIZE: usize = 1024;
+pub(crate) const DEFAULT_MAX_BATCH_SIZE: usize = 1024;
 
 /// The default queue length of one version.
-pub const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
+pub(crate) const DEFAULT_MAX_QUEUE_SIZE: usize = 1024;
 
 /// A model's configuration, parsed and with defaults applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -158,7 +158,7 @@ impl ModelConfig {
 }
 
 /// A `model.toml` the loader refused, as the error a model load reports.
-pub fn load_error(error: ConfigError) -> LoadError {
+pub(crate) fn load_error(error: ConfigError) -> LoadError {
     match error {
         ConfigError::Io { path, source } => LoadError::Io { path, source },
         ConfigError::Model { path, message } | ConfigError::Composite { path, message } => {

@@ -12,9 +12,9 @@
 //! failure never stops the others. [`Repository::poll`] reloads what changed on disk since the
 //! last look, and retries a failed version when its files change.
 
-pub mod config;
-pub mod fingerprint;
-pub mod warmup;
+pub(crate) mod config;
+pub(crate) mod fingerprint;
+pub(crate) mod warmup;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ use crate::monitor::DataMonitor;
 use crate::payload::PayloadLog;
 use crate::scheduler::{ComputePool, Scheduler};
 use crate::stats::VersionStats;
-pub use config::{ModelConfig, ModelSettings, VersionPolicy};
+pub(crate) use config::{ModelConfig, ModelSettings, VersionPolicy};
 use fingerprint::{Fingerprint, ModelFingerprint};
 
 /// A model version that loaded and is serving.

@@ -15,13 +15,13 @@ use serde_json::Value;
 use crate::codec::{RequestLimits, decode_request};
 
 /// The warm-up file's name, in a version directory or in the model directory.
-pub const WARMUP_FILE: &str = "warmup.json";
+pub(crate) const WARMUP_FILE: &str = "warmup.json";
 
-pub use ferroserve_loader::config::WarmupMode;
+pub(crate) use ferroserve_loader::config::WarmupMode;
 
 /// Runs the warm-up of a version whose files are in `version_dir` (the model directory is its
 /// parent), `runs` times. An error says which request failed and why.
-pub fn warm_up(
+pub(crate) fn warm_up(
     model: &dyn Model,
     signature: &Signature,
     max_batch_size: usize,

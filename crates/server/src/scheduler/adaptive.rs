@@ -12,7 +12,7 @@ const BACK_OFF: f64 = 0.9;
 /// The controller of one model version, shared by its batcher (which reads the size) and its
 /// workers (which report every batch).
 #[derive(Debug)]
-pub struct Aimd {
+pub(crate) struct Aimd {
     /// The batch size the batcher aims for now.
     current: AtomicUsize,
     max: usize,
@@ -23,7 +23,7 @@ pub struct Aimd {
 impl Aimd {
     /// A controller that keeps batches under `objective`, between 1 and `max` rows, starting
     /// from one row and growing by about 1 % of `max` at a time.
-    pub fn new(max: usize, objective: Duration) -> Aimd {
+    pub(crate) fn new(max: usize, objective: Duration) -> Aimd {
         Aimd {
             current: AtomicUsize::new(1),
             max: max.max(1),
@@ -33,13 +33,13 @@ impl Aimd {
     }
 
     /// The batch size to aim for.
-    pub fn target(&self) -> usize {
+    pub(crate) fn target(&self) -> usize {
         self.current.load(Ordering::Relaxed)
     }
 
     /// Learns from a batch of `rows` rows that took `latency` to compute. A batch smaller than
     /// the target says nothing about larger ones, so only a full batch grows the target.
-    pub fn observe(&self, rows: usize, latency: Duration) {
+    pub(crate) fn observe(&self, rows: usize, latency: Duration) {
         let current = self.target();
         let next = if latency > self.objective {
             ((current as f64 * BACK_OFF) as usize).max(1)

@@ -40,8 +40,8 @@ use tracing::Span;
 use crate::error::InferError;
 use crate::stats::VersionStats;
 
-pub use adaptive::Aimd;
-pub use pool::ComputePool;
+pub(crate) use adaptive::Aimd;
+pub(crate) use pool::ComputePool;
 
 /// How a version's requests are grouped into model calls (`model.toml`, defaults applied).
 #[derive(Clone, Debug, PartialEq)]

@@ -38,7 +38,7 @@ pub(crate) fn allow_decoded_bytes(bytes: usize) {
 
 /// prost's codec, checking a `ModelInferRequest` before it is decoded.
 #[derive(Debug, Clone)]
-pub struct CheckedCodec<T, U>(PhantomData<(T, U)>);
+pub(crate) struct CheckedCodec<T, U>(PhantomData<(T, U)>);
 
 impl<T, U> Default for CheckedCodec<T, U> {
     fn default() -> Self {
@@ -67,7 +67,7 @@ where
 
 /// prost's decoder, after [`check_infer_request`] for a `ModelInferRequest`.
 #[derive(Debug)]
-pub struct CheckedDecoder<U>(ProstDecoder<U>);
+pub(crate) struct CheckedDecoder<U>(ProstDecoder<U>);
 
 impl<U: Message + Default + 'static> Decoder for CheckedDecoder<U> {
     type Item = U;
@@ -94,7 +94,7 @@ impl<U: Message + Default + 'static> Decoder for CheckedDecoder<U> {
 
 /// Why a `ModelInferRequest` is refused before decoding.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
+pub(crate) enum WireError {
     /// The bytes are not a protobuf message (prost would say so too).
     #[error("the message is not valid protobuf: {0}")]
     Malformed(&'static str),
@@ -121,7 +121,7 @@ pub enum WireError {
 /// Walks a `ModelInferRequest`'s wire bytes: counts its inputs, outputs, dimensions and
 /// parameters, and adds up what decoding it would allocate, refusing past the limits: it may
 /// take its own size and `limit` (`--max-request-bytes`) more.
-pub fn check_infer_request(message: &[u8], limit: usize) -> Result<(), WireError> {
+pub(crate) fn check_infer_request(message: &[u8], limit: usize) -> Result<(), WireError> {
     let mut footprint = 0usize;
     let (mut inputs, mut outputs, mut parameters) = (0, 0, 0);
     for field in Fields(message) {

@@ -4,7 +4,7 @@
 //! `raw_output_contents`, which Triton's client needs; errors map to gRPC codes in
 //! [`crate::protocol::status`] alone.
 
-pub mod codec;
+pub(crate) mod codec;
 mod convert;
 
 use std::pin::Pin;

@@ -5,4 +5,4 @@
 //!
 //! - [`http`]: the HTTP/REST endpoints.
 
-pub mod http;
+pub(crate) mod http;
