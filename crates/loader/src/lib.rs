@@ -2,7 +2,7 @@
 //! loaded, checked model, for every build of ferroserve.
 //!
 //! - The server, batch scoring, the command and the Python extension load version directories
-//!   through a [`RuntimeRegistry`](ferroserve_core::RuntimeRegistry): [`runtimes`] is that list
+//!   through a [`RuntimeRegistry`](ferroserve_core::RuntimeRegistry): [`runtimes()`] is that list
 //!   and its order, and [`config`] reads the `model.toml` beside the versions, once, into
 //!   [`ModelToml`](config::ModelToml): a plain model's settings or a composite's spec.
 //! - The builds that embed ferroserve in another program (the WebAssembly package,

@@ -16,8 +16,8 @@
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod grpc;
-pub(crate) mod offline;
 pub(crate) mod observability;
+pub(crate) mod offline;
 pub(crate) mod state;
 pub mod status;
 pub(crate) mod tfserving;

@@ -2,10 +2,10 @@
 //! the newer `TreeEnsemble` (opset 5), compiled into the same [`CompiledForest`] as XGBoost and
 //! LightGBM models.
 //!
-//! Every comparison mode becomes a [`Split`] on float32 inputs: `BRANCH_LEQ t` is
+//! Every comparison mode becomes a [`Split`](crate::forest::Split) on float32 inputs: `BRANCH_LEQ t` is
 //! `x < round_down(t).next_up()`, `BRANCH_LT t` is `x < round_up(t)`, `BRANCH_GTE`/`BRANCH_GT`
 //! are those with the children swapped, `BRANCH_EQ`/`BRANCH_NEQ` an equality, `BRANCH_MEMBER`
-//! (opset 5) a [`MemberSet`] from `membership_values`. A missing value
+//! (opset 5) a [`MemberSet`](crate::forest::MemberSet) from `membership_values`. A missing value
 //! goes to the true branch when `nodes_missing_value_tracks_true` says so, and otherwise where
 //! the comparison with NaN sends it (false, except `BRANCH_NEQ`). A tree whose leaves add to
 //! several classes (random forests) becomes one tree per class. Leaf values are summed in
