@@ -686,25 +686,24 @@ mod tests {
             max_batch_size: 4,
         });
         // The data is not even valid: an error about it would mean it was parsed.
-        let unknown =
-            br#"{"inputs":[{"name":"z","shape":[1,2],"datatype":"FP32","data":["nope"]}]}"#;
-        let e = plan_request(unknown, None, LIMITS, expected).err().unwrap();
-        assert_eq!(
-            e.to_string(),
-            "unexpected input 'z': the model's inputs are [\"x\"]"
-        );
-        let big_batch =
-            br#"{"inputs":[{"name":"x","shape":[5,2],"datatype":"FP32","data":["nope"]}]}"#;
-        let e = plan_request(big_batch, None, LIMITS, expected)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("max_batch_size 4"), "{e}");
-        let wrong_type =
-            br#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"INT8","data":["nope"]}]}"#;
-        let e = plan_request(wrong_type, None, LIMITS, expected)
-            .err()
-            .unwrap();
-        assert!(e.to_string().contains("datatype INT8"), "{e}");
+        let input = |name: &str, shape: &str, datatype: &str| {
+            format!(
+                r#"{{"inputs":[{{"name":"{name}","shape":{shape},"datatype":"{datatype}","data":["nope"]}}]}}"#
+            )
+        };
+        for (body, needle) in [
+            (
+                input("z", "[1,2]", "FP32"),
+                "unexpected input 'z': the model's inputs are [\"x\"]",
+            ),
+            (input("x", "[5,2]", "FP32"), "max_batch_size 4"),
+            (input("x", "[1,2]", "INT8"), "datatype INT8"),
+        ] {
+            let e = plan_request(body.as_bytes(), None, LIMITS, expected)
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains(needle), "{e}");
+        }
         let good = br#"{"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]}"#;
         let planned = plan_request(good, None, LIMITS, expected).unwrap();
         assert_eq!(planned.decoded_bytes(), 8);

@@ -481,42 +481,33 @@ mod tests {
         }
     }
 
-    fn spec(toml: &str) -> EnsembleSpec {
-        toml::from_str(toml).unwrap()
+    /// An ensemble spec: its `outputs`, then its `[[step]]` and `[[combine]]` tables.
+    fn spec(outputs: &[&str], tables: &[String]) -> EnsembleSpec {
+        let text = format!("outputs = {outputs:?}\n{}", tables.concat());
+        toml::from_str(&text).unwrap()
+    }
+
+    /// A `[[step]]`: the model, its inputs and outputs as the inside of TOML inline tables.
+    fn step(model: &str, inputs: &str, outputs: &str) -> String {
+        format!("[[step]]\nmodel = {model:?}\ninputs = {{ {inputs} }}\noutputs = {{ {outputs} }}\n")
+    }
+
+    /// A `[[combine]]`.
+    fn combine_table(op: &str, inputs: &[&str], output: &str) -> String {
+        format!("[[combine]]\nop = {op:?}\ninputs = {inputs:?}\noutput = {output:?}\n")
     }
 
     #[test]
     fn a_pipeline_and_an_average_are_ordered_and_typed() {
         // Listed out of order: the plan puts 'scale' first.
-        let e = Ensemble::plan(
-            &spec(
-                r#"
-                outputs = ["avg", "vote"]
-                [[step]]
-                model = "a"
-                inputs = { input = "scaled" }
-                outputs = { p = "pa", label = "la" }
-                [[step]]
-                model = "b@2"
-                inputs = { input = "scaled" }
-                outputs = { p = "pb", label = "lb" }
-                [[step]]
-                model = "scale"
-                inputs = { x = "raw" }
-                outputs = { y = "scaled" }
-                [[combine]]
-                op = "mean"
-                inputs = ["pa", "pb"]
-                output = "avg"
-                [[combine]]
-                op = "vote"
-                inputs = ["la", "lb", "la"]
-                output = "vote"
-                "#,
-            ),
-            signatures,
-        )
-        .unwrap();
+        let tables = [
+            step("a", r#"input = "scaled""#, r#"p = "pa", label = "la""#),
+            step("b@2", r#"input = "scaled""#, r#"p = "pb", label = "lb""#),
+            step("scale", r#"x = "raw""#, r#"y = "scaled""#),
+            combine_table("mean", &["pa", "pb"], "avg"),
+            combine_table("vote", &["la", "lb", "la"], "vote"),
+        ];
+        let e = Ensemble::plan(&spec(&["avg", "vote"], &tables), signatures).unwrap();
         assert_eq!(e.steps[0].0.model, "scale");
         assert_eq!(
             e.signature.inputs,
@@ -528,70 +519,48 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
+        let scale = |inputs: &str, outputs: &str| vec![step("scale", inputs, outputs)];
         let cases = [
             (
-                r#"outputs = ["y"]
-                [[step]]
-                model = "scale"
-                inputs = { z = "raw" }
-                outputs = { y = "y" }"#,
+                spec(&["y"], &scale(r#"z = "raw""#, r#"y = "y""#)),
                 "input 'x' is not mapped",
             ),
             (
-                r#"outputs = ["y"]
-                [[step]]
-                model = "scale"
-                inputs = { x = "raw" }
-                outputs = { q = "y" }"#,
+                spec(&["y"], &scale(r#"x = "raw""#, r#"q = "y""#)),
                 "no output 'q'",
             ),
             (
-                r#"outputs = ["nope"]
-                [[step]]
-                model = "scale"
-                inputs = { x = "raw" }
-                outputs = { y = "y" }"#,
+                spec(&["nope"], &scale(r#"x = "raw""#, r#"y = "y""#)),
                 "output 'nope' is not produced",
             ),
             (
-                r#"outputs = ["y"]
-                [[step]]
-                model = "missing"
-                inputs = { x = "raw" }
-                outputs = { y = "y" }"#,
+                spec(&["y"], &[step("missing", r#"x = "raw""#, r#"y = "y""#)]),
                 "no model 'missing'",
             ),
             (
-                r#"outputs = ["v"]
-                [[step]]
-                model = "a"
-                inputs = { input = "raw" }
-                outputs = { p = "pa" }
-                [[step]]
-                model = "b"
-                inputs = { input = "raw" }
-                outputs = { p = "pb" }
-                [[combine]]
-                op = "vote"
-                inputs = ["pa", "pb"]
-                output = "v""#,
+                spec(
+                    &["v"],
+                    &[
+                        step("a", r#"input = "raw""#, r#"p = "pa""#),
+                        step("b", r#"input = "raw""#, r#"p = "pb""#),
+                        combine_table("vote", &["pa", "pb"], "v"),
+                    ],
+                ),
                 "Vote does not apply to FP32",
             ),
             (
-                r#"outputs = ["y2"]
-                [[step]]
-                model = "scale"
-                inputs = { x = "y2" }
-                outputs = { y = "y1" }
-                [[step]]
-                model = "scale"
-                inputs = { x = "y1" }
-                outputs = { y = "y2" }"#,
+                spec(
+                    &["y2"],
+                    &[
+                        step("scale", r#"x = "y2""#, r#"y = "y1""#),
+                        step("scale", r#"x = "y1""#, r#"y = "y2""#),
+                    ],
+                ),
                 "takes no inputs",
             ),
         ];
-        for (toml, needle) in cases {
-            let error = Ensemble::plan(&spec(toml), signatures).unwrap_err();
+        for (spec, needle) in cases {
+            let error = Ensemble::plan(&spec, signatures).unwrap_err();
             assert!(error.contains(needle), "{needle}: {error}");
         }
     }

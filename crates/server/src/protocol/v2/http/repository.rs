@@ -55,17 +55,25 @@ pub(super) async fn index(
     Ok(Json(Value::Array(rows)))
 }
 
+/// A load or unload request's (optional) JSON body, once explicit model control allows it.
+fn control_request(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    let body = read_body(body, state.settings.max_request_bytes)?;
+    if !state.settings.model_control_explicit {
+        return Err(RepositoryError::load_control_disabled().into());
+    }
+    Ok(parse_optional(&body)?)
+}
+
 /// `POST /v2/repository/models/{m}/load`: loads or reloads the model from the repository.
 pub(super) async fn load(
     State(state): State<AppState>,
     Path(model): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = read_body(body, state.settings.max_request_bytes)?;
-    if !state.settings.model_control_explicit {
-        return Err(RepositoryError::load_control_disabled().into());
-    }
-    let request: Value = parse_optional(&body)?;
+    let request = control_request(&state, body)?;
     if let Some(parameters) = request.get("parameters").and_then(Value::as_object)
         && let Some(key) = parameters
             .keys()
@@ -87,11 +95,7 @@ pub(super) async fn unload(
     Path(model): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body = read_body(body, state.settings.max_request_bytes)?;
-    if !state.settings.model_control_explicit {
-        return Err(RepositoryError::load_control_disabled().into());
-    }
-    let _: Value = parse_optional(&body)?;
+    control_request(&state, body)?;
     run_blocking(&state.repository, move |r| r.unload(&model)).await?;
     Ok(Json(json!({})))
 }
