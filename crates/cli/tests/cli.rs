@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Server, ferroserve, root, start_server};
+use common::{Server, ferroserve, ferroserve_ok, root, start_server};
 
 /// The committed example profile is what `ferroserve profile` writes from the committed
 /// training split, and a mismatch between columns and the model names both.
@@ -13,7 +13,7 @@ use common::{Server, ferroserve, root, start_server};
 fn profile_writes_the_committed_example_profile() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("profile.json");
-    let out = ferroserve(&[
+    ferroserve_ok(&[
         "profile",
         "--model",
         "examples/models/iris_logreg",
@@ -24,11 +24,6 @@ fn profile_writes_the_committed_example_profile() {
         "--output",
         out_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let written = std::fs::read_to_string(&out_path).unwrap();
     let committed =
         std::fs::read_to_string(root().join("examples/models/iris_logreg/profile.json")).unwrap();
@@ -47,7 +42,7 @@ fn profile_writes_the_committed_example_profile() {
     let ragged = dir.path().join("ragged.csv");
     std::fs::write(&ragged, lines.join("\n") + "\n").unwrap();
     let ragged_profile = dir.path().join("ragged.json");
-    let out = ferroserve(&[
+    ferroserve_ok(&[
         "profile",
         "--model",
         "examples/models/iris_logreg",
@@ -58,11 +53,6 @@ fn profile_writes_the_committed_example_profile() {
         "--output",
         ragged_profile.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let mut ragged: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&ragged_profile).unwrap()).unwrap();
     assert_eq!(ragged["source"], "ragged.csv");
@@ -92,18 +82,13 @@ fn profile_writes_the_committed_example_profile() {
 #[test]
 fn predict_prints_the_v2_response() {
     for model_dir in ["examples/models/digits_mlp", "examples/models/digits_mlp/1"] {
-        let out = ferroserve(&[
+        let out = ferroserve_ok(&[
             "predict",
             "--model",
             model_dir,
             "--input",
             "examples/oracles/digits_mlp/request.json",
         ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let response: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let expected: serde_json::Value = serde_json::from_slice(
             &std::fs::read(root().join("examples/oracles/digits_mlp/expected.json")).unwrap(),

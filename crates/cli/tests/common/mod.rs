@@ -20,6 +20,19 @@ pub(crate) fn ferroserve(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs the `ferroserve` binary with `args` and asserts it succeeded (printing its stderr
+/// when not); its output.
+#[allow(dead_code)]
+pub(crate) fn ferroserve_ok(args: &[&str]) -> std::process::Output {
+    let out = ferroserve(args);
+    assert!(
+        out.status.success(),
+        "ferroserve {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs `future` to completion on a one-thread tokio runtime (for the HTTP clients of tests).
 #[allow(dead_code)]
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
