@@ -276,6 +276,7 @@ fn dependencies_point_the_right_way() {
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let allowed: &[(&str, &[&str])] = &[
         ("ferroserve-core", &[]),
+        ("ferroserve-conformance", &["ferroserve-core"]),
         ("ferroserve-onnx", &["ferroserve-core"]),
         ("ferroserve-trees", &["ferroserve-core"]),
         (

@@ -1,6 +1,7 @@
-//! Both ONNX engines (tract, and ONNX Runtime when its library is found) against the training
-//! libraries' oracles (onnxruntime's outputs, written by scripts/gen_models.py), and the batch
-//! invariant: a row's result inside a batch equals its result alone.
+//! Both ONNX engines (tract, and ONNX Runtime when its library is found) on the conformance
+//! cases of the `onnx` surface (tests/conformance/cases.json: the example models against
+//! onnxruntime's outputs and the training library's labels, written by scripts/gen_models.py),
+//! and the batch invariant: a row's result inside a batch equals its result alone.
 //!
 //! ONNX Runtime's library comes from `scripts/fetch-onnxruntime.sh`; without it these tests run
 //! on tract alone and say so, unless `FERROSERVE_REQUIRE_ONNXRUNTIME=1` (set by `.ci/run`).
@@ -68,75 +69,42 @@ fn oracle_input(model: &str) -> Tensor {
     .unwrap()
 }
 
-/// Floats within 1e-5 relative + 1e-6 absolute; integers exact.
-fn assert_matches(got: &Tensor, expected: &Value) {
-    assert_eq!(got.name, expected["name"].as_str().unwrap());
-    let shape: Vec<usize> = expected["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    assert_eq!(got.shape, shape, "{}", got.name);
-    let want = expected["data"].as_array().unwrap();
-    match got.data() {
-        TensorData::I64(v) => {
-            let want: Vec<i64> = want.iter().map(|x| x.as_i64().unwrap()).collect();
-            assert_eq!(v, &want, "{}", got.name);
-        }
-        TensorData::F32(v) => {
-            for (a, b) in v.iter().zip(want) {
-                let (a, b) = (*a as f64, b.as_f64().unwrap());
-                assert!(
-                    (a - b).abs() <= 1e-5 * b.abs() + 1e-6,
-                    "{}: {a} vs {b}",
-                    got.name
-                );
+/// Every conformance case of the `onnx` surface (tests/conformance/cases.json) on every
+/// engine under test: each compared output, its shape and datatype where the oracle gives them,
+/// within the manifest's tolerance.
+#[test]
+fn every_conformance_case_matches_on_every_engine() {
+    let runs = ferroserve_conformance::manifest().runs("onnx");
+    for engine in engines() {
+        for (case, model) in &runs {
+            let what = format!("{} on {}", case.label(model), engine.name());
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::copy(model.path(), dir.path().join(model.file_name())).unwrap();
+            let m = engine
+                .load(dir.path(), &LoadOptions::default())
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(m.engine(), Some(engine.name()));
+            let names: Vec<String> = m
+                .signature()
+                .inputs
+                .iter()
+                .map(|i| i.name.clone())
+                .collect();
+            let inputs: Vec<Tensor> = case
+                .inputs()
+                .iter()
+                .enumerate()
+                .map(|(i, input)| input.tensor(&input.name_in(&names, i)))
+                .collect();
+            let outputs = m.predict(&inputs).unwrap_or_else(|e| panic!("{what}: {e}"));
+            for check in case.checks() {
+                let got = outputs
+                    .iter()
+                    .find(|t| t.name == check.output)
+                    .unwrap_or_else(|| panic!("{what}: no output {}", check.output));
+                check.assert_tensor(got, &what);
             }
         }
-        other => panic!("unexpected output type {:?}", other.datatype()),
-    }
-}
-
-#[test]
-fn every_example_matches_onnxruntime() {
-    for (engine, model) in each(&["digits_mlp", "iris_logreg", "cnn"]) {
-        let m = load(&engine, model);
-        assert_eq!(m.engine(), Some(engine.name()));
-        let outputs = m.predict(&[oracle_input(model)]).unwrap();
-        let expected = read(model, "expected.json");
-        let expected = expected["outputs"].as_array().unwrap();
-        assert_eq!(
-            outputs.len(),
-            expected.len(),
-            "{model} on {}",
-            engine.name()
-        );
-        for (got, want) in outputs.iter().zip(expected) {
-            assert_matches(got, want);
-        }
-    }
-}
-
-#[test]
-fn sklearn_labels_match_the_training_library() {
-    for (engine, model) in each(&["digits_mlp", "iris_logreg"]) {
-        let outputs = load(&engine, model)
-            .predict(&[oracle_input(model)])
-            .unwrap();
-        let library = read(model, "library.json");
-        let want: Vec<i64> = library["label"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        assert_eq!(
-            outputs[0].data(),
-            &TensorData::I64(want),
-            "{model} on {}",
-            engine.name()
-        );
     }
 }
 

@@ -1,8 +1,12 @@
-"""`ferroserve.Model` on numpy arrays and Arrow record batches: the library's own answers
-(the committed oracles), zero-copy pass-through, bad rows isolated, clear errors."""
+"""`ferroserve.Model` on numpy arrays and Arrow record batches: every numeric conformance case
+of the manifest (tests/conformance/cases.json, its `python` surface) against the library's own
+answers with the manifest's named tolerances, zero-copy pass-through, bad rows isolated, clear
+errors."""
 
 import json
+import pathlib
 import pickle
+import shutil
 
 import numpy as np
 import pyarrow as pa
@@ -10,23 +14,91 @@ import pytest
 
 import ferroserve
 
-
-def xgb_fixture(root, name="binary_logistic"):
-    base = root / "tests/fixtures/trees/xgboost" / name
-    rows = json.loads((base / "rows.json").read_text())
-    x = np.array([np.nan if v is None else v for v in rows["data"]], dtype=np.float32)
-    expected = json.loads((base / "expected.json").read_text())
-    return x.reshape(rows["shape"]), np.array(expected["predict"], dtype=np.float32)
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
-def test_predict_matches_xgboost(root, repo):
+MANIFEST = json.loads((ROOT / "tests/conformance/cases.json").read_text())
+
+
+def _runs(surface):
+    """The (case, model) pairs the manifest's `surface` runs; the others are reported with the
+    manifest's reason (pytest -rs lists them)."""
+    entry = MANIFEST["surfaces"][surface]
+    out = []
+    for case in MANIFEST["cases"]:
+        for model in case["models"]:
+            label = case["name"] + (f" [{model['format']}]" if len(case["models"]) > 1 else "")
+            reason = case.get("skip", {}).get(surface) or entry["why_not"].get(model["format"])
+            marks = [pytest.mark.skip(reason=reason)] if reason else []
+            out.append(pytest.param(case, model, id=label, marks=marks))
+    return out
+
+
+def _at(value, pointer):
+    for key in pointer.split("/")[1:] if pointer else []:
+        key = key.replace("~1", "/").replace("~0", "~")
+        value = value[int(key)] if isinstance(value, list) else value[key]
+    return value
+
+
+def _read(relative):
+    return json.loads((ROOT / relative).read_text())
+
+
+@pytest.mark.parametrize("case,model", _runs("python"))
+def test_conformance_case(case, model, tmp_path):
+    """A conformance case (tests/conformance/cases.json) through `Model.predict` on numpy: each
+    compared output against the manifest's expectation with its named tolerance."""
+    version = tmp_path / "m" / "1"
+    version.mkdir(parents=True)
+    shutil.copy(ROOT / model["file"], version / pathlib.Path(model["file"]).name)
+    loaded = ferroserve.Model.load(str(tmp_path / "m"))
+    names = [i["name"] for i in loaded.signature["inputs"]]
+    feeds = {}
+    for i, spec in enumerate(case["inputs"]):
+        t = _at(_read(spec["file"]), spec.get("at", ""))
+        data = np.array([np.nan if v is None else v for v in t["data"]], dtype=np.float32)
+        feeds[t.get("name", names[i])] = data.reshape(t["shape"])
+    rows = next(iter(feeds.values())).shape[0]
+    out = loaded.predict(feeds)
+    for o in case["outputs"]:
+        what = f"{case['name']} {o['name']}"
+        found = _at(_read(o.get("file", case["expected"])), o.get("at", ""))
+        tensor = isinstance(found, dict)
+        want = found["data"] if tensor else found
+        got = out[o["name"]]
+        if tensor:
+            assert list(got.shape) == found["shape"], what
+        if want and isinstance(want[0], str):
+            assert [g.decode() if isinstance(g, bytes) else str(g) for g in got.ravel()] == want, what
+            continue
+        want = np.array([np.nan if v is None else v for v in want], dtype=np.float64)
+        if o.get("derive") == "argmax":
+            scores = want.reshape(rows, -1)
+            if scores.shape[1] == 1:
+                scores = np.hstack([1 - scores, scores])
+            want = np.argmax(scores, axis=1).astype(np.float64)
+        else:
+            assert "derive" not in o, f"{what}: cannot derive {o['derive']}"
+        got = np.asarray(got, dtype=np.float64)
+        if "column" in o:
+            got = got.reshape(-1, o["column"]["of"])[:, o["column"]["index"]]
+        tolerance = MANIFEST["tolerances"][o["tolerance"]]
+        np.testing.assert_allclose(
+            got.ravel(), want, rtol=tolerance["rel"], atol=tolerance["abs"], equal_nan=True,
+            err_msg=f"{what} (tolerance {o['tolerance']})",
+        )
+
+
+def test_float64_rows_are_converted_to_the_input_datatype(repo):
     model = ferroserve.Model.load(str(repo / "xgb"))
     assert model.name == "xgb" and model.version == 1
-    x, expected = xgb_fixture(root)
-    out = model.predict({"input": x.astype(np.float64)})  # converted to the input's FP32
+    x = np.random.default_rng(0).normal(size=(5, 30))
+    out = model.predict({"input": x})
     probabilities = out["probabilities"]
-    assert probabilities.dtype == np.float32 and probabilities.shape == (len(x), 2)
-    np.testing.assert_allclose(probabilities[:, 1], expected, atol=1e-6)
+    assert probabilities.dtype == np.float32 and probabilities.shape == (5, 2)
+    expected = model.predict({"input": x.astype(np.float32)})["probabilities"]
+    np.testing.assert_array_equal(probabilities, expected)
 
 
 def test_signature_and_versions(repo):

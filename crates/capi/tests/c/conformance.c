@@ -1,8 +1,8 @@
 /*
  * conformance.c: the shared numeric conformance cases, run through the C library.
  *
- * tests/c_program.rs writes the cases (the tree fixtures and the example models' oracles,
- * the same files the Rust tests use) into a line-based text file, compiles this program
+ * tests/c_program.rs writes the cases of the conformance manifest (tests/conformance/cases.json,
+ * read by every harness), resolved, into a line-based text file, compiles this program
  * against libferroserve.a and libferroserve.so, and runs it:
  *
  *     conformance CASES_FILE [MAX_CASES]

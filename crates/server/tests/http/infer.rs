@@ -1,29 +1,11 @@
-//! Inference over HTTP: JSON and binary tensors both ways, against the oracle files.
+//! Inference over HTTP beyond the numbers: requested outputs, nested data, binary tensors both
+//! ways, rows alone and in a batch, both ONNX engines pinned by config. Every conformance case
+//! over every protocol is conformance.rs's (tests/conformance/cases.json).
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::kit::{TestServer, assert_outputs_match, into_json, oracle, split_binary};
-
-const MODELS: [&str; 3] = ["digits_mlp", "iris_logreg", "cnn"];
-
-#[tokio::test]
-async fn json_inference_matches_the_oracle_for_every_example() {
-    let server = TestServer::examples().await;
-    for model in MODELS {
-        let (status, body) = server
-            .post(
-                &format!("/v2/models/{model}/infer"),
-                &oracle(model, "request.json"),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{model}: {body}");
-        assert_eq!(body["model_name"], model);
-        assert_eq!(body["model_version"], "1");
-        assert_outputs_match(&body, &oracle(model, "expected.json"));
-    }
-    server.stop().await;
-}
 
 #[tokio::test]
 async fn echoes_the_request_id_and_returns_only_requested_outputs() {
@@ -203,154 +185,6 @@ async fn a_row_gives_the_same_answer_alone_and_inside_a_batch() {
             &json!({"outputs": [{"name": "probabilities", "datatype": "FP32",
             "shape": [1, 10], "data": probabilities}]}),
         );
-    }
-    server.stop().await;
-}
-
-fn library_of(model: &str) -> &str {
-    model.split('_').next().unwrap_or("")
-}
-
-/// Every tree fidelity fixture (tests/fixtures/trees/{xgboost,lightgbm,onnxml}/<case>), served from
-/// one repository with no config and asked over HTTP: labels exactly as the library's argmax,
-/// probabilities and values within 1e-5 (XGBoost, float32) or 1e-6 (LightGBM, float64, sent
-/// back as FP64).
-#[tokio::test]
-async fn every_tree_fixture_serves_with_no_config_and_matches_its_library() {
-    let fixtures =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/trees");
-    let repo = crate::kit::temp_repository();
-    let mut cases = Vec::new();
-    for (library, file, tolerance, datatype) in [
-        ("xgboost", "model.json", 1e-5, "FP32"),
-        ("lightgbm", "model.txt", 1e-6, "FP64"),
-        ("onnxml", "model.onnx", 1e-5, "FP32"),
-    ] {
-        for entry in std::fs::read_dir(fixtures.join(library)).unwrap() {
-            let case = entry.unwrap().path();
-            let name = format!("{library}_{}", case.file_name().unwrap().to_string_lossy());
-            std::fs::create_dir_all(repo.path().join(&name).join("1")).unwrap();
-            std::fs::copy(
-                case.join(file),
-                repo.path().join(&name).join("1").join(file),
-            )
-            .unwrap();
-            cases.push((name, case, tolerance, datatype));
-        }
-    }
-    assert!(cases.len() >= 40, "fixtures missing");
-    let server = TestServer::start(ferroserve_server::ServerConfig::new(repo.path())).await;
-    for (name, case, tolerance, datatype) in cases {
-        let read = |f: &str| -> Value {
-            serde_json::from_slice(&std::fs::read(case.join(f)).unwrap()).unwrap()
-        };
-        let rows = read("rows.json");
-        let expected = read("expected.json");
-        let (status, meta) = server.get(&format!("/v2/models/{name}")).await;
-        assert_eq!(status, StatusCode::OK, "{name}: {meta}");
-        let width = rows["shape"][1].clone();
-        assert_eq!(meta["inputs"][0]["datatype"], "FP32", "{name}");
-        assert_eq!(meta["inputs"][0]["shape"], json!([-1, width]), "{name}");
-        let (_, config) = server.get(&format!("/v2/models/{name}/config")).await;
-        assert_eq!(
-            config["output"].as_array().unwrap().len(),
-            meta["outputs"].as_array().unwrap().len(),
-            "{name}: {config}"
-        );
-        // JSON has no NaN number: missing values travel as the "NaN" token.
-        let data: Vec<Value> = rows["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| if v.is_null() { json!("NaN") } else { v.clone() })
-            .collect();
-        let input_name = meta["inputs"][0]["name"].clone();
-        let request = json!({"inputs": [{"name": input_name, "datatype": "FP32",
-            "shape": rows["shape"], "data": data}]});
-        let (status, body) = server
-            .post(&format!("/v2/models/{name}/infer"), &request)
-            .await;
-        assert_eq!(status, StatusCode::OK, "{name}: {body}");
-        // FP32 values travel as their shortest decimal: read them back as f32.
-        let numbers = |v: &Value| -> Vec<f64> {
-            let single = datatype == "FP32";
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
-                .map(|x| if single { f64::from(x as f32) } else { x })
-                .collect()
-        };
-        let outputs = body["outputs"].as_array().unwrap();
-        // Converted ONNX graphs keep float32 weights: regression values get 1e-6 relative too.
-        let relative = if library_of(&name) == "onnxml" {
-            1e-6
-        } else {
-            0.0
-        };
-        let close = |got: &[f64], want: &[f64]| {
-            assert_eq!(got.len(), want.len(), "{name}");
-            for (i, (a, b)) in got.iter().zip(want).enumerate() {
-                let allowed = tolerance + relative * b.abs();
-                assert!((a - b).abs() <= allowed, "{name}[{i}]: {a} vs {b}");
-            }
-        };
-        if library_of(&name) == "onnxml" {
-            if expected["kind"] == "classifier" {
-                if expected["label"][0].is_string() {
-                    assert_eq!(outputs[0]["datatype"], "BYTES", "{name}");
-                    assert_eq!(outputs[0]["data"], expected["label"], "{name}");
-                } else {
-                    assert_eq!(
-                        numbers(&outputs[0]["data"]),
-                        numbers(&expected["label"]),
-                        "{name}"
-                    );
-                }
-                close(
-                    &numbers(&outputs[1]["data"]),
-                    &numbers(&expected["probabilities"]),
-                );
-            } else {
-                close(
-                    &numbers(&outputs[0]["data"]),
-                    &numbers(&expected["predict"]),
-                );
-            }
-            continue;
-        }
-        let want = numbers(&expected["predict"]);
-        if outputs[0]["name"] == "label" {
-            assert_eq!(outputs[1]["datatype"], datatype, "{name}");
-            let labels = numbers(&outputs[0]["data"]);
-            let p = numbers(&outputs[1]["data"]);
-            if expected["objective"] == "multi:softmax" {
-                assert_eq!(labels, want, "{name}: labels");
-                continue;
-            }
-            let (p, full): (Vec<f64>, Vec<f64>) = if want.len() == labels.len() {
-                let p1 = p.chunks(2).map(|r| r[1]).collect();
-                (p1, want.iter().flat_map(|&q| [1.0 - q, q]).collect())
-            } else {
-                (p, want.clone())
-            };
-            close(&p, &want);
-            let classes = full.len() / labels.len();
-            let argmax: Vec<f64> = full
-                .chunks(classes)
-                .map(|r| {
-                    r.iter()
-                        .enumerate()
-                        .fold(0, |b, (i, &v)| if v > r[b] { i } else { b })
-                        as f64
-                })
-                .collect();
-            assert_eq!(labels, argmax, "{name}: labels");
-        } else {
-            assert_eq!(outputs[0]["name"], "predictions", "{name}");
-            assert_eq!(outputs[0]["datatype"], datatype, "{name}");
-            close(&numbers(&outputs[0]["data"]), &want);
-        }
     }
     server.stop().await;
 }

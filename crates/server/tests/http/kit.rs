@@ -314,9 +314,10 @@ pub fn assert_client_error(status: StatusCode, body: &Value, needles: &[&str]) {
 }
 
 /// Asserts that V2 `outputs` match the oracle's: same shapes and datatypes, integers exact,
-/// floats within 1e-5 relative + 1e-6 absolute.
+/// floats within the conformance manifest's `onnx_network` tolerance (the example networks').
 pub fn assert_outputs_match(got: &Value, expected: &Value) {
     let expected = expected["outputs"].as_array().unwrap();
+    let tolerance = ferroserve_conformance::Tolerance::named("onnx_network");
     for e in expected {
         let g = got["outputs"]
             .as_array()
@@ -333,7 +334,7 @@ pub fn assert_outputs_match(got: &Value, expected: &Value) {
                 assert_eq!(a, b);
             } else {
                 let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
-                assert!((a - b).abs() <= 1e-5 * b.abs() + 1e-6, "{a} vs {b}");
+                assert!(tolerance.close(a, b), "{a} vs {b}");
             }
         }
     }

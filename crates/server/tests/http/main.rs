@@ -12,6 +12,7 @@ mod bad_input;
 mod batching;
 mod cache;
 mod composites;
+mod conformance;
 mod drift;
 mod endpoints;
 mod grpc;

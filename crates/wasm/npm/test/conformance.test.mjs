@@ -1,12 +1,13 @@
-// The shared numeric conformance cases through the WebAssembly builds, in Node: the same model
-// files and oracles the Rust tests use (tests/fixtures/trees: XGBoost, LightGBM and
-// scikit-learn's own predictions; examples/oracles: onnxruntime's answers for the example
-// networks), with the same tolerances. Tree and linear cases run through both builds; the
-// networks through the full one. Build first: scripts/build-wasm.sh.
+// The numeric conformance cases through the WebAssembly builds, in Node: every case of the
+// manifest, tests/conformance/cases.json (read by every harness; its `about` lines describe
+// it), on each build's surface (`wasm-full`, `wasm-trees`), each model file loaded from bytes
+// with its format detected, each compared output against the manifest's expectation with its
+// named tolerance. A case the manifest says a build cannot load is printed with the reason.
+// Build first: scripts/build-wasm.sh.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -24,126 +25,125 @@ const builds = {
   trees: await import('../trees.js'),
 };
 
-function cases(library) {
-  const dir = join(fixtures, library);
-  const names = readdirSync(dir).filter((n) => existsSync(join(dir, n, 'expected.json'))).sort();
-  assert.ok(names.length >= 10, `${library}: fixtures missing`);
-  return names.map((name) => ({ name, dir: join(dir, name) }));
+const manifest = json(root, 'tests/conformance/cases.json');
+
+/** The (case, model) pairs a surface runs; the others are reported with their reason. */
+function runs(surface) {
+  const entry = manifest.surfaces[surface];
+  assert.ok(entry, `cases.json: no surface ${surface}`);
+  const out = [];
+  for (const c of manifest.cases) {
+    if (c.skip?.[surface]) {
+      console.log(`${surface}: skipping ${c.name}: ${c.skip[surface]}`);
+      continue;
+    }
+    for (const model of c.models) {
+      const reason = entry.why_not[model.format];
+      if (reason) console.log(`${surface}: skipping ${c.name} (${model.format}): ${reason}`);
+      else out.push({ c, model });
+    }
+  }
+  assert.ok(out.length > 0, `${surface}: no case to run`);
+  return out;
 }
 
-/** A case's rows: shape [32, F], null = missing (NaN). */
+const numbers = (values) => values.map((v) => (v === null ? NaN : Number(v)));
+const at = (value, pointer) =>
+  pointer ? pointer.split('/').slice(1).reduce((v, key) => v?.[key.replaceAll('~1', '/').replaceAll('~0', '~')], value) : value;
+
+/** A case's inputs: { name (or null: the model's input at that position), shape, data }. */
+function inputs(c) {
+  return c.inputs.map((input) => {
+    const t = at(json(root, input.file), input.at ?? '');
+    return { name: t.name ?? null, shape: t.shape, data: Float32Array.from(t.data, (v) => (v === null ? NaN : v)) };
+  });
+}
+
+function argmaxRows(scores, rows) {
+  const width = scores.length / rows;
+  const out = [];
+  for (let r = 0; r < rows; r++) {
+    const row = width === 1 ? [1 - scores[r], scores[r]] : scores.slice(r * width, (r + 1) * width);
+    let best = 0;
+    for (let k = 1; k < row.length; k++) if (row[k] > row[best]) best = k;
+    out.push(best);
+  }
+  return out;
+}
+
+/** A case's compared outputs, resolved as crates/conformance resolves them. */
+function checks(c, rows) {
+  return c.outputs.map((o) => {
+    const found = at(json(root, o.file ?? c.expected), o.at ?? '');
+    const tensor = !Array.isArray(found);
+    let want = tensor ? found.data : found;
+    want = typeof want[0] === 'string' ? want : numbers(want);
+    if (o.derive === 'argmax') want = argmaxRows(want, rows);
+    else assert.equal(o.derive, undefined, `${c.name}: cannot derive ${o.derive}`);
+    const tolerance = manifest.tolerances[o.tolerance];
+    assert.ok(tolerance, `${c.name}: no tolerance ${o.tolerance}`);
+    return { output: o.name, want, column: o.column, tensor: tensor ? found : null, tolerance, toleranceName: o.tolerance };
+  });
+}
+
+function assertCheck(check, got, what) {
+  what = `${what} ${check.output}`;
+  if (check.tensor) {
+    assert.equal(got.datatype, check.tensor.datatype, `${what}: datatype`);
+    assert.deepEqual(got.shape, check.tensor.shape, `${what}: shape`);
+  }
+  if (typeof check.want[0] === 'string') {
+    assert.deepEqual(Array.from(got.data), check.want, what);
+    return;
+  }
+  let values = Array.from(got.data, Number);
+  if (check.column) {
+    assert.equal(values.length % check.column.of, 0, `${what}: not ${check.column.of} columns`);
+    values = values.filter((_, i) => i % check.column.of === check.column.index);
+  }
+  assert.equal(values.length, check.want.length, `${what}: lengths`);
+  const { abs, rel } = check.tolerance;
+  for (let i = 0; i < values.length; i++) {
+    const [a, b] = [values[i], check.want[i]];
+    const ok = Number.isNaN(a) || Number.isNaN(b) ? Number.isNaN(a) && Number.isNaN(b) : Math.abs(a - b) <= abs + rel * Math.abs(b);
+    assert.ok(ok, `${what}[${i}]: ${a} vs ${b} (tolerance ${check.toleranceName})`);
+  }
+}
+
+for (const [buildName, api] of Object.entries(builds)) {
+  for (const { c, model } of runs(`wasm-${buildName}`)) {
+    const label = c.models.length > 1 ? `${c.name} [${model.format}]` : c.name;
+    test(`${buildName} build: ${label}`, async () => {
+      // ONNX-ML graphs with the format named, and run by the tree interpreter; others detected.
+      const options = model.format === 'onnx-ml' ? { format: 'onnx' } : {};
+      const loaded = await api.Model.load(readFileSync(join(root, model.file)), options);
+      if (model.format === 'onnx-ml') assert.equal(loaded.engine, 'onnx-ml', label);
+      const feeds = {};
+      const tensors = inputs(c);
+      tensors.forEach((t, i) => {
+        feeds[t.name ?? loaded.signature.inputs[i].name] = { data: t.data, shape: t.shape };
+      });
+      const outputs = loaded.predict(feeds);
+      for (const check of checks(c, tensors[0].shape[0])) {
+        const got = outputs[check.output];
+        assert.ok(got, `${label}: output ${check.output} missing`);
+        assertCheck(check, got, label);
+      }
+      loaded.free();
+    });
+  }
+}
+
+/** A fixture's rows: shape [32, F], null = missing (NaN). */
 function rows(dir) {
   const r = json(dir, 'rows.json');
   return { shape: r.shape, data: Float32Array.from(r.data, (v) => (v === null ? NaN : v)) };
 }
 
-const numbers = (values) => values.map((v) => (v === null ? NaN : Number(v)));
-
-function assertClose(got, want, tolerance, what) {
-  assert.equal(got.length, want.length, `${what}: lengths`);
-  for (let i = 0; i < want.length; i++) {
-    const [a, b] = [Number(got[i]), want[i]];
-    const limit = typeof tolerance === 'function' ? tolerance(b) : tolerance;
-    assert.ok(Math.abs(a - b) <= limit || (Number.isNaN(a) && Number.isNaN(b)), `${what}[${i}]: ${a} vs ${b}`);
-  }
-}
-
-const argmaxRows = (p, classes) => {
-  const out = [];
-  for (let r = 0; r < p.length / classes; r++) {
-    let best = 0;
-    for (let c = 1; c < classes; c++) if (p[r * classes + c] > p[r * classes + best]) best = c;
-    out.push(best);
-  }
-  return out;
-};
-
-async function predictRows(api, file, dir, format) {
-  const model = await api.Model.load(readFileSync(join(dir, file)), format ? { format } : {});
+async function predictRows(api, file, dir) {
+  const model = await api.Model.load(readFileSync(join(dir, file)));
   const input = model.signature.inputs[0].name;
   return { model, outputs: model.predict({ [input]: rows(dir) }) };
-}
-
-/** XGBoost and LightGBM against the library's `predict`, as crates/trees/tests/fidelity.rs. */
-async function checkBoosterCase(api, library, { name, dir }) {
-  const tolerance = library === 'xgboost' ? 1e-5 : 1e-6;
-  const files = library === 'xgboost' ? ['model.json', 'model.ubj'] : ['model.txt'];
-  const expected = json(dir, 'expected.json');
-  const want = numbers(expected.predict);
-  for (const file of files) {
-    const { model, outputs } = await predictRows(api, file, dir);
-    const what = `${library}/${name}/${file}`;
-    const names = model.signature.outputs.map((o) => o.name).join(',');
-    if (names === 'label,probabilities' && expected.objective === 'multi:softmax') {
-      assert.deepEqual(Array.from(outputs.label.data, Number), want, `${what}: labels`);
-    } else if (names === 'label,probabilities') {
-      const p = Array.from(outputs.probabilities.data);
-      const n = 32;
-      const binary = want.length === n;
-      const probabilities = binary ? p.filter((_, i) => i % 2 === 1) : p;
-      assertClose(probabilities, want, tolerance, what);
-      const full = binary ? want.flatMap((q) => [1 - q, q]) : want;
-      assert.deepEqual(Array.from(outputs.label.data, Number), argmaxRows(full, p.length / n), `${what}: labels`);
-    } else {
-      assert.equal(names, 'predictions', what);
-      assertClose(outputs.predictions.data, want, tolerance, what);
-    }
-    model.free();
-  }
-}
-
-/** scikit-learn through ONNX-ML against its own predictions, as crates/trees/tests/onnxml.rs. */
-async function checkOnnxMlCase(api, { name, dir }) {
-  const { model, outputs } = await predictRows(api, 'model.onnx', dir, 'onnx');
-  assert.equal(model.engine, 'onnx-ml', name);
-  const expected = json(dir, 'expected.json');
-  const [first, second] = model.signature.outputs.map((o) => outputs[o.name]);
-  if (expected.kind === 'classifier') {
-    const labels = Array.from(first.data, (v) => (typeof v === 'string' ? v : Number(v)));
-    assert.deepEqual(labels, expected.label, `${name}: labels`);
-    assertClose(second.data, numbers(expected.probabilities), 1e-5, `${name}: probabilities`);
-  } else {
-    assertClose(first.data, numbers(expected.predict), (b) => 1e-5 + 1e-6 * Math.abs(b), name);
-  }
-  model.free();
-}
-
-for (const [buildName, api] of Object.entries(builds)) {
-  for (const library of ['xgboost', 'lightgbm']) {
-    test(`${buildName} build: ${library} cases match the library`, async () => {
-      for (const c of cases(library)) await checkBoosterCase(api, library, c);
-    });
-  }
-  test(`${buildName} build: scikit-learn ONNX-ML cases match scikit-learn`, async () => {
-    for (const c of cases('onnxml')) await checkOnnxMlCase(api, c);
-  });
-}
-
-const TYPED = { FP32: Float32Array, FP64: Float64Array, INT64: BigInt64Array, INT32: Int32Array };
-
-/** The example models against onnxruntime's answers, as crates/onnx/tests/oracles.rs. */
-for (const name of ['iris_logreg', 'digits_mlp', 'cnn']) {
-  test(`full build: ${name} matches onnxruntime`, async () => {
-    const model = await builds.full.Model.load(readFileSync(join(root, 'examples/models', name, '1/model.onnx')));
-    const request = json(root, 'examples/oracles', name, 'request.json');
-    const inputs = {};
-    for (const t of request.inputs) {
-      inputs[t.name] = { data: TYPED[t.datatype].from(t.data), shape: t.shape };
-    }
-    const outputs = model.predict(inputs);
-    for (const want of json(root, 'examples/oracles', name, 'expected.json').outputs) {
-      const got = outputs[want.name];
-      assert.ok(got, `${name}: output ${want.name} missing`);
-      assert.equal(got.datatype, want.datatype, `${name}/${want.name}: datatype`);
-      assert.deepEqual(got.shape, want.shape, `${name}/${want.name}: shape`);
-      if (want.datatype.startsWith('FP')) {
-        assertClose(got.data, want.data, (b) => 1e-5 * Math.abs(b) + 1e-6, `${name}/${want.name}`);
-      } else {
-        assert.deepEqual(Array.from(got.data, Number), want.data, `${name}/${want.name}`);
-      }
-    }
-    model.free();
-  });
 }
 
 test('a row alone gives what it gives inside a batch', async () => {
