@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ferroserve_core::{Tensor, TensorData};
+use ferroserve_core::{Signature, Tensor, TensorData};
 use serde_json::Value;
 
 /// The repository root: every path in the manifest is relative to it.
@@ -505,6 +505,17 @@ impl Case {
                     data,
                 }
             })
+            .collect()
+    }
+
+    /// The case's inputs as tensors named as `signature` names them (by name when the case
+    /// names them, else by position).
+    pub fn input_tensors(&self, signature: &Signature) -> Vec<Tensor> {
+        let names: Vec<String> = signature.inputs.iter().map(|i| i.name.clone()).collect();
+        self.inputs()
+            .iter()
+            .enumerate()
+            .map(|(i, input)| input.tensor(&input.name_in(&names, i)))
             .collect()
     }
 

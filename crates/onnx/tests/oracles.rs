@@ -84,18 +84,7 @@ fn every_conformance_case_matches_on_every_engine() {
                 .load(dir.path(), &LoadOptions::default())
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(m.engine(), Some(engine.name()));
-            let names: Vec<String> = m
-                .signature()
-                .inputs
-                .iter()
-                .map(|i| i.name.clone())
-                .collect();
-            let inputs: Vec<Tensor> = case
-                .inputs()
-                .iter()
-                .enumerate()
-                .map(|(i, input)| input.tensor(&input.name_in(&names, i)))
-                .collect();
+            let inputs = case.input_tensors(m.signature());
             let outputs = m.predict(&inputs).unwrap_or_else(|e| panic!("{what}: {e}"));
             for check in case.checks() {
                 let got = outputs

@@ -28,18 +28,7 @@ fn every_case_matches_its_library() {
         let loaded = runtime
             .load(dir.path(), &LoadOptions::default())
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        let names: Vec<String> = loaded
-            .signature()
-            .inputs
-            .iter()
-            .map(|i| i.name.clone())
-            .collect();
-        let inputs: Vec<_> = case
-            .inputs()
-            .iter()
-            .enumerate()
-            .map(|(i, input)| input.tensor(&input.name_in(&names, i)))
-            .collect();
+        let inputs = case.input_tensors(loaded.signature());
         let outputs = loaded
             .predict(&inputs)
             .unwrap_or_else(|e| panic!("{what}: {e}"));
