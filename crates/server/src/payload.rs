@@ -20,8 +20,8 @@ use ferroserve_core::Tensor;
 use rand::RngExt;
 use serde::Serialize;
 
+use crate::codec::TensorJson;
 use crate::repository::config::PayloadLogConfig;
-use ferroserve_core::DataJson;
 
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 4_096;
@@ -65,26 +65,6 @@ struct Record<'a> {
     latency_us: u64,
     inputs: Vec<TensorJson<'a>>,
     outputs: Vec<TensorJson<'a>>,
-}
-
-/// A tensor in the V2 JSON form.
-#[derive(Serialize)]
-struct TensorJson<'a> {
-    name: &'a str,
-    datatype: &'static str,
-    shape: &'a [usize],
-    data: DataJson<'a>,
-}
-
-impl<'a> From<&'a Tensor> for TensorJson<'a> {
-    fn from(t: &'a Tensor) -> Self {
-        TensorJson {
-            name: &t.name,
-            datatype: t.datatype().name(),
-            shape: &t.shape,
-            data: DataJson(t.data()),
-        }
-    }
 }
 
 impl PayloadLog {
@@ -156,8 +136,8 @@ impl PayloadLog {
             composite: via,
             variant: via.map(|_| format!("{}@{}", self.model, self.version)),
             latency_us: latency.as_micros() as u64,
-            inputs: inputs.iter().map(TensorJson::from).collect(),
-            outputs: outputs.iter().map(|t| TensorJson::from(*t)).collect(),
+            inputs: inputs.iter().map(|t| TensorJson::new(t, false)).collect(),
+            outputs: outputs.iter().map(|t| TensorJson::new(t, false)).collect(),
         };
         let Ok(line) = serde_json::to_string(&record) else {
             return;

@@ -16,7 +16,7 @@ use crate::inference::{InferRequest, RequestContext};
 
 pub(crate) use request::input_header;
 pub(crate) use request::{Expected, RequestLimits, decode_request, plan_request};
-pub(crate) use response::{EncodedResponse, encode_response};
+pub(crate) use response::{EncodedResponse, TensorJson, encode_response};
 
 /// The header carrying the JSON part's length when a binary part follows.
 pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";

@@ -23,11 +23,13 @@ struct Response<'a> {
     id: Option<&'a str>,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     parameters: &'a serde_json::Map<String, serde_json::Value>,
-    outputs: Vec<Output<'a>>,
+    outputs: Vec<TensorJson<'a>>,
 }
 
+/// A tensor in the V2 JSON form: its data inline, or, for a binary output, its byte size in
+/// `parameters` and its bytes after the JSON header.
 #[derive(Serialize)]
-struct Output<'a> {
+pub(crate) struct TensorJson<'a> {
     name: &'a str,
     datatype: &'static str,
     shape: &'a [usize],
@@ -35,6 +37,21 @@ struct Output<'a> {
     parameters: Option<BinaryParameters>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<DataJson<'a>>,
+}
+
+impl<'a> TensorJson<'a> {
+    /// `tensor`, its bytes sent after the JSON header when `binary`, else as JSON data.
+    pub(crate) fn new(tensor: &'a Tensor, binary: bool) -> Self {
+        TensorJson {
+            name: &tensor.name,
+            datatype: tensor.datatype().name(),
+            shape: &tensor.shape,
+            parameters: binary.then(|| BinaryParameters {
+                binary_data_size: tensor.data().byte_size(),
+            }),
+            data: (!binary).then(|| DataJson(tensor.data())),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -59,16 +76,7 @@ pub(crate) fn encode_response(
         outputs: outputs
             .iter()
             .enumerate()
-            .map(|(ix, t)| (t, form.binary(ix)))
-            .map(|(t, binary)| Output {
-                name: &t.name,
-                datatype: t.datatype().name(),
-                shape: &t.shape,
-                parameters: binary.then(|| BinaryParameters {
-                    binary_data_size: t.data().byte_size(),
-                }),
-                data: (!binary).then(|| DataJson(t.data())),
-            })
+            .map(|(ix, t)| TensorJson::new(t, form.binary(ix)))
             .collect(),
     };
     let mut body = serde_json::to_vec(&response).expect("a response always serialises");

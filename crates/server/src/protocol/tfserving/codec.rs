@@ -1065,18 +1065,20 @@ impl BodyParts for PredictParts {
                 }
                 Field::Instances => {
                     let mut named = None;
-                    parts.rows = map.next_value_seed(RowList(Instances {
+                    parts.rows = map.next_value_seed(RowList {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
-                        named: &mut named,
-                    }))?;
+                        kind: RowKind::Instances { named: &mut named },
+                    })?;
                     parts.named = named == Some(true);
                     parts.format = Some(Layout::Row);
                 }
                 Field::Inputs => {
-                    map.next_value_seed(Columns {
+                    map.next_value_seed(InputsValue {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
+                        place: Place::Inputs,
+                        named: None,
                     })?;
                     parts.format = Some(Layout::Columnar);
                 }
@@ -1089,93 +1091,86 @@ impl BodyParts for PredictParts {
     }
 }
 
-/// `instances`: a list of rows, at most the model's `max_batch_size`.
-struct Instances<'a, 's> {
+/// A list of rows (`instances`, `examples`), read a row at a time: at most the model's
+/// `max_batch_size`, the rows past it counted, not decoded. Deserializes to the number of rows.
+struct RowList<'a, 's> {
     decoder: &'a mut Decoder<'s>,
     columns: &'a mut [Column],
-    /// Whether the rows are objects naming the inputs (decided by the first).
-    named: &'a mut Option<bool>,
+    kind: RowKind<'a>,
 }
 
-impl<'s> RowSource<'s> for Instances<'_, 's> {
-    const EXPECTING: &'static str = "a list of rows";
-    const NOT_A_LIST: &'static str = "\"instances\" must be a list, one entry per row";
-
-    fn decoder(&mut self) -> &mut Decoder<'s> {
-        self.decoder
-    }
-
-    fn next_row<'de, A: SeqAccess<'de>>(
-        &mut self,
-        seq: &mut A,
-        index: usize,
-    ) -> Result<bool, A::Error> {
-        let row = RowSeed {
-            decoder: &mut *self.decoder,
-            columns: &mut *self.columns,
-            named: &mut *self.named,
-            index,
-        };
-        Ok(seq.next_element_seed(row)?.is_some())
-    }
+/// Which list a [`RowList`] reads, with what its rows need besides the decoder and columns.
+enum RowKind<'a> {
+    /// `instances`: whether the rows are objects naming the inputs (decided by the first).
+    Instances { named: &'a mut Option<bool> },
+    /// `examples`: feature objects; `context` when it came before the examples.
+    Examples {
+        pending: &'a mut [Vec<usize>],
+        context: Option<&'a [Option<Column>]>,
+    },
 }
 
-/// A list of rows (`instances`, `examples`), read a row at a time: at most the model's
-/// `max_batch_size`, the rows past it counted, not decoded.
-trait RowSource<'s> {
-    /// What the list is, for serde's messages.
-    const EXPECTING: &'static str;
-    /// The error when the value is not a list.
-    const NOT_A_LIST: &'static str;
-    /// The request's decoder.
-    fn decoder(&mut self) -> &mut Decoder<'s>;
+self_seed!(RowList<'_, '_> => usize, deserialize_any);
+
+impl RowList<'_, '_> {
+    fn not_a_list<E: de::Error>(self) -> Result<usize, E> {
+        let fault = error(match self.kind {
+            RowKind::Instances { .. } => "\"instances\" must be a list, one entry per row",
+            RowKind::Examples { .. } => "the body needs \"examples\": a list of feature objects",
+        });
+        Err(self.decoder.stop(fault))
+    }
+
     /// Reads row `index` as the next element of `seq`; `false` past the last.
     fn next_row<'de, A: SeqAccess<'de>>(
         &mut self,
         seq: &mut A,
         index: usize,
-    ) -> Result<bool, A::Error>;
-}
-
-/// Reads a [`RowSource`] list; the number of rows.
-struct RowList<R>(R);
-
-impl<'de, 's, R: RowSource<'s>> DeserializeSeed<'de> for RowList<R> {
-    type Value = usize;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_any(self)
+    ) -> Result<bool, A::Error> {
+        let decoder = &mut *self.decoder;
+        let columns = &mut *self.columns;
+        let read = match &mut self.kind {
+            RowKind::Instances { named } => seq.next_element_seed(InputsValue {
+                decoder,
+                columns,
+                place: Place::Instance(index),
+                named: Some(named),
+            })?,
+            RowKind::Examples { pending, context } => seq.next_element_seed(Example {
+                decoder,
+                columns,
+                pending,
+                context: *context,
+                index,
+            })?,
+        };
+        Ok(read.is_some())
     }
 }
 
-impl<'s, R: RowSource<'s>> RowList<R> {
-    fn not_a_list<E: de::Error>(mut self) -> Result<usize, E> {
-        let fault = error(R::NOT_A_LIST);
-        Err(self.0.decoder().stop(fault))
-    }
-}
-
-impl<'de, 's, R: RowSource<'s>> Visitor<'de> for RowList<R> {
+impl<'de> Visitor<'de> for RowList<'_, '_> {
     type Value = usize;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(R::EXPECTING)
+        f.write_str(match self.kind {
+            RowKind::Instances { .. } => "a list of rows",
+            RowKind::Examples { .. } => "a list of examples",
+        })
     }
 
     fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<usize, A::Error> {
-        let max = self.0.decoder().limits.max_batch_size;
+        let max = self.decoder.limits.max_batch_size;
         let mut index = 0;
         loop {
             if max > 0 && index == max {
                 let extra = skip_rest(&mut seq)?;
                 if extra > 0 {
-                    let decoder = self.0.decoder();
-                    let fault = decoder.too_many_rows(index + extra);
-                    return Err(decoder.stop(fault));
+                    let fault = self.decoder.too_many_rows(index + extra);
+                    return Err(self.decoder.stop(fault));
                 }
                 return Ok(index);
             }
-            if !self.0.next_row(&mut seq, index)? {
+            if !self.next_row(&mut seq, index)? {
                 return Ok(index);
             }
             index += 1;
@@ -1189,112 +1184,77 @@ impl<'de, 's, R: RowSource<'s>> Visitor<'de> for RowList<R> {
     scalars!(answered by not_a_list);
 }
 
-/// Row `index` of `instances`: the single input's value, or an object of every input's.
-struct RowSeed<'a, 's> {
+/// A value that holds every input: the single input's value, or an object naming each input.
+/// It is `inputs`, or one row of `instances`.
+struct InputsValue<'a, 's> {
     decoder: &'a mut Decoder<'s>,
     columns: &'a mut [Column],
-    named: &'a mut Option<bool>,
-    index: usize,
+    place: Place,
+    /// For a row of `instances`: whether the rows are objects naming the inputs, decided by
+    /// the first row and kept by the rest. `None` for `inputs`.
+    named: Option<&'a mut Option<bool>>,
 }
 
-impl<'a, 's> RowSeed<'a, 's> {
-    /// The row as the single input's value.
-    fn positional<E: de::Error>(self) -> Result<ValueSeed<'a, 's>, E> {
+impl<'a, 's> InputsValue<'a, 's> {
+    /// Whether the rows so far were objects naming the inputs (`None`: no row decided yet).
+    fn named(&self) -> Option<bool> {
+        self.named.as_deref().copied().flatten()
+    }
+
+    /// The value as the single input's.
+    fn positional<E: de::Error>(mut self) -> Result<ValueSeed<'a, 's>, E> {
         let signature = self.decoder.signature;
-        if *self.named == Some(true) {
+        if self.named() == Some(true) {
             let fault = error(format!(
-                "instances[{}] has no input '{}': the first instance names the inputs, so \
-                 every one must",
-                self.index,
+                "{} has no input '{}': the first instance names the inputs, so every one must",
+                self.place,
                 signature.inputs.first().map_or("", |s| s.name.as_str())
             ));
             return Err(self.decoder.stop(fault));
         }
         if signature.inputs.len() != 1 {
-            return Err(self
-                .decoder
-                .stop(several_inputs(signature, "each instance")));
+            let what = match self.place {
+                Place::Inputs => "\"inputs\"",
+                _ => "each instance",
+            };
+            return Err(self.decoder.stop(several_inputs(signature, what)));
         }
-        *self.named = Some(false);
+        if let Some(named) = self.named.as_deref_mut() {
+            *named = Some(false);
+        }
         Ok(ValueSeed::top(
             self.decoder,
             &mut self.columns[0],
-            Place::Instance(self.index),
+            self.place,
         ))
     }
 }
 
-self_seed!(RowSeed<'_, '_> => (), deserialize_any);
+self_seed!(InputsValue<'_, '_> => (), deserialize_any);
 
-impl<'de> Visitor<'de> for RowSeed<'_, '_> {
+impl<'de> Visitor<'de> for InputsValue<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a row")
+        f.write_str(match self.place {
+            Place::Inputs => "inputs",
+            _ => "a row",
+        })
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if *self.named == Some(false) {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        if self.named() == Some(false) {
             return self.positional()?.visit_map(map);
         }
         let first = map.next_key_seed(KeySeed(self.decoder.signature))?;
-        if self.named.is_none() && first.as_ref().is_some_and(Key::is_b64) {
+        if self.named().is_none() && first.as_ref().is_some_and(Key::is_b64) {
             // `{"b64": ...}`: a value of the single input, not an object of inputs.
             return self.positional()?.object(Some(true), map);
         }
-        *self.named = Some(true);
-        every_input(
-            self.decoder,
-            self.columns,
-            Place::Instance(self.index),
-            first,
-            &mut map,
-        )
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        self.positional()?.visit_seq(seq)
-    }
-
-    scalars!(forwarded through positional);
-}
-
-/// `inputs`: the single input's value, or an object of every input's.
-struct Columns<'a, 's> {
-    decoder: &'a mut Decoder<'s>,
-    columns: &'a mut [Column],
-}
-
-impl<'a, 's> Columns<'a, 's> {
-    /// The value as the single input's.
-    fn positional<E: de::Error>(self) -> Result<ValueSeed<'a, 's>, E> {
-        let signature = self.decoder.signature;
-        if signature.inputs.len() != 1 {
-            return Err(self.decoder.stop(several_inputs(signature, "\"inputs\"")));
+        if let Some(named) = self.named.as_deref_mut() {
+            *named = Some(true);
         }
-        Ok(ValueSeed::top(
-            self.decoder,
-            &mut self.columns[0],
-            Place::Inputs,
-        ))
-    }
-}
-
-self_seed!(Columns<'_, '_> => (), deserialize_any);
-
-impl<'de> Visitor<'de> for Columns<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("inputs")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let first = map.next_key_seed(KeySeed(self.decoder.signature))?;
-        if first.as_ref().is_some_and(Key::is_b64) {
-            return self.positional()?.object(Some(true), map);
-        }
-        every_input(self.decoder, self.columns, Place::Inputs, first, &mut map)
+        every_input(self.decoder, self.columns, self.place, first, &mut map)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
@@ -1334,12 +1294,14 @@ impl BodyParts for ExamplesParts {
                     return Err(decoder.stop(error("\"examples\" is given more than once")));
                 }
                 Field::Examples => {
-                    parts.rows = Some(map.next_value_seed(RowList(Examples {
+                    parts.rows = Some(map.next_value_seed(RowList {
                         decoder: &mut *decoder,
                         columns: &mut parts.columns,
-                        pending: &mut parts.pending,
-                        context: parts.context.as_deref(),
-                    }))?);
+                        kind: RowKind::Examples {
+                            pending: &mut parts.pending,
+                            context: parts.context.as_deref(),
+                        },
+                    })?);
                 }
                 Field::Context if parts.context.is_some() => {
                     return Err(decoder.stop(error("\"context\" is given more than once")));
@@ -1405,39 +1367,6 @@ impl<'de> Visitor<'de> for Context<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         skip_rest(&mut seq)?;
         Ok(None)
-    }
-}
-
-/// `examples`: a list of feature objects, at most the model's `max_batch_size`.
-struct Examples<'a, 's> {
-    decoder: &'a mut Decoder<'s>,
-    columns: &'a mut [Column],
-    pending: &'a mut [Vec<usize>],
-    /// The context, when it came before the examples.
-    context: Option<&'a [Option<Column>]>,
-}
-
-impl<'s> RowSource<'s> for Examples<'_, 's> {
-    const EXPECTING: &'static str = "a list of examples";
-    const NOT_A_LIST: &'static str = "the body needs \"examples\": a list of feature objects";
-
-    fn decoder(&mut self) -> &mut Decoder<'s> {
-        self.decoder
-    }
-
-    fn next_row<'de, A: SeqAccess<'de>>(
-        &mut self,
-        seq: &mut A,
-        index: usize,
-    ) -> Result<bool, A::Error> {
-        let example = Example {
-            decoder: &mut *self.decoder,
-            columns: &mut *self.columns,
-            pending: &mut *self.pending,
-            context: self.context,
-            index,
-        };
-        Ok(seq.next_element_seed(example)?.is_some())
     }
 }
 
