@@ -409,41 +409,20 @@ fn csv_jsonl_and_parquet_give_the_same_predictions() {
 
     // CSV in, JSON lines (gzipped) out; that back in, Parquet out; Parquet in, CSV out.
     let jsonl = dir.path().join("a.jsonl.gz");
-    let (code, stderr) = batch(&[
-        "--model",
-        model,
-        "--input",
-        csv.to_str().unwrap(),
-        "--output",
-        jsonl.to_str().unwrap(),
-        "--keep",
-        "id",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
     let from_parquet = dir.path().join("b.parquet");
-    let (code, stderr) = batch(&[
-        "--model",
-        model,
-        "--input",
-        parquet.to_str().unwrap(),
-        "--output",
-        from_parquet.to_str().unwrap(),
-        "--keep",
-        "id",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
     let from_csv_again = dir.path().join("c.parquet");
-    let (code, stderr) = batch(&[
-        "--model",
-        model,
-        "--input",
-        csv.to_str().unwrap(),
-        "--output",
-        from_csv_again.to_str().unwrap(),
-        "--keep",
-        "id",
-    ]);
-    assert_eq!(code, 0, "{stderr}");
+    for (input, output) in [
+        (&csv, &jsonl),
+        (&parquet, &from_parquet),
+        (&csv, &from_csv_again),
+    ] {
+        let (input, output) = (input.to_str().unwrap(), output.to_str().unwrap());
+        let args = [
+            "--model", model, "--input", input, "--output", output, "--keep", "id",
+        ];
+        let (code, stderr) = batch(&args);
+        assert_eq!(code, 0, "{input} -> {output}: {stderr}");
+    }
 
     let name = if float_column(&from_parquet, "probabilities_1").is_empty() {
         "probabilities"

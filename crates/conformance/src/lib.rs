@@ -519,6 +519,18 @@ impl Case {
             .collect()
     }
 
+    /// Asserts that `outputs` (a model's answer to [`Case::input_tensors`]) hold every compared
+    /// output, each matching its oracle; `what` names the run in the panic message.
+    pub fn assert_outputs(&self, outputs: &[Tensor], what: &str) {
+        for check in self.checks() {
+            let got = outputs
+                .iter()
+                .find(|t| t.name == check.output)
+                .unwrap_or_else(|| panic!("{what}: no output {}", check.output));
+            check.assert_tensor(got, what);
+        }
+    }
+
     /// The number of rows: the first input's first dimension.
     pub fn rows(&self) -> usize {
         self.inputs()[0].shape[0]

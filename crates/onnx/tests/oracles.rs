@@ -86,13 +86,7 @@ fn every_conformance_case_matches_on_every_engine() {
             assert_eq!(m.engine(), Some(engine.name()));
             let inputs = case.input_tensors(m.signature());
             let outputs = m.predict(&inputs).unwrap_or_else(|e| panic!("{what}: {e}"));
-            for check in case.checks() {
-                let got = outputs
-                    .iter()
-                    .find(|t| t.name == check.output)
-                    .unwrap_or_else(|| panic!("{what}: no output {}", check.output));
-                check.assert_tensor(got, &what);
-            }
+            case.assert_outputs(&outputs, &what);
         }
     }
 }

@@ -16,12 +16,7 @@ use crate::kit::{TestServer, assert_client_error, oracle, temp_repository, write
 
 /// The example repository plus iris_logreg versions 1 and 2 (both serving).
 fn repository_with_two_iris_versions() -> tempfile::TempDir {
-    let repo = temp_repository();
-    let iris = repo.path().join("iris_logreg");
-    std::fs::create_dir_all(iris.join("2")).unwrap();
-    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
-    std::fs::write(iris.join("model.toml"), "version_policy = \"all\"\n").unwrap();
-    repo
+    crate::kit::temp_repository_two_iris("")
 }
 
 fn composite(repo: &Path, name: &str, toml: &str) {

@@ -96,6 +96,28 @@ fn binary_values(bytes: &[u8], datatype: &str) -> Result<Vec<f64>, Vec<String>> 
     })
 }
 
+/// The outputs of a V2 response (its JSON part), each named, its values read by `values`
+/// from the output's JSON object and datatype.
+fn v2_outputs(
+    response: &Value,
+    mut values: impl FnMut(&Value, &str) -> Result<Vec<f64>, Vec<String>>,
+) -> Vec<(String, Got)> {
+    let outputs = response["outputs"].as_array().unwrap();
+    outputs
+        .iter()
+        .map(|o| {
+            let datatype = o["datatype"].as_str().unwrap().to_owned();
+            let shape = o["shape"].as_array().unwrap();
+            let got = Got {
+                values: values(o, &datatype),
+                shape: Some(shape.iter().map(|d| d.as_u64().unwrap() as usize).collect()),
+                datatype: Some(datatype),
+            };
+            (o["name"].as_str().unwrap().to_owned(), got)
+        })
+        .collect()
+}
+
 /// A JSON value of an FP32 input element: JSON has no NaN number, so the "NaN" token.
 fn json_input(v: f32) -> Value {
     if v.is_nan() { json!("NaN") } else { json!(v) }
@@ -182,26 +204,7 @@ async fn every_case_answers_over_every_protocol() {
         assert_eq!(status, StatusCode::OK, "{what}: {answer}");
         assert_eq!(answer["model_name"], name.as_str(), "{what}");
         assert_eq!(answer["model_version"], "1", "{what}");
-        let outputs: Vec<(String, Got)> = answer["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                let datatype = o["datatype"].as_str().unwrap().to_owned();
-                let shape = o["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_u64().unwrap() as usize)
-                    .collect();
-                let got = Got {
-                    values: json_values(&o["data"], &datatype),
-                    shape: Some(shape),
-                    datatype: Some(datatype),
-                };
-                (o["name"].as_str().unwrap().to_owned(), got)
-            })
-            .collect();
+        let outputs = v2_outputs(&answer, |o, datatype| json_values(&o["data"], datatype));
         for c in &checks {
             check(c, &outputs[find(&outputs, &c.output, &what)].1, &what);
         }
@@ -232,29 +235,11 @@ async fn every_case_answers_over_every_protocol() {
             .await;
         let (header, bytes) = split_binary(response).await;
         let mut at = 0;
-        let outputs: Vec<(String, Got)> = header["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                let datatype = o["datatype"].as_str().unwrap().to_owned();
-                let size = o["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
-                let values = binary_values(&bytes[at..at + size], &datatype);
-                at += size;
-                let shape = o["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_u64().unwrap() as usize)
-                    .collect();
-                let got = Got {
-                    values,
-                    shape: Some(shape),
-                    datatype: Some(datatype),
-                };
-                (o["name"].as_str().unwrap().to_owned(), got)
-            })
-            .collect();
+        let outputs = v2_outputs(&header, |o, datatype| {
+            let size = o["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+            at += size;
+            binary_values(&bytes[at - size..at], datatype)
+        });
         assert_eq!(at, bytes.len(), "{what}: binary part");
         for c in &checks {
             check(c, &outputs[find(&outputs, &c.output, &what)].1, &what);

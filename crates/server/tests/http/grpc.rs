@@ -294,15 +294,7 @@ async fn the_stream_answers_every_request_in_order_and_survives_errors() {
 
 #[tokio::test]
 async fn the_label_parameter_names_a_version() {
-    let repo = crate::kit::temp_repository();
-    let iris = repo.path().join("iris_logreg");
-    std::fs::create_dir_all(iris.join("2")).unwrap();
-    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
-    std::fs::write(
-        iris.join("model.toml"),
-        "version_policy = \"all\"\nlabels = { stable = 1 }\n",
-    )
-    .unwrap();
+    let repo = crate::kit::temp_repository_two_iris("labels = { stable = 1 }\n");
     let server = TestServer::start(ferroserve_server::ServerConfig::new(repo.path())).await;
     let mut c = client(&server).await;
     let string = |s: &str| proto::InferParameter {

@@ -32,6 +32,22 @@ struct Phase {
     stable: &'static [&'static str],
 }
 
+impl Phase {
+    fn new(
+        changed: Instant,
+        applied: Instant,
+        latest: &'static [&'static str],
+        stable: &'static [&'static str],
+    ) -> Self {
+        Phase {
+            changed,
+            applied,
+            latest,
+            stable,
+        }
+    }
+}
+
 const LATEST: &str = "/v2/models/m/infer";
 const STABLE: &str = "/v2/models/m/labels/stable/infer";
 
@@ -135,12 +151,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         m["versions"] == json!(["1", "2"])
     })
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["2"],
-        stable: &["1"],
-    });
+    phases.push(Phase::new(changed, applied, &["2"], &["1"]));
     pause().await;
 
     // 2. The label moves through the API, in one call.
@@ -153,12 +164,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["labels"], json!({"stable": 2}));
-    phases.push(Phase {
-        changed,
-        applied: Instant::now(),
-        latest: &["2"],
-        stable: &["2"],
-    });
+    phases.push(Phase::new(changed, Instant::now(), &["2"], &["2"]));
     pause().await;
 
     // 3. Version 2's file is replaced by a broken one: the build loaded before keeps serving,
@@ -180,12 +186,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         },
     )
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["2"],
-        stable: &["2"],
-    });
+    phases.push(Phase::new(changed, applied, &["2"], &["2"]));
     pause().await;
 
     // 4. A new version arrives broken: reported UNAVAILABLE, traffic stays on version 2.
@@ -198,12 +199,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         |index| index_row(index, "3").is_some_and(|r| r["state"] == "UNAVAILABLE"),
     )
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["2"],
-        stable: &["2"],
-    });
+    phases.push(Phase::new(changed, applied, &["2"], &["2"]));
     pause().await;
 
     // 5. Both are fixed: version 2 is rebuilt from the good file, version 3 loads and serves.
@@ -221,12 +217,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         },
     )
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["2", "3"],
-        stable: &["2"],
-    });
+    phases.push(Phase::new(changed, applied, &["2", "3"], &["2"]));
     pause().await;
 
     // 6. The label moves back by editing model.toml.
@@ -243,12 +234,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         |l| l["labels"] == json!({"stable": 3}),
     )
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["3"],
-        stable: &["3"],
-    });
+    phases.push(Phase::new(changed, applied, &["3"], &["3"]));
     pause().await;
 
     // 7. Versions 1 and 2 are removed; 3 keeps serving.
@@ -259,12 +245,7 @@ async fn versions_and_labels_change_under_load_with_no_failed_request() {
         m["versions"] == json!(["3"])
     })
     .await;
-    phases.push(Phase {
-        changed,
-        applied,
-        latest: &["3"],
-        stable: &["3"],
-    });
+    phases.push(Phase::new(changed, applied, &["3"], &["3"]));
     pause().await;
 
     stop.store(true, Ordering::Relaxed);

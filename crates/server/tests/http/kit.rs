@@ -41,6 +41,18 @@ pub fn temp_repository() -> tempfile::TempDir {
     dir
 }
 
+/// [`temp_repository`] with iris_logreg served as versions 1 and 2 (the same file), its
+/// `model.toml` set to `version_policy = "all"` followed by `more_toml`.
+pub fn temp_repository_two_iris(more_toml: &str) -> tempfile::TempDir {
+    let repo = temp_repository();
+    let iris = repo.path().join("iris_logreg");
+    std::fs::create_dir_all(iris.join("2")).unwrap();
+    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
+    let toml = format!("version_policy = \"all\"\n{more_toml}");
+    std::fs::write(iris.join("model.toml"), toml).unwrap();
+    repo
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

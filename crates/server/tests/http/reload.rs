@@ -8,7 +8,7 @@ use ferroserve_server::repository::Repository;
 use ferroserve_server::runtime_registry;
 use serde_json::json;
 
-use crate::kit::temp_repository;
+use crate::kit::{temp_repository, temp_repository_two_iris};
 
 fn iris_version(
     repository: &Repository,
@@ -19,11 +19,8 @@ fn iris_version(
 
 #[test]
 fn unchanged_versions_are_kept_and_changed_ones_rebuilt() {
-    let repo = temp_repository();
+    let repo = temp_repository_two_iris("");
     let iris = repo.path().join("iris_logreg");
-    std::fs::create_dir_all(iris.join("2")).unwrap();
-    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
-    std::fs::write(iris.join("model.toml"), "version_policy = \"all\"\n").unwrap();
     let repository = Repository::new(repo.path(), runtime_registry());
     repository.load("iris_logreg").unwrap();
     let (v1, v2) = (
@@ -127,15 +124,7 @@ fn warm_up_requests_come_from_the_file_and_a_failing_one_fails_the_version() {
 
 #[test]
 fn labels_move_only_to_ready_versions() {
-    let repo = temp_repository();
-    let iris = repo.path().join("iris_logreg");
-    std::fs::create_dir_all(iris.join("2")).unwrap();
-    std::fs::copy(iris.join("1/model.onnx"), iris.join("2/model.onnx")).unwrap();
-    std::fs::write(
-        iris.join("model.toml"),
-        "version_policy = \"all\"\nlabels = { stable = 1 }\n",
-    )
-    .unwrap();
+    let repo = temp_repository_two_iris("labels = { stable = 1 }\n");
     let repository = Repository::new(repo.path(), runtime_registry());
     repository.load("iris_logreg").unwrap();
     let moves = BTreeMap::from([
