@@ -3,10 +3,12 @@
 //! [`router`](crate::router) runs. No wire detail is here: how an output goes back (binary
 //! or JSON, `raw_output_contents`, TF's row or columnar form) stays with the front-end.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferroserve_core::Tensor;
 use serde_json::{Map, Value};
+
+use crate::stats::RequestTimes;
 
 /// One inference request, decoded.
 #[derive(Clone, Debug, Default)]
@@ -78,6 +80,20 @@ pub(crate) struct Answered {
     pub(crate) queue: Duration,
     /// Running the model.
     pub(crate) infer: Duration,
+}
+
+impl Answered {
+    /// Where the request's time went, `started` being its arrival and `compute_output` the
+    /// time spent encoding the answer (zero for a composite's target, which encodes nothing).
+    pub(crate) fn times(&self, started: Instant, compute_output: Duration) -> RequestTimes {
+        RequestTimes {
+            total: started.elapsed(),
+            queue: self.queue,
+            compute_input: self.compute_input,
+            compute_infer: self.infer,
+            compute_output,
+        }
+    }
 }
 
 impl InferRequest {

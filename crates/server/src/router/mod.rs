@@ -16,7 +16,7 @@ use crate::error::InferError;
 use crate::inference::{InferRequest, InferResponse};
 use crate::metrics::Metrics;
 use crate::repository::{LoadedVersion, Repository};
-use crate::stats::{Failure, RequestTimes};
+use crate::stats::Failure;
 
 /// Which version of a model a request names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,16 +106,12 @@ impl Router {
             .map_err(|e| self.unrouted(E::from(e)))?;
         let result: Result<T, E> = async {
             let (request, kept) = decode(&version)?;
-            let ran = run::run(&self.repository, &version, request, started).await?;
+            let mut ran = run::run(&self.repository, &version, request, started).await?;
             let encoding = Instant::now();
-            let encoded = encode(&version, ran.response, kept)?;
-            version.stats.record_success(RequestTimes {
-                total: started.elapsed(),
-                queue: ran.queue,
-                compute_input: ran.compute_input,
-                compute_infer: ran.infer,
-                compute_output: encoding.elapsed(),
-            });
+            let encoded = encode(&version, std::mem::take(&mut ran.response), kept)?;
+            version
+                .stats
+                .record_success(ran.times(started, encoding.elapsed()));
             Ok(encoded)
         }
         .await;

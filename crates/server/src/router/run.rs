@@ -14,7 +14,7 @@ use crate::composite::{Composite, Target};
 use crate::error::InferError;
 use crate::inference::{Answered, InferRequest};
 use crate::repository::{Executor, LoadedVersion, Repository};
-use crate::stats::{Failure, RequestTimes};
+use crate::stats::Failure;
 
 /// Runs `request` on `version`: its model, or the composite's target(s).
 pub(super) async fn run(
@@ -116,13 +116,8 @@ async fn run_target(
     };
     match model::run_logged(&version, scheduler, request, started, Some(via)).await {
         Ok(ran) => {
-            version.stats.record_success(RequestTimes {
-                total: started.elapsed(),
-                queue: ran.queue,
-                compute_input: ran.compute_input,
-                compute_infer: ran.infer,
-                compute_output: std::time::Duration::ZERO,
-            });
+            let times = ran.times(started, std::time::Duration::ZERO);
+            version.stats.record_success(times);
             Ok(ran)
         }
         Err(error) => {

@@ -18,7 +18,7 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = path.resolve(&state.repository)?;
+    let version = path.resolve(&state.router)?;
     Ok(Json(model_config(&version)))
 }
 

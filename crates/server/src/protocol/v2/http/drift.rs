@@ -16,7 +16,7 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<MonitorReport>, ApiError> {
-    let version = path.resolve(&state.repository)?;
+    let version = path.resolve(&state.router)?;
     let monitor = version
         .monitor
         .as_ref()

@@ -34,7 +34,7 @@ pub(super) async fn feedback(
         serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
             message: format!("{e} (expected {{\"id\": \"<request id>\", \"reward\": 0 to 1}})"),
         })?;
-    let version = path.resolve(&state.repository)?;
+    let version = path.resolve(&state.router)?;
     let Some(Composite::Bandit(bandit)) = version.executor.composite().map(AsRef::as_ref) else {
         return Err(FeedbackError::NotABandit { model: path.model }.into());
     };

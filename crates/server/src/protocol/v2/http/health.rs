@@ -27,6 +27,6 @@ pub(super) async fn model_ready(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<StatusCode, ApiError> {
-    path.resolve(&state.repository)?;
+    path.resolve(&state.router)?;
     Ok(StatusCode::OK)
 }

@@ -37,7 +37,7 @@ pub(super) async fn model(
     State(state): State<AppState>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
-    let version = path.resolve(&state.repository)?;
+    let version = path.resolve(&state.router)?;
     let versions = state.repository.ready_version_names(&path.model);
     Ok(Json(json!({
         "name": version.model_name,

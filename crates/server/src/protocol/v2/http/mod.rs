@@ -31,7 +31,7 @@ use serde::Deserialize;
 
 use crate::error::InferError;
 use crate::protocol::state::AppState;
-use crate::repository::{LoadedVersion, Repository};
+use crate::repository::LoadedVersion;
 use crate::router::Selector;
 
 /// `{model}` and the optional `{version}` or `{label}` of a model path.
@@ -52,12 +52,8 @@ impl ModelPath {
     }
 
     /// The version the path names now.
-    fn resolve(&self, repository: &Repository) -> Result<Arc<LoadedVersion>, InferError> {
-        match self.selector() {
-            Selector::Label(label) => repository.resolve_label(&self.model, label),
-            Selector::VersionOrLabel(v) => repository.resolve(&self.model, Some(v)),
-            Selector::Latest => repository.resolve(&self.model, None),
-        }
+    fn resolve(&self, router: &crate::router::Router) -> Result<Arc<LoadedVersion>, InferError> {
+        router.resolve(&self.model, self.selector())
     }
 }
 

@@ -28,7 +28,7 @@ pub(super) async fn model(
     Path(path): Path<ModelPath>,
 ) -> Result<Json<Value>, ApiError> {
     let versions = match (&path.version, &path.label) {
-        (Some(_), _) | (_, Some(_)) => vec![path.resolve(&state.repository)?],
+        (Some(_), _) | (_, Some(_)) => vec![path.resolve(&state.router)?],
         (None, None) => {
             // Resolve first so an unknown or unready model is an error, not an empty list.
             state.repository.resolve(&path.model, None)?;
