@@ -106,7 +106,7 @@ def ferroserve_bin() -> Path:
 class Server:
     """One ferroserve process; its output is drained by a thread (last lines kept for errors)."""
 
-    def __init__(self, repo: Path, explicit: bool = False):
+    def __init__(self, repo: Path, explicit: bool = False, extra_args: list[str] | None = None):
         exe = ferroserve_bin()
         if not exe.is_file():
             pytest.fail(f"ferroserve binary not found at {exe} (build it with `cargo build`, "
@@ -115,6 +115,7 @@ class Server:
                "--host", "127.0.0.1"]
         if explicit:
             cmd += ["--model-control", "explicit"]
+        cmd += extra_args or []
         self.cmd = cmd
         self.log: collections.deque[str] = collections.deque(maxlen=200)
         self._port_found = threading.Event()
@@ -660,3 +661,98 @@ def test_grpc_explicit_unload_load(explicit_grpc_client):
     assert c.is_model_ready("cnn")
     res = c.infer("cnn", [grpc_input("cnn")])
     assert_output("cnn", ORACLE["cnn"].output_names[0], res.as_numpy(ORACLE["cnn"].output_names[0]))
+
+
+# ----------------------------------------------------------------------------- API keys
+def add_key(keys_file: Path, name: str, *scope_args: str) -> str:
+    """A new key from the real `ferroserve keys add`, which prints it once on stdout."""
+    out = subprocess.run([str(ferroserve_bin()), "keys", "add", "--file", str(keys_file), "--name", name,
+                          *scope_args], check=True, capture_output=True, text=True, timeout=30)
+    key = out.stdout.strip()
+    assert key.startswith("fsk_") and key not in keys_file.read_text()
+    return key
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    """A server started with --api-keys: an inference key for iris_logreg only, a read key, and
+    one with both for perf_analyzer."""
+    keys_file = tmp_path_factory.mktemp("keys") / "keys.toml"
+    iris_key = add_key(keys_file, "iris-client", "--scope", "infer", "--model", "iris_logreg")
+    read_key = add_key(keys_file, "dashboards", "--scope", "read")
+    # perf_analyzer reads the model's statistics around each measurement: infer and read.
+    bench_key = add_key(keys_file, "bench", "--scope", "infer,read")
+    s = Server(MODELS_DIR, extra_args=["--api-keys", str(keys_file)])
+    yield s, {"iris": iris_key, "read": read_key, "bench": bench_key}
+    s.stop()
+
+
+def bearer(key: str) -> dict[str, str]:
+    # gRPC metadata keys are lower case (grpc refuses "Authorization"); HTTP takes either.
+    return {"authorization": f"Bearer {key}"}
+
+
+def test_http_client_sends_its_key(keyed):
+    server, keys = keyed
+    with server.client() as c:
+        # No key: 401, which tritonclient reports with the server's message.
+        e = raises_server_error(c.infer, "iris_logreg", [make_input("iris_logreg")])
+        assert "needs an API key" in str(e)
+        # The key as a header: the oracle's answer.
+        res = c.infer("iris_logreg", [make_input("iris_logreg")], headers=bearer(keys["iris"]))
+        for name in ORACLE["iris_logreg"].output_names:
+            assert_output("iris_logreg", name, res.as_numpy(name))
+        assert c.is_model_ready("iris_logreg", headers=bearer(keys["iris"]))
+        # The key is limited to iris_logreg; the read key may not infer.
+        e = raises_server_error(c.infer, "digits_mlp", [make_input("digits_mlp")],
+                                headers=bearer(keys["iris"]))
+        assert "may not use model 'digits_mlp'" in str(e)
+        e = raises_server_error(c.infer, "iris_logreg", [make_input("iris_logreg")],
+                                headers=bearer(keys["read"]))
+        assert "lacks the 'infer' scope" in str(e)
+        # Statistics need `read`.
+        stats = c.get_inference_statistics("iris_logreg", headers=bearer(keys["read"]))
+        assert stats["model_stats"][0]["name"] == "iris_logreg"
+        # Health needs nothing.
+        assert c.is_server_live() and c.is_server_ready()
+
+
+def test_grpc_client_sends_its_key(keyed):
+    import grpc
+
+    server, keys = keyed
+    c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}")
+    try:
+        with pytest.raises(InferenceServerException) as e:
+            c.infer("iris_logreg", [grpc_input("iris_logreg")])
+        assert e.value.status() == str(grpc.StatusCode.UNAUTHENTICATED)
+        res = c.infer("iris_logreg", [grpc_input("iris_logreg")], headers=bearer(keys["iris"]))
+        for name in ORACLE["iris_logreg"].output_names:
+            assert_output("iris_logreg", name, res.as_numpy(name))
+        with pytest.raises(InferenceServerException) as e:
+            c.infer("digits_mlp", [grpc_input("digits_mlp")], headers=bearer(keys["iris"]))
+        assert e.value.status() == str(grpc.StatusCode.PERMISSION_DENIED)
+        assert c.is_server_live()
+    finally:
+        c.close()
+
+
+def test_perf_analyzer_sends_its_key(keyed):
+    """perf_analyzer -H passes the key on HTTP and gRPC (a key with `infer` and `read`: it reads
+    statistics too); without it every request is refused."""
+    server, keys = keyed
+    pa = ROOT / ".tools" / "bin" / "perf_analyzer"
+    if not pa.is_file():
+        pytest.skip("perf_analyzer not installed (scripts/install-perf-analyzer.sh)")
+    data = ORACLES_DIR / "iris_logreg" / "perf_input.json"
+    for protocol, port in [("http", server.port), ("grpc", server.grpc_port)]:
+        base = [str(pa), "-m", "iris_logreg", "-u", f"127.0.0.1:{port}", "-i", protocol,
+                "--concurrency-range", "1", "--measurement-interval", "500", "-s", "50",
+                "--max-trials", "4"]
+        if data.is_file():
+            base += ["--input-data", str(data)]
+        ok = subprocess.run(base + ["-H", f"authorization: Bearer {keys['bench']}"],
+                            capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0, f"{protocol}: {ok.stdout[-2000:]}{ok.stderr[-2000:]}"
+        refused = subprocess.run(base, capture_output=True, text=True, timeout=120)
+        assert refused.returncode != 0, f"{protocol}: perf_analyzer without the key succeeded"

@@ -5,11 +5,13 @@
 //! - `ferroserve batch`: score data files through a model, on every core.
 //! - `ferroserve profile`: a model's reference data profile, for drift monitoring.
 //! - `ferroserve export`: a model version into a folder the WebAssembly build loads.
+//! - `ferroserve keys`: add, list and remove the API keys `serve --api-keys` accepts.
 
 #![forbid(unsafe_code)]
 
 mod batch;
 mod export;
+mod keys;
 mod model_path;
 mod predict;
 mod profile;
@@ -40,6 +42,9 @@ enum Command {
     Profile(profile::ProfileArgs),
     /// Copy a model version and its manifest into a folder for the browser/Node build.
     Export(export::ExportArgs),
+    /// Add, list or remove API keys in a key file (`serve --api-keys`).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Profile(args) => profile::run(&args),
         Command::Batch(args) => batch::run_batch(&args),
         Command::Export(args) => export::run(&args),
+        Command::Keys(command) => keys::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -138,6 +138,12 @@ pub(crate) struct ServeArgs {
     #[arg(long = "static", env = "FERROSERVE_STATIC", value_name = "DIR")]
     static_dir: Option<PathBuf>,
 
+    /// A file of API keys (`ferroserve keys add` writes it): every endpoint but
+    /// `/v2/health/*` and gRPC health then needs `Authorization: Bearer <key>` (or
+    /// `x-api-key`) with the endpoint's scope. Changes to the file apply within a second.
+    #[arg(long, env = "FERROSERVE_API_KEYS", value_name = "FILE")]
+    api_keys: Option<PathBuf>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -175,8 +181,18 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         compute_threads: args.compute_threads,
         triton_metric_names: args.metrics_triton_names,
         static_dir: args.static_dir.clone(),
+        api_keys: args.api_keys.clone(),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
+    if config.api_keys.is_none() && !args.host.is_loopback() {
+        tracing::warn!(
+            host = %args.host,
+            "no --api-keys: every endpoint, including metrics{}, is open to anyone who can reach {}; \
+             give --api-keys (ferroserve keys add) or bind --host 127.0.0.1",
+            if args.model_control == ModelControl::None { "" } else { " and model control" },
+            args.host
+        );
+    }
     choose_onnxruntime(args.onnxruntime_lib.as_deref())?;
     let io_scheduling = args.io_scheduling;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -17,11 +17,13 @@
 //! - [`dashboard`]: `GET /dashboard`, traffic and drift plotted as server-rendered SVG.
 //! - [`payload`]: sampled request/response records to rotating files.
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
+//! - [`access`]: API keys, scopes and the check of a request's credentials.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub(crate) mod budget;
 pub(crate) mod cache;
 pub(crate) mod codec;
@@ -79,6 +81,9 @@ pub struct ServerConfig {
     pub triton_metric_names: bool,
     /// A folder served as static files over HTTP at the paths the API does not take.
     pub static_dir: Option<PathBuf>,
+    /// A file of API keys (`ferroserve keys add`): when set, every endpoint but liveness and
+    /// readiness needs a key with the endpoint's scope. Reread when it changes.
+    pub api_keys: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -95,6 +100,7 @@ impl ServerConfig {
             compute_threads: None,
             triton_metric_names: false,
             static_dir: None,
+            api_keys: None,
         }
     }
 }
@@ -169,6 +175,11 @@ pub async fn serve_listeners(
         grpc,
         metrics: metrics_listener,
     } = listeners;
+    let access = Arc::new(match &config.api_keys {
+        Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
+        None => access::Access::open(),
+    });
+    let key_watch = tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK));
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
     tracing::info!(threads = pool.threads(), "compute pool started");
@@ -200,6 +211,7 @@ pub async fn serve_listeners(
         history,
         repository,
         budget: MemoryBudget::new(config.max_inflight_bytes.max(2 * config.max_request_bytes)),
+        access,
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
                 max_tensor_elements: config.max_tensor_elements,
@@ -254,6 +266,7 @@ pub async fn serve_listeners(
     http.await?;
     poller.abort();
     drift.abort();
+    key_watch.abort();
     if let Some(grpc) = grpc {
         grpc.await.map_err(std::io::Error::other)??;
     }
@@ -262,6 +275,9 @@ pub async fn serve_listeners(
     }
     Ok(())
 }
+
+/// How often the API key file is checked for changes.
+const KEY_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often every monitored version's drift is scored, so that alerts reach the log without
 /// anyone asking for a report.

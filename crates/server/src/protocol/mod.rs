@@ -11,11 +11,13 @@
 //!   (`ferroserve predict`).
 //! - [`observability`]: `GET /metrics` and `GET /dashboard`.
 //! - [`status`]: errors to HTTP and gRPC statuses.
+//! - [`guard`]: access control in front of every HTTP route and gRPC method.
 //! - `fuzzing` (feature `fuzzing`): the network decoders on arbitrary bytes, for `fuzz/`.
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod grpc;
+pub(crate) mod guard;
 pub(crate) mod observability;
 pub(crate) mod offline;
 pub(crate) mod state;
@@ -33,7 +35,8 @@ pub(crate) use state::{AppState, HttpSettings};
 use status::ApiError;
 
 /// Every HTTP route over `state`: V2, TF Serving, metrics and dashboard, and the static
-/// folder (`--static`) at the paths none of them takes.
+/// folder (`--static`) at the paths none of them takes; behind the access guard when the
+/// server has keys.
 pub(crate) fn http_router(state: AppState) -> Router {
     let max_body = state.settings.max_request_bytes;
     let api = v2::http::routes()
@@ -48,6 +51,13 @@ pub(crate) fn http_router(state: AppState) -> Router {
                 .not_found_service(no_route.into_service()),
         ),
         None => api.fallback(no_route),
+    };
+    let api = match state.access.is_open() {
+        true => api,
+        false => api.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::clone(&state.access),
+            guard::http,
+        )),
     };
     api.layer(DefaultBodyLimit::max(max_body)).with_state(state)
 }

@@ -11,6 +11,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
+use crate::access::Access;
 use crate::budget::{MemoryBudget, Reservation};
 use crate::codec::{ProtocolError, RequestLimits};
 use crate::error::InferError;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub history: Arc<crate::dashboard::history::History>,
     /// Memory held for requests in flight, shared by every front-end.
     pub budget: MemoryBudget,
+    /// Who may call what; checked by the guard in front of every front-end.
+    pub access: Arc<Access>,
 }
 
 impl AppState {

@@ -2,10 +2,11 @@
 //! client reads (tritonclient takes the message from that key).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ferroserve_core::ModelError;
 
+use crate::access::Denied;
 use crate::codec::ProtocolError;
 use crate::composite::bandit::FeedbackError;
 use crate::error::{InferError, RepositoryError};
@@ -26,6 +27,9 @@ pub enum ApiError {
     /// A bandit's feedback was refused.
     #[error(transparent)]
     Feedback(#[from] FeedbackError),
+    /// The caller is unknown, or may not do this.
+    #[error(transparent)]
+    Denied(#[from] Denied),
     /// No endpoint at this path.
     #[error("no endpoint {method} {path}")]
     NoRoute {
@@ -59,6 +63,8 @@ pub fn http_status(error: &ApiError) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
         },
+        ApiError::Denied(e) if e.unauthenticated() => StatusCode::UNAUTHORIZED,
+        ApiError::Denied(_) => StatusCode::FORBIDDEN,
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
     }
 }
@@ -94,6 +100,7 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
     let code = match http_status(error) {
         StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Code::InvalidArgument,
         StatusCode::NOT_FOUND => Code::NotFound,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
         // A full queue too: clients retry UNAVAILABLE, as they retry HTTP 503.
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
@@ -142,12 +149,32 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed");
         }
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        match challenge(&self) {
+            Some(challenge) => {
+                (status, [(header::WWW_AUTHENTICATE, challenge)], body).into_response()
+            }
+            None => (status, body).into_response(),
+        }
     }
+}
+
+/// The `WWW-Authenticate` challenge of a refused request (RFC 6750's bearer scheme): which
+/// scheme to use, and why the credentials sent did not do.
+fn challenge(error: &ApiError) -> Option<String> {
+    let ApiError::Denied(denied) = error else {
+        return None;
+    };
+    let realm = "Bearer realm=\"ferroserve\"";
+    Some(match denied {
+        Denied::NoCredentials => realm.to_owned(),
+        Denied::Malformed => format!("{realm}, error=\"invalid_request\""),
+        Denied::UnknownKey => format!("{realm}, error=\"invalid_token\""),
+        Denied::Scope { scope, .. } => {
+            format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
+        }
+        Denied::Model { .. } => format!("{realm}, error=\"insufficient_scope\""),
+    })
 }
 
 #[cfg(test)]
@@ -309,6 +336,25 @@ mod tests {
                 },
                 StatusCode::NOT_FOUND,
             ),
+            (Denied::NoCredentials.into(), StatusCode::UNAUTHORIZED),
+            (Denied::Malformed.into(), StatusCode::UNAUTHORIZED),
+            (Denied::UnknownKey.into(), StatusCode::UNAUTHORIZED),
+            (
+                Denied::Scope {
+                    key: "k".into(),
+                    scope: crate::access::Scope::Admin,
+                }
+                .into(),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                Denied::Model {
+                    key: "k".into(),
+                    model: "m".into(),
+                }
+                .into(),
+                StatusCode::FORBIDDEN,
+            ),
         ];
         for (error, status) in cases {
             assert_eq!(http_status(&error), status, "{error:?}");
@@ -319,6 +365,7 @@ mod tests {
                     tonic::Code::InvalidArgument
                 }
                 StatusCode::NOT_FOUND => tonic::Code::NotFound,
+                StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
                 StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
                 StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
                 StatusCode::GATEWAY_TIMEOUT => tonic::Code::DeadlineExceeded,

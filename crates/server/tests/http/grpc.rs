@@ -11,14 +11,14 @@ use tonic::transport::Channel;
 
 use crate::kit::{TestServer, oracle};
 
-async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
+pub(crate) async fn client(server: &TestServer) -> GrpcInferenceServiceClient<Channel> {
     GrpcInferenceServiceClient::connect(format!("http://{}", server.grpc_addr))
         .await
         .unwrap()
 }
 
 /// The iris oracle request as a gRPC request; rows as raw bytes or typed contents.
-fn iris_request(raw: bool) -> proto::ModelInferRequest {
+pub(crate) fn iris_request(raw: bool) -> proto::ModelInferRequest {
     let request = oracle("iris_logreg", "request.json");
     let x: Vec<f32> = request["inputs"][0]["data"]
         .as_array()

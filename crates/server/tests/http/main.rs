@@ -8,6 +8,7 @@
 )]
 mod kit;
 
+mod access;
 mod bad_input;
 mod batching;
 mod cache;

@@ -15,10 +15,12 @@ use tokio::net::TcpListener;
 use tonic::codegen::tokio_stream::{self, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
+use crate::access::Caller;
 use crate::budget::Reservation;
 use crate::codec::{Expected, ProtocolError};
 use crate::error::{InferError, RepositoryError};
 use crate::inference::InferRequest;
+use crate::protocol::guard::{GrpcGuardLayer, grpc_caller};
 use crate::protocol::state::AppState;
 use crate::protocol::status::{ApiError, grpc_status};
 use crate::protocol::v2::http::metadata_extensions;
@@ -52,7 +54,11 @@ pub async fn serve(
     .max_decoding_message_size(max_message_bytes)
     .max_encoding_message_size(max_message_bytes);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let guard = GrpcGuardLayer {
+        access: Arc::clone(&state.access),
+    };
     tonic::transport::Server::builder()
+        .layer(guard)
         .add_service(v2)
         .add_service(HealthServer::new(HealthService { state }))
         .serve_with_incoming_shutdown(incoming, shutdown)
@@ -76,14 +82,28 @@ impl V2Service {
         self.state.router.resolve(name, selector)
     }
 
+    /// [`V2Service::resolve`] for a method that needs `infer`: refused unless `caller` may use
+    /// the model.
+    fn resolve_for(
+        &self,
+        caller: &Caller,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<LoadedVersion>, Status> {
+        caller.permit_model(name).map_err(status)?;
+        self.resolve(name, version).map_err(status)
+    }
+
     /// One inference, start to end; the request's `grpc-timeout` bounds it as `timeout` does.
     async fn infer(
         &self,
         request: proto::ModelInferRequest,
         deadline: Option<Duration>,
         metadata: &tonic::metadata::MetadataMap,
+        caller: &Caller,
     ) -> Result<proto::ModelInferResponse, Status> {
         let started = Instant::now();
+        caller.permit_model(&request.model_name).map_err(status)?;
         let mut request = request;
         let label = convert::label_parameter(&request.parameters)
             .map_err(|e| status(self.state.unrouted(e)))?
@@ -224,7 +244,9 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<proto::ModelReadyRequest>,
     ) -> Result<Response<proto::ModelReadyResponse>, Status> {
+        let caller = grpc_caller(&request);
         let r = request.into_inner();
+        caller.permit_model(&r.name).map_err(status)?;
         let ready = self.resolve(&r.name, &r.version).is_ok();
         Ok(Response::new(proto::ModelReadyResponse { ready }))
     }
@@ -247,9 +269,10 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<proto::ModelMetadataRequest>,
     ) -> Result<Response<proto::ModelMetadataResponse>, Status> {
+        let caller = grpc_caller(&request);
         let r = request.into_inner();
         let repository = &self.state.repository;
-        let version = self.resolve(&r.name, &r.version).map_err(status)?;
+        let version = self.resolve_for(&caller, &r.name, &r.version)?;
         let versions = repository.ready_version_names(&r.name);
         Ok(Response::new(proto::ModelMetadataResponse {
             name: version.model_name.clone(),
@@ -275,8 +298,9 @@ impl GrpcInferenceService for V2Service {
         request: Request<proto::ModelInferRequest>,
     ) -> Result<Response<proto::ModelInferResponse>, Status> {
         let deadline = grpc_timeout(&request);
+        let caller = grpc_caller(&request);
         let (metadata, _, request) = request.into_parts();
-        self.infer(request, deadline, &metadata)
+        self.infer(request, deadline, &metadata, &caller)
             .await
             .map(Response::new)
     }
@@ -290,13 +314,14 @@ impl GrpcInferenceService for V2Service {
         request: Request<tonic::Streaming<proto::ModelInferRequest>>,
     ) -> Result<Response<ResponseStream>, Status> {
         let metadata = request.metadata().clone();
+        let caller = grpc_caller(&request);
         let mut inbound = request.into_inner();
         let (sender, receiver) = tokio::sync::mpsc::channel(16);
         let service = self.clone();
         tokio::spawn(async move {
             while let Some(next) = inbound.next().await {
                 let answer = match next {
-                    Ok(request) => match service.infer(request, None, &metadata).await {
+                    Ok(request) => match service.infer(request, None, &metadata, &caller).await {
                         Ok(response) => proto::ModelStreamInferResponse {
                             error_message: String::new(),
                             infer_response: Some(response),
@@ -324,8 +349,9 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<proto::ModelConfigRequest>,
     ) -> Result<Response<proto::ModelConfigResponse>, Status> {
+        let caller = grpc_caller(&request);
         let r = request.into_inner();
-        let version = self.resolve(&r.name, &r.version).map_err(status)?;
+        let version = self.resolve_for(&caller, &r.name, &r.version)?;
         Ok(Response::new(proto::ModelConfigResponse {
             config: Some(convert::model_config(&version)),
         }))

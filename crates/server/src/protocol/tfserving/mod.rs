@@ -70,6 +70,12 @@ fn parse_path(path: &str) -> Option<TfPath> {
     })
 }
 
+/// The model a `/v1/models/{path}` request is about (`path` percent-decoded), as the
+/// handlers read it; `None` when the path is not one of the API's.
+pub(super) fn model_in_path(path: &str) -> Option<String> {
+    parse_path(path).map(|p| p.model)
+}
+
 fn no_route(method: &str, path: &str) -> ApiError {
     ApiError::NoRoute {
         method: method.to_owned(),

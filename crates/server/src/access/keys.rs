@@ -1,0 +1,255 @@
+//! The API key file: each key stored as the SHA-256 of the key, never the key itself, with a
+//! name, its scopes and, optionally, the models it may use.
+//!
+//! ```toml
+//! [[key]]
+//! name = "batch-jobs"
+//! sha256 = "3f1c…"                # 64 hex digits
+//! scopes = ["infer", "read"]
+//! models = ["iris_logreg"]         # optional: inference on these models only
+//! ```
+//!
+//! A key is 32 random bytes, so one SHA-256 is enough to keep it (as code hosts keep their
+//! tokens): unlike a password there is nothing to guess, and a slow hash would only cost every
+//! request time. `ferroserve keys add` writes an entry and prints the key once.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use base64::Engine;
+use rand::RngExt;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{Scope, ScopeSet};
+
+/// What the text of a key starts with, so a leaked one is recognisable (secret scanners).
+pub const KEY_PREFIX: &str = "fsk_";
+
+/// A key file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    /// The file cannot be read.
+    #[error("API key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid key list.
+    #[error("API key file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, and where.
+        message: String,
+    },
+}
+
+/// One key of the file.
+#[derive(Clone, Debug)]
+pub struct KeyEntry {
+    /// Its name: what logs, metrics and audit lines say instead of the key.
+    pub name: String,
+    /// SHA-256 of the key's text.
+    pub sha256: [u8; 32],
+    /// What it may do.
+    pub scopes: ScopeSet,
+    /// The models it may run inference on; `None`: every model.
+    pub models: Option<Vec<String>>,
+}
+
+/// The keys of one file.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default)]
+    key: Vec<EntryToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryToml {
+    name: String,
+    sha256: String,
+    scopes: Vec<String>,
+    models: Option<Vec<String>>,
+}
+
+impl KeySet {
+    /// Reads and checks the key file at `path`.
+    pub fn read(path: &Path) -> Result<KeySet, KeyFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        KeySet::parse(&text).map_err(|message| KeyFileError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses a key file's text; the error names the entry and field at fault.
+    pub fn parse(text: &str) -> Result<KeySet, String> {
+        let file: FileToml = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut keys: Vec<KeyEntry> = Vec::with_capacity(file.key.len());
+        for (i, entry) in file.key.into_iter().enumerate() {
+            let at = format!("key {} ('{}')", i + 1, entry.name);
+            if entry.name.is_empty() {
+                return Err(format!("key {}: name is empty", i + 1));
+            }
+            if keys.iter().any(|k| k.name == entry.name) {
+                return Err(format!("{at}: the name is used twice"));
+            }
+            let sha256 = parse_hex32(&entry.sha256)
+                .ok_or_else(|| format!("{at}: sha256 must be 64 hexadecimal digits"))?;
+            let mut scopes = ScopeSet::default();
+            for scope in &entry.scopes {
+                scopes.insert(scope.parse().map_err(|e| format!("{at}: {e}"))?);
+            }
+            keys.push(KeyEntry {
+                name: entry.name,
+                sha256,
+                scopes,
+                models: entry.models,
+            });
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The entry whose key is `presented`. Every entry's hash is compared in constant time and
+    /// the scan does not stop early, so the answer's timing says nothing about the keys.
+    pub fn find(&self, presented: &str) -> Option<&KeyEntry> {
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let mut found = None;
+        for entry in &self.keys {
+            if bool::from(entry.sha256.ct_eq(&hash)) {
+                found = Some(entry);
+            }
+        }
+        found
+    }
+
+    /// The entries, in file order.
+    pub fn entries(&self) -> &[KeyEntry] {
+        &self.keys
+    }
+}
+
+/// A new random key and the SHA-256 to store for it.
+pub fn generate_key() -> (String, [u8; 32]) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    let key = format!(
+        "{KEY_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
+    let hash = Sha256::digest(key.as_bytes()).into();
+    (key, hash)
+}
+
+/// The TOML text of one entry, to append to a key file; `models: None` lets the key use
+/// every model.
+pub fn entry_toml(
+    name: &str,
+    sha256: &[u8; 32],
+    scopes: &[Scope],
+    models: Option<&[String]>,
+) -> String {
+    let quoted = |items: &mut dyn Iterator<Item = String>| {
+        items
+            .map(|s| toml::Value::String(s).to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = String::from("\n[[key]]\n");
+    let _ = writeln!(text, "name = {}", toml::Value::String(name.to_owned()));
+    let _ = writeln!(text, "sha256 = \"{}\"", hex(sha256));
+    let _ = writeln!(
+        text,
+        "scopes = [{}]",
+        quoted(&mut scopes.iter().map(Scope::to_string))
+    );
+    if let Some(models) = models {
+        let _ = writeln!(text, "models = [{}]", quoted(&mut models.iter().cloned()));
+    }
+    text
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_is_found_by_its_entry_and_no_other_key_is() {
+        let (key, hash) = generate_key();
+        assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 43);
+        let models = ["m".to_owned()];
+        let text = entry_toml("ci", &hash, &[Scope::Infer, Scope::Read], Some(&models));
+        let set = KeySet::parse(&text).unwrap();
+        let entry = set.find(&key).unwrap();
+        assert_eq!(entry.name, "ci");
+        assert!(entry.scopes.contains(Scope::Infer) && entry.scopes.contains(Scope::Read));
+        assert!(!entry.scopes.contains(Scope::Admin));
+        assert_eq!(entry.models.as_deref(), Some(&["m".to_owned()][..]));
+        assert!(set.find(&format!("{key}x")).is_none());
+        assert!(set.find("").is_none());
+        // The file holds the hash, never the key.
+        assert!(!text.contains(&key[KEY_PREFIX.len()..]));
+    }
+
+    #[test]
+    fn a_bad_file_names_the_entry_and_field() {
+        let hash = "ab".repeat(32);
+        let cases = [
+            (
+                format!("[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = [\"fly\"]\n"),
+                "key 1 ('a'): unknown scope 'fly'",
+            ),
+            (
+                "[[key]]\nname = \"a\"\nsha256 = \"12\"\nscopes = []\n".to_owned(),
+                "key 1 ('a'): sha256 must be 64 hexadecimal digits",
+            ),
+            (
+                format!(
+                    "[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = []\n\
+                     [[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = []\n"
+                ),
+                "key 2 ('a'): the name is used twice",
+            ),
+            (
+                format!("[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscope = []\n"),
+                "unknown field `scope`",
+            ),
+        ];
+        for (text, needle) in cases {
+            let error = KeySet::parse(&text).unwrap_err();
+            assert!(error.contains(needle), "{error}");
+        }
+    }
+}

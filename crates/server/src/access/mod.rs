@@ -1,0 +1,437 @@
+//! Who may call what: the callers the server knows (API keys from a file of hashes), the scopes
+//! an endpoint needs, and the check of one request's credentials against both. The protocol
+//! front-ends ask [`Access::authorize`] with the request's headers and what its endpoint needs;
+//! nothing here knows a path or a protocol.
+//!
+//! Scopes: `infer` (inference, metadata, readiness of a model), `read` (statistics, metrics,
+//! monitoring, the dashboard, the repository index), `admin` (load, unload, labels, feedback)
+//! and `feedback` (bandit rewards only). A key may be limited to some models; the limit applies
+//! to what needs `infer`. With no key file the server is open: every request is let in.
+
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+
+pub use keys::{KeyFileError, KeySet};
+
+/// What an endpoint class allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Inference, model metadata and readiness.
+    Infer,
+    /// Statistics, metrics, monitoring reports, the dashboard, the repository index.
+    Read,
+    /// Loading, unloading, moving labels, and feedback.
+    Admin,
+    /// Bandit feedback only.
+    Feedback,
+}
+
+impl Scope {
+    /// Every scope, in the order they are listed.
+    pub const ALL: [Scope; 4] = [Scope::Infer, Scope::Read, Scope::Admin, Scope::Feedback];
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// Its name in key files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Infer => "infer",
+            Scope::Read => "read",
+            Scope::Admin => "admin",
+            Scope::Feedback => "feedback",
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Scope, String> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.name() == s)
+            .ok_or_else(|| format!("unknown scope '{s}' (expected infer, read, admin or feedback)"))
+    }
+}
+
+/// A set of scopes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSet(u8);
+
+impl ScopeSet {
+    /// Every scope.
+    pub const EVERY: ScopeSet = ScopeSet(0b1111);
+
+    /// Adds `scope`.
+    pub fn insert(&mut self, scope: Scope) {
+        self.0 |= scope.bit();
+    }
+
+    /// Whether the set holds `scope`.
+    pub fn contains(self, scope: Scope) -> bool {
+        self.0 & scope.bit() != 0
+    }
+
+    /// Whether the set allows what `needed` allows: `admin` covers `feedback`.
+    pub fn allows(self, needed: Scope) -> bool {
+        self.contains(needed) || (needed == Scope::Feedback && self.contains(Scope::Admin))
+    }
+}
+
+/// Who a request comes from, once let in.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    name: Arc<str>,
+    scopes: ScopeSet,
+    models: Option<Arc<[String]>>,
+}
+
+impl Caller {
+    /// The caller of a server without access control: every scope, every model.
+    pub fn anyone() -> Caller {
+        Caller {
+            name: Arc::from("anonymous"),
+            scopes: ScopeSet::EVERY,
+            models: None,
+        }
+    }
+
+    /// The key's name (`anonymous` when access is open), for logs and audit lines.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Refuses unless the caller may run inference on `model`.
+    pub fn permit_model(&self, model: &str) -> Result<(), Denied> {
+        match &self.models {
+            Some(models) if !models.iter().any(|m| m == model) => Err(Denied::Model {
+                key: self.name.to_string(),
+                model: model.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What one request needs: a scope (none for health probes), and, for what needs `infer`,
+/// the model it is about when the path names one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// The scope; `None`: open to anyone (liveness and readiness).
+    pub scope: Option<Scope>,
+    /// The model the request is about, checked against the key's model list.
+    pub model: Option<String>,
+}
+
+impl Requirement {
+    /// Open to anyone.
+    pub const OPEN: Requirement = Requirement {
+        scope: None,
+        model: None,
+    };
+
+    /// Needs `scope`, about no model in particular.
+    pub fn scope(scope: Scope) -> Requirement {
+        Requirement {
+            scope: Some(scope),
+            model: None,
+        }
+    }
+
+    /// Needs `infer` on `model`.
+    pub fn infer_on(model: impl Into<String>) -> Requirement {
+        Requirement {
+            scope: Some(Scope::Infer),
+            model: Some(model.into()),
+        }
+    }
+}
+
+/// Why a request was refused. Messages never hold the key.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    /// The request carries no credentials.
+    #[error(
+        "this endpoint needs an API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
+    )]
+    NoCredentials,
+    /// The `Authorization` header is not a bearer token.
+    #[error("the Authorization header must be 'Bearer <key>'")]
+    Malformed,
+    /// No key of the server's matches.
+    #[error("the API key is not valid")]
+    UnknownKey,
+    /// The key lacks the scope the endpoint needs.
+    #[error("key '{key}' lacks the '{scope}' scope this endpoint needs")]
+    Scope {
+        /// The key's name.
+        key: String,
+        /// The scope needed.
+        scope: Scope,
+    },
+    /// The key may not use this model.
+    #[error("key '{key}' may not use model '{model}'")]
+    Model {
+        /// The key's name.
+        key: String,
+        /// The model asked for.
+        model: String,
+    },
+}
+
+impl Denied {
+    /// Whether the caller is unknown (401) rather than known and not allowed (403).
+    pub fn unauthenticated(&self) -> bool {
+        matches!(
+            self,
+            Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey
+        )
+    }
+}
+
+/// The server's access control: open, or the keys of a key file, reread when it changes.
+#[derive(Debug)]
+pub struct Access {
+    keys: Option<KeyFile>,
+}
+
+/// A key file and the keys last read from it.
+#[derive(Debug)]
+struct KeyFile {
+    path: PathBuf,
+    keys: RwLock<Arc<KeySet>>,
+    /// Modification time and length when last read.
+    stamp: Mutex<Option<(SystemTime, u64)>>,
+}
+
+impl Access {
+    /// No access control: every request is let in as [`Caller::anyone`].
+    pub fn open() -> Access {
+        Access { keys: None }
+    }
+
+    /// Keys from the file at `path`, which must be readable and valid now; later changes are
+    /// picked up by [`Access::reload_if_changed`].
+    pub fn with_key_file(path: impl Into<PathBuf>) -> Result<Access, KeyFileError> {
+        let path = path.into();
+        let stamp = file_stamp(&path);
+        let keys = KeySet::read(&path)?;
+        Ok(Access {
+            keys: Some(KeyFile {
+                path,
+                keys: RwLock::new(Arc::new(keys)),
+                stamp: Mutex::new(stamp),
+            }),
+        })
+    }
+
+    /// Whether every request is let in.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_none()
+    }
+
+    /// The caller `headers` identify, if it may do what `needed` says.
+    pub fn authorize(&self, headers: &HeaderMap, needed: &Requirement) -> Result<Caller, Denied> {
+        let Some(file) = &self.keys else {
+            return Ok(Caller::anyone());
+        };
+        let Some(scope) = needed.scope else {
+            return Ok(Caller::anyone());
+        };
+        let presented = credentials(headers)?;
+        let keys = Arc::clone(&file.keys.read().unwrap_or_else(|e| e.into_inner()));
+        let entry = keys.find(presented).ok_or(Denied::UnknownKey)?;
+        let caller = Caller {
+            name: Arc::from(entry.name.as_str()),
+            scopes: entry.scopes,
+            models: entry.models.as_deref().map(Arc::from),
+        };
+        if !caller.scopes.allows(scope) {
+            return Err(Denied::Scope {
+                key: entry.name.clone(),
+                scope,
+            });
+        }
+        if scope == Scope::Infer
+            && let Some(model) = &needed.model
+        {
+            caller.permit_model(model)?;
+        }
+        Ok(caller)
+    }
+
+    /// Rereads the key file if its time or size changed since the last read. A file that no
+    /// longer reads or parses is logged and the keys read before stay in force.
+    pub fn reload_if_changed(&self) {
+        let Some(file) = &self.keys else { return };
+        let stamp = file_stamp(&file.path);
+        let mut seen = file.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if stamp == *seen {
+            return;
+        }
+        *seen = stamp;
+        match KeySet::read(&file.path) {
+            Ok(keys) => {
+                tracing::info!(path = %file.path.display(), keys = keys.entries().len(), "API keys reloaded");
+                *file.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+            }
+            Err(error) => {
+                tracing::error!(%error, "API key file changed but cannot be used; the keys read before stay in force");
+            }
+        }
+    }
+
+    /// Calls [`Access::reload_if_changed`] every `interval`, until the task is dropped.
+    pub async fn watch(self: Arc<Self>, interval: Duration) {
+        if self.is_open() {
+            return;
+        }
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let access = Arc::clone(&self);
+            let _ = tokio::task::spawn_blocking(move || access.reload_if_changed()).await;
+        }
+    }
+}
+
+/// A file's modification time and length, `None` when it cannot be read.
+fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// The key a request presents: `Authorization: Bearer <key>`, else `x-api-key: <key>`.
+fn credentials(headers: &HeaderMap) -> Result<&str, Denied> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| Denied::Malformed)?;
+        let (scheme, token) = value.trim().split_once(' ').ok_or(Denied::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(Denied::Malformed);
+        }
+        return Ok(token.trim());
+    }
+    match headers.get("x-api-key") {
+        Some(value) => value.to_str().map(str::trim).map_err(|_| Denied::Malformed),
+        None => Err(Denied::NoCredentials),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access_with(
+        entries: &[(&str, &[Scope], &[&str])],
+    ) -> (Access, Vec<String>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.toml");
+        let mut text = String::new();
+        let mut plain = Vec::new();
+        for (name, scopes, models) in entries {
+            let (key, hash) = keys::generate_key();
+            let models: Vec<String> = models.iter().map(|m| (*m).to_owned()).collect();
+            let models = (!models.is_empty()).then_some(&models[..]);
+            text.push_str(&keys::entry_toml(name, &hash, scopes, models));
+            plain.push(key);
+        }
+        std::fs::write(&path, text).unwrap();
+        (Access::with_key_file(&path).unwrap(), plain, dir)
+    }
+
+    fn bearer(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", format!("Bearer {key}").parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn scopes_and_models_decide() {
+        let (access, keys, _dir) = access_with(&[
+            ("reader", &[Scope::Read], &[]),
+            ("tenant", &[Scope::Infer], &["a"]),
+            ("ops", &[Scope::Admin], &[]),
+        ]);
+        let infer_a = Requirement::infer_on("a");
+        let infer_b = Requirement::infer_on("b");
+        assert!(access.authorize(&bearer(&keys[1]), &infer_a).is_ok());
+        assert!(matches!(
+            access.authorize(&bearer(&keys[1]), &infer_b),
+            Err(Denied::Model { .. })
+        ));
+        assert!(matches!(
+            access.authorize(&bearer(&keys[0]), &infer_a),
+            Err(Denied::Scope {
+                scope: Scope::Infer,
+                ..
+            })
+        ));
+        // admin covers feedback, not read.
+        let feedback = Requirement::scope(Scope::Feedback);
+        assert!(access.authorize(&bearer(&keys[2]), &feedback).is_ok());
+        assert!(
+            access
+                .authorize(&bearer(&keys[2]), &Requirement::scope(Scope::Read))
+                .is_err()
+        );
+        // Open endpoints need nothing; the rest need a valid key.
+        assert!(
+            access
+                .authorize(&HeaderMap::new(), &Requirement::OPEN)
+                .is_ok()
+        );
+        assert!(matches!(
+            access.authorize(&HeaderMap::new(), &infer_a),
+            Err(Denied::NoCredentials)
+        ));
+        assert!(matches!(
+            access.authorize(&bearer("fsk_nope"), &infer_a),
+            Err(Denied::UnknownKey)
+        ));
+        let mut basic = HeaderMap::new();
+        basic.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+        assert!(matches!(
+            access.authorize(&basic, &infer_a),
+            Err(Denied::Malformed)
+        ));
+        let mut x_api_key = HeaderMap::new();
+        x_api_key.insert("x-api-key", keys[1].parse().unwrap());
+        assert_eq!(
+            access.authorize(&x_api_key, &infer_a).unwrap().name(),
+            "tenant"
+        );
+    }
+
+    #[test]
+    fn a_changed_file_is_reread_and_a_broken_one_ignored() {
+        let (access, keys, dir) = access_with(&[("first", &[Scope::Read], &[])]);
+        let read = Requirement::scope(Scope::Read);
+        let path = dir.path().join("keys.toml");
+        let (second, hash) = keys::generate_key();
+        std::fs::write(
+            &path,
+            keys::entry_toml("second", &hash, &[Scope::Read], None),
+        )
+        .unwrap();
+        access.reload_if_changed();
+        assert!(access.authorize(&bearer(&second), &read).is_ok());
+        assert!(access.authorize(&bearer(&keys[0]), &read).is_err());
+        std::fs::write(&path, "[[key]]\nname = 1\n").unwrap();
+        access.reload_if_changed();
+        assert!(access.authorize(&bearer(&second), &read).is_ok());
+    }
+}

@@ -1,0 +1,251 @@
+//! Access control in front of every front-end: what each HTTP path and gRPC method needs
+//! ([`http_requirement`], [`grpc_requirement`]), and the layers that ask
+//! [`Access::authorize`](crate::access::Access::authorize) before a handler runs: axum
+//! middleware for HTTP, a tower layer for gRPC. A refused request is answered here, in its
+//! protocol's error shape, by the status table; a request let in carries its
+//! [`Caller`] in its extensions.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::future::{Either, Ready, ready};
+use http::Method;
+
+use super::status::{ApiError, grpc_status};
+use crate::access::{Access, Caller, Denied, Requirement, Scope};
+
+/// What the HTTP request `method path` needs.
+///
+/// Liveness and readiness are open (probes carry no keys). Model paths need `infer` on the
+/// model they name, except a model's statistics and monitoring report (`read`). Everything
+/// else — metrics, the dashboard, the index, static files, unknown paths — needs `read`,
+/// and changing the repository or sending feedback needs `admin` (or `feedback`).
+pub(crate) fn http_requirement(method: &Method, path: &str) -> Requirement {
+    let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    match segments.as_slice() {
+        ["v2", "health", ..] => Requirement::OPEN,
+        ["v2"] => Requirement::scope(Scope::Infer),
+        ["v2", "models", "stats"] => Requirement::scope(Scope::Read),
+        ["v2", "models", model, rest @ ..] => {
+            // `{model}[/versions/{v}|/labels/{l}]/{endpoint}`
+            let endpoint = match rest {
+                ["versions" | "labels", _, endpoint @ ..] => endpoint,
+                endpoint => endpoint,
+            };
+            match endpoint {
+                ["stats"] | ["monitoring"] => Requirement::scope(Scope::Read),
+                ["feedback"] => Requirement::scope(Scope::Feedback),
+                _ => Requirement::infer_on(decoded(model)),
+            }
+        }
+        ["v2", "repository", "index"] => Requirement::scope(Scope::Read),
+        ["v2", "repository", "models", _, "labels"] if method == Method::GET => {
+            Requirement::scope(Scope::Read)
+        }
+        ["v2", "repository", ..] => Requirement::scope(Scope::Admin),
+        ["v1", "models", ..] => {
+            // TF Serving: the handler reads the model from the decoded rest of the path.
+            let rest = decoded(path.strip_prefix("/v1/models/").unwrap_or(""));
+            let model = super::tfserving::model_in_path(&rest).unwrap_or(rest);
+            Requirement::infer_on(model)
+        }
+        _ => Requirement::scope(Scope::Read),
+    }
+}
+
+/// A path segment percent-decoded as axum decodes it for the handlers, so the model checked
+/// is the model served.
+fn decoded(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// What the gRPC method at `path` (`/package.Service/Method`) needs. The model of a
+/// per-model method is in its message, so the handler checks it with
+/// [`Caller::permit_model`].
+pub(crate) fn grpc_requirement(path: &str) -> Requirement {
+    let method = path.rsplit('/').next().unwrap_or("");
+    if path.starts_with("/grpc.health.v1.Health/") {
+        return Requirement::OPEN;
+    }
+    match method {
+        "ServerLive" | "ServerReady" => Requirement::OPEN,
+        "ServerMetadata" | "ModelMetadata" | "ModelReady" | "ModelInfer" | "ModelStreamInfer"
+        | "ModelConfig" => Requirement::scope(Scope::Infer),
+        "ModelStatistics" | "RepositoryIndex" => Requirement::scope(Scope::Read),
+        _ => Requirement::scope(Scope::Admin),
+    }
+}
+
+/// Logs a refusal, without the key: at debug when no key was sent (a client not set up),
+/// else at warn.
+fn log_refusal(denied: &Denied, protocol: &'static str, path: &str) {
+    match denied {
+        Denied::NoCredentials => {
+            tracing::debug!(protocol, path, reason = %denied, "request refused")
+        }
+        _ => tracing::warn!(protocol, path, reason = %denied, "request refused"),
+    }
+}
+
+/// The HTTP middleware: refuses what the caller may not do, else runs the handler with the
+/// [`Caller`] in the request's extensions.
+pub(crate) async fn http(
+    State(access): State<Arc<Access>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let needed = http_requirement(request.method(), request.uri().path());
+    match access.authorize(request.headers(), &needed) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(denied) => {
+            log_refusal(&denied, "http", request.uri().path());
+            ApiError::Denied(denied).into_response()
+        }
+    }
+}
+
+/// The gRPC layer: wraps the whole tonic server.
+#[derive(Clone, Debug)]
+pub(crate) struct GrpcGuardLayer {
+    /// Who may call what.
+    pub(crate) access: Arc<Access>,
+}
+
+impl<S> tower::Layer<S> for GrpcGuardLayer {
+    type Service = GrpcGuard<S>;
+
+    fn layer(&self, inner: S) -> GrpcGuard<S> {
+        GrpcGuard {
+            inner,
+            access: Arc::clone(&self.access),
+        }
+    }
+}
+
+/// [`GrpcGuardLayer`]'s service: a refused call is answered at once with the status
+/// (`UNAUTHENTICATED` or `PERMISSION_DENIED`), trailers only, as gRPC clients expect.
+#[derive(Clone, Debug)]
+pub(crate) struct GrpcGuard<S> {
+    inner: S,
+    access: Arc<Access>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for GrpcGuard<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    R: Default,
+{
+    type Response = http::Response<R>;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<http::Response<R>, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let needed = grpc_requirement(request.uri().path());
+        match self.access.authorize(request.headers(), &needed) {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Either::Left(self.inner.call(request))
+            }
+            Err(denied) => {
+                log_refusal(&denied, "grpc", request.uri().path());
+                let status = grpc_status(&ApiError::Denied(denied));
+                Either::Right(ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+/// The caller a gRPC request was let in as; [`Caller::anyone`] when no guard ran.
+pub(crate) fn grpc_caller<T>(request: &tonic::Request<T>) -> Caller {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or_else(Caller::anyone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_paths_need_their_scope() {
+        // method path scope [model]; `-`: open.
+        let table = "
+            GET /v2/health/live -
+            GET /v2/health/ready -
+            GET /v2 infer
+            POST /v2/models/m/infer infer m
+            POST /v2/models/m/versions/2/infer infer m
+            POST /v2/models/m/labels/stable/infer infer m
+            GET /v2/models/m infer m
+            GET /v2/models/m/ready infer m
+            GET /v2/models/m/config infer m
+            GET /v2/models/a%5Fb/ready infer a_b
+            GET /v2/models/m/stats read
+            GET /v2/models/m/versions/1/stats read
+            GET /v2/models/m/monitoring read
+            GET /v2/models/stats read
+            POST /v2/models/m/feedback feedback
+            POST /v2/repository/index read
+            GET /v2/repository/models/m/labels read
+            POST /v2/repository/models/m/labels admin
+            POST /v2/repository/models/m/load admin
+            POST /v2/repository/models/m/unload admin
+            POST /v1/models/m:predict infer m
+            POST /v1/models/m/versions/1:predict infer m
+            GET /v1/models/m/labels/stable/metadata infer m
+            GET /v1/models/m infer m
+            GET /v1/models/a:b/metadata infer a:b
+            POST /v1/models/m%3Apredict infer m
+            POST /v1/models/m%2Fversions%2F1:predict infer m
+            GET /metrics read
+            GET /dashboard read
+            GET /index.html read
+            GET //v2/models/m/infer read
+        ";
+        for line in table.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let method: Method = fields[0].parse().unwrap();
+            let needed = http_requirement(&method, fields[1]);
+            let scope = match fields[2] {
+                "-" => None,
+                scope => Some(scope.parse::<Scope>().unwrap()),
+            };
+            assert_eq!(needed.scope, scope, "{line}");
+            assert_eq!(needed.model.as_deref(), fields.get(3).copied(), "{line}");
+        }
+    }
+
+    #[test]
+    fn grpc_methods_need_their_scope() {
+        let service = "/inference.GRPCInferenceService/";
+        // method scope; `-`: open.
+        let table = "ServerLive - ServerReady - ModelReady infer ModelInfer infer \
+                     ModelStreamInfer infer ModelMetadata infer ModelConfig infer \
+                     ModelStatistics read RepositoryIndex read RepositoryModelLoad admin \
+                     RepositoryModelUnload admin SomethingNew admin";
+        let fields: Vec<&str> = table.split_whitespace().collect();
+        for pair in fields.chunks(2) {
+            let scope = match pair[1] {
+                "-" => None,
+                scope => Some(scope.parse::<Scope>().unwrap()),
+            };
+            let needed = grpc_requirement(&format!("{service}{}", pair[0]));
+            assert_eq!(needed.scope, scope, "{}", pair[0]);
+        }
+        assert_eq!(grpc_requirement("/grpc.health.v1.Health/Check").scope, None);
+    }
+}
