@@ -85,7 +85,7 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
     let path = &args.file.file;
     let (_, keys) = read(path)?;
     anyhow::ensure!(
-        !args.name.is_empty() && !keys.entries().iter().any(|k| k.name == args.name),
+        !args.name.is_empty() && !keys.entries().iter().any(|k| *k.name == *args.name),
         "--name '{}': {}",
         args.name,
         if args.name.is_empty() {
@@ -141,7 +141,7 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<()> {
     let kept: Vec<_> = keys
         .entries()
         .iter()
-        .filter(|k| k.name != args.name)
+        .filter(|k| *k.name != *args.name)
         .collect();
     anyhow::ensure!(
         kept.len() < keys.entries().len(),

@@ -15,6 +15,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use rand::RngExt;
@@ -52,13 +53,14 @@ pub enum KeyFileError {
 #[derive(Clone, Debug)]
 pub struct KeyEntry {
     /// Its name: what logs, metrics and audit lines say instead of the key.
-    pub name: String,
+    pub name: Arc<str>,
     /// SHA-256 of the key's text.
     pub sha256: [u8; 32],
     /// What it may do.
     pub scopes: ScopeSet,
-    /// The models it may run inference on; `None`: every model.
-    pub models: Option<Vec<String>>,
+    /// The models it may run inference on; `None`: every model. (Shared, like the name, with
+    /// each request's caller, so that letting a request in allocates nothing.)
+    pub models: Option<Arc<[String]>>,
 }
 
 /// The keys of one file.
@@ -105,7 +107,7 @@ impl KeySet {
             if entry.name.is_empty() {
                 return Err(format!("key {}: name is empty", i + 1));
             }
-            if keys.iter().any(|k| k.name == entry.name) {
+            if keys.iter().any(|k| *k.name == *entry.name) {
                 return Err(format!("{at}: the name is used twice"));
             }
             let sha256 = parse_hex32(&entry.sha256)
@@ -115,10 +117,10 @@ impl KeySet {
                 scopes.insert(scope.parse().map_err(|e| format!("{at}: {e}"))?);
             }
             keys.push(KeyEntry {
-                name: entry.name,
+                name: Arc::from(entry.name),
                 sha256,
                 scopes,
-                models: entry.models,
+                models: entry.models.map(Arc::from),
             });
         }
         Ok(KeySet { keys })
@@ -213,7 +215,7 @@ mod tests {
         let text = entry_toml("ci", &hash, &[Scope::Infer, Scope::Read], Some(&models));
         let set = KeySet::parse(&text).unwrap();
         let entry = set.find(&key).unwrap();
-        assert_eq!(entry.name, "ci");
+        assert_eq!(&*entry.name, "ci");
         assert!(entry.scopes.contains(Scope::Infer) && entry.scopes.contains(Scope::Read));
         assert!(!entry.scopes.contains(Scope::Admin));
         assert_eq!(entry.models.as_deref(), Some(&["m".to_owned()][..]));

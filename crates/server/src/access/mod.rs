@@ -11,7 +11,7 @@
 pub mod keys;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
@@ -72,9 +72,6 @@ impl std::str::FromStr for Scope {
 pub struct ScopeSet(u8);
 
 impl ScopeSet {
-    /// Every scope.
-    pub const EVERY: ScopeSet = ScopeSet(0b1111);
-
     /// Adds `scope`.
     pub fn insert(&mut self, scope: Scope) {
         self.0 |= scope.bit();
@@ -91,20 +88,19 @@ impl ScopeSet {
     }
 }
 
-/// Who a request comes from, once let in.
+/// Who a request comes from, once let in: its key's name, and the models it may use.
 #[derive(Clone, Debug)]
 pub struct Caller {
     name: Arc<str>,
-    scopes: ScopeSet,
     models: Option<Arc<[String]>>,
 }
 
 impl Caller {
     /// The caller of a server without access control: every scope, every model.
     pub fn anyone() -> Caller {
+        static ANONYMOUS: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("anonymous"));
         Caller {
-            name: Arc::from("anonymous"),
-            scopes: ScopeSet::EVERY,
+            name: Arc::clone(&ANONYMOUS),
             models: None,
         }
     }
@@ -254,17 +250,16 @@ impl Access {
         let presented = credentials(headers)?;
         let keys = Arc::clone(&file.keys.read().unwrap_or_else(|e| e.into_inner()));
         let entry = keys.find(presented).ok_or(Denied::UnknownKey)?;
-        let caller = Caller {
-            name: Arc::from(entry.name.as_str()),
-            scopes: entry.scopes,
-            models: entry.models.as_deref().map(Arc::from),
-        };
-        if !caller.scopes.allows(scope) {
+        if !entry.scopes.allows(scope) {
             return Err(Denied::Scope {
-                key: entry.name.clone(),
+                key: entry.name.to_string(),
                 scope,
             });
         }
+        let caller = Caller {
+            name: Arc::clone(&entry.name),
+            models: entry.models.clone(),
+        };
         if scope == Scope::Infer
             && let Some(model) = &needed.model
         {
