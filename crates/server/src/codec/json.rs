@@ -121,18 +121,22 @@ fn non_finite(s: &str) -> Option<f64> {
     }
 }
 
+/// A float type's elements: any JSON number that fits, and the non-finite tokens. A finite
+/// number beyond the type's range (`1e39` as FP32, `70000` as FP16) is refused rather than
+/// turned into infinity.
 macro_rules! float_element {
     ($t:ty, $name:literal, $from:expr) => {
         impl Element for $t {
             const NAME: &'static str = $name;
             fn from_i64(v: i64) -> Option<Self> {
-                Some($from(v as f64))
+                <Self as Element>::from_f64(v as f64)
             }
             fn from_u64(v: u64) -> Option<Self> {
-                Some($from(v as f64))
+                <Self as Element>::from_f64(v as f64)
             }
             fn from_f64(v: f64) -> Option<Self> {
-                Some($from(v))
+                let x: $t = $from(v);
+                (!v.is_finite() || x.is_finite()).then_some(x)
             }
             fn from_str(s: &str) -> Option<Self> {
                 non_finite(s).map($from)
@@ -335,6 +339,26 @@ mod tests {
             panic!()
         };
         assert!(v[0].is_nan() && v[1] == f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn refuses_finite_floats_past_the_type_instead_of_infinity() {
+        for (datatype, body) in [
+            (DataType::Fp32, "[1.0, 1e39]"),
+            (DataType::Fp32, "[1.0, -1e39]"),
+            (DataType::Fp16, "[1.0, 70000]"),
+            (DataType::Bf16, "[1.0, 1e39]"),
+        ] {
+            let err = parse(datatype, body).unwrap_err().to_string();
+            assert!(
+                err.contains("element 1") && err.contains(datatype.name()),
+                "{err}"
+            );
+        }
+        let TensorData::F32(v) = parse(DataType::Fp32, "[3.4e38, 1e-50]").unwrap() else {
+            panic!()
+        };
+        assert_eq!(v, [3.4e38, 0.0]);
     }
 
     #[test]

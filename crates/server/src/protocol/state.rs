@@ -1,5 +1,6 @@
-//! What every HTTP and gRPC handler shares, [`AppState`], and the reading of request bodies
-//! within the size limit and the memory budget.
+//! What every HTTP and gRPC handler shares, [`AppState`], the reading of request bodies
+//! within the size limit and the memory budget, and path parameters whose errors answer in
+//! the V2 shape ([`Path`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +94,7 @@ impl FromRequest<AppState> for InferenceBody {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let started = Instant::now();
         let (parts, body) = request.into_parts();
+        refuse_content_encoding(&parts.headers).map_err(|e| state.unrouted(e))?;
         let (bytes, held) = read_body_reserved(
             body,
             &parts.headers,
@@ -107,6 +109,44 @@ impl FromRequest<AppState> for InferenceBody {
             bytes,
             held,
         })
+    }
+}
+
+/// Inference bodies are read as sent: a compressed one (any `Content-Encoding` but
+/// `identity`) is refused on every protocol rather than decoded as garbage.
+fn refuse_content_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(axum::http::header::CONTENT_ENCODING) {
+        Some(encoding) if encoding.as_bytes() != b"identity" => Err(ProtocolError::Header {
+            header: "Content-Encoding",
+            message: format!("{encoding:?} is not supported; send the request body uncompressed"),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// axum's `Path`, its rejection (a parameter that is not valid percent-encoded UTF-8, say)
+/// answered as a V2 error, `{"error": ...}` with 400, instead of axum's plain text.
+#[derive(Debug)]
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::BadPath {
+                message: rejection.body_text(),
+            }),
+        }
     }
 }
 

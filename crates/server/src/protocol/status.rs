@@ -30,6 +30,12 @@ pub enum ApiError {
     /// The caller is unknown, or may not do this.
     #[error(transparent)]
     Denied(#[from] Denied),
+    /// A path parameter does not decode (invalid percent-encoding or UTF-8).
+    #[error("malformed path: {message}")]
+    BadPath {
+        /// What axum's path extractor said.
+        message: String,
+    },
     /// No endpoint at this path.
     #[error("no endpoint {method} {path}")]
     NoRoute {
@@ -63,6 +69,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
         },
+        ApiError::BadPath { .. } => StatusCode::BAD_REQUEST,
         ApiError::Denied(e) if e.unauthenticated() => StatusCode::UNAUTHORIZED,
         ApiError::Denied(_) => StatusCode::FORBIDDEN,
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -335,6 +342,12 @@ mod tests {
                     path: "/x".into(),
                 },
                 StatusCode::NOT_FOUND,
+            ),
+            (
+                ApiError::BadPath {
+                    message: "x".into(),
+                },
+                StatusCode::BAD_REQUEST,
             ),
             (Denied::NoCredentials.into(), StatusCode::UNAUTHORIZED),
             (Denied::Malformed.into(), StatusCode::UNAUTHORIZED),

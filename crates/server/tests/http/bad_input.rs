@@ -213,3 +213,40 @@ async fn oversize_body_and_tensor() {
     still_serves(&server).await;
     server.stop().await;
 }
+
+/// Values a float type cannot hold, a compressed TF Serving body and a path that is not
+/// UTF-8 are refused with a V2 error naming them (they once became infinity, were decoded as
+/// garbage, and got axum's plain text).
+#[tokio::test]
+async fn out_of_range_floats_compressed_bodies_and_bad_paths_are_named() {
+    let server = TestServer::examples().await;
+    let x = json!([5.1, 3.5, 1.4, 1e39]);
+    let (status, body) = server
+        .post(INFER, &input("FP32", json!([1, 4]), x.clone()))
+        .await;
+    assert_client_error(status, &body, &["input 'input'", "element 3", "FP32"]);
+    let (status, body) = server
+        .post("/v1/models/iris_logreg:predict", &json!({"instances": [x]}))
+        .await;
+    assert_client_error(status, &body, &["1e39"]);
+
+    let r = server
+        .post_raw(
+            "/v1/models/iris_logreg:predict",
+            vec![0x1f, 0x8b, 0, 0],
+            &[("Content-Encoding", "gzip".into())],
+        )
+        .await;
+    let (status, json) = into_json(r).await;
+    assert_client_error(status, &json, &["Content-Encoding", "gzip", "uncompressed"]);
+
+    for path in [
+        "/v2/models/%FF/ready",
+        "/v2/models/iris_logreg/versions/%C3%28",
+    ] {
+        let (status, body) = server.get(path).await;
+        assert_client_error(status, &body, &["malformed path"]);
+    }
+    still_serves(&server).await;
+    server.stop().await;
+}

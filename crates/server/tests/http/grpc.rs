@@ -339,3 +339,86 @@ async fn the_label_parameter_names_a_version() {
     );
     server.stop().await;
 }
+
+/// Bytes sent as the request message, unchanged: what a broken or hostile client sends.
+#[derive(Clone, Copy, Default)]
+struct RawBytes;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawBytes;
+    type Decoder = RawBytes;
+
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+
+    fn decoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
+    }
+}
+
+/// A message that is not protobuf is the client's fault: INVALID_ARGUMENT saying so (tonic's
+/// own answer is INTERNAL), on inference and on every other method.
+#[tokio::test]
+async fn bytes_that_are_not_protobuf_are_invalid_argument() {
+    let server = TestServer::examples().await;
+    let channel = Channel::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for method in ["ModelInfer", "ModelMetadata", "RepositoryIndex"] {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let path = format!("/inference.GRPCInferenceService/{method}");
+        // Field 1 as a varint whose bytes never end.
+        let garbage = vec![
+            0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        ];
+        let status = grpc
+            .unary(
+                tonic::Request::new(garbage),
+                path.parse::<http::uri::PathAndQuery>().unwrap(),
+                RawBytes,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{method}: {status:?}");
+        assert!(
+            status.message().contains("not valid protobuf"),
+            "{method}: {status:?}"
+        );
+    }
+    let mut c = client(&server).await;
+    assert!(c.model_infer(iris_request(true)).await.is_ok());
+    server.stop().await;
+}

@@ -65,7 +65,8 @@ where
     }
 }
 
-/// prost's decoder, after [`check_infer_request`] for a `ModelInferRequest`.
+/// prost's decoder, after [`check_infer_request`] for a `ModelInferRequest`; bytes that do not
+/// decode are `INVALID_ARGUMENT`.
 #[derive(Debug)]
 pub(crate) struct CheckedDecoder<U>(ProstDecoder<U>);
 
@@ -84,7 +85,15 @@ impl<U: Message + Default + 'static> Decoder for CheckedDecoder<U> {
                     .map_err(|e| Status::invalid_argument(e.to_string()))?;
             }
         }
-        self.0.decode(buf)
+        // prost's error is INTERNAL in tonic; bytes that are not the message are the
+        // client's fault, so INVALID_ARGUMENT, as every other malformed request.
+        self.0.decode(buf).map_err(|status| match status.code() {
+            tonic::Code::Internal => Status::invalid_argument(format!(
+                "the message is not valid protobuf: {}",
+                status.message()
+            )),
+            _ => status,
+        })
     }
 
     fn buffer_settings(&self) -> BufferSettings {

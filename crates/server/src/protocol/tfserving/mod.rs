@@ -14,7 +14,9 @@
 mod codec;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;

@@ -3,7 +3,9 @@
 //! 404) and reads `max_batch_size`, `input[]`, `output[]` and the scheduling fields.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use ferroserve_core::TensorSpec;
 use serde_json::{Value, json};
 

@@ -3,7 +3,9 @@
 //! out-of-range counts, the histograms for plots).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 
 use super::ModelPath;
 use crate::error::InferError;

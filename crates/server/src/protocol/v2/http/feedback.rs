@@ -2,8 +2,10 @@
 //! `{"id": "<the response's id>", "reward": 0.0 to 1.0}`. Answers the variant that got it.
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+
+use crate::protocol::state::Path;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};

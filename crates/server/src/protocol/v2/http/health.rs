@@ -1,6 +1,8 @@
 //! Liveness and readiness: of the server, and of one model (version).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use axum::http::StatusCode;
 
 use super::ModelPath;

@@ -2,7 +2,9 @@
 //! extension) against the version's signature, run through the
 //! [`Router`](crate::router::Router), encode.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -58,15 +60,6 @@ fn decode(
     limits: RequestLimits,
     held: &mut Reservation,
 ) -> Result<(InferRequest, OutputForm), ApiError> {
-    if let Some(encoding) = headers.get(axum::http::header::CONTENT_ENCODING)
-        && encoding.as_bytes() != b"identity"
-    {
-        return Err(ProtocolError::Header {
-            header: "Content-Encoding",
-            message: format!("{encoding:?} is not supported; send the request body uncompressed"),
-        }
-        .into());
-    }
     let request = match header_length(headers)? {
         Some(0) => {
             let [spec] = version.signature.inputs.as_slice() else {

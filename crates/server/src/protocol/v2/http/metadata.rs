@@ -1,7 +1,9 @@
 //! Server metadata (`GET /v2`) and model metadata (`GET /v2/models/{m}[/versions/{v}]`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use ferroserve_core::TensorSpec;
 use serde_json::{Value, json};
 

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+
+use crate::protocol::state::Path;
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};

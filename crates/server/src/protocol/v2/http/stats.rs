@@ -2,7 +2,9 @@
 //! perf_analyzer reads is present (it reads them unchecked).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use crate::protocol::state::Path;
 use serde_json::{Value, json};
 
 use super::ModelPath;
