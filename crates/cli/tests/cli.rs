@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Server, ferroserve, ferroserve_ok, root, start_server};
+use common::{Server, block_on, ferroserve, ferroserve_ok, root, start_server};
 
 /// The committed example profile is what `ferroserve profile` writes from the committed
 /// training split, and a mismatch between columns and the model names both.
@@ -433,4 +433,79 @@ fn an_open_server_beyond_loopback_says_so() {
         "{stderr}"
     );
     assert!(stderr.contains("cannot listen on 192.0.2.1"), "{stderr}");
+}
+
+/// Management calls, refused ones too, and a changed key file each leave one audit line
+/// (target `audit`) naming who, what and the outcome; inference leaves none.
+#[test]
+fn management_actions_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let add = |name: &str, scope: &str| {
+        let args = [
+            "keys", "add", "--file", &file_arg, "--name", name, "--scope", scope,
+        ];
+        String::from_utf8(ferroserve_ok(&args).stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let ops = add("ops", "admin");
+    let reader = add("reader", "read,infer");
+    let Server {
+        mut child,
+        addr,
+        log,
+    } = start_server(&["--api-keys", &file_arg, "--model-control", "explicit"]);
+    let client = reqwest::Client::new();
+    let post = |path: &str, key: &str| {
+        let request = client
+            .post(format!("http://{addr}{path}"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({}));
+        block_on(async { request.send().await.unwrap().status().as_u16() })
+    };
+    assert_eq!(post("/v2/repository/models/iris_logreg/load", &ops), 200);
+    assert_eq!(
+        post("/v2/repository/models/iris_logreg/unload", &reader),
+        403
+    );
+    assert_eq!(post("/v2/models/iris_logreg/infer", &reader), 400);
+    add("later", "read");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let audit: Vec<String> = log
+        .map_while(Result::ok)
+        .filter(|l| l.contains("management action"))
+        .collect();
+    assert_eq!(audit.len(), 3, "{audit:#?}");
+    let has = |needles: &[&str]| audit.iter().any(|l| needles.iter().all(|n| l.contains(n)));
+    assert!(
+        has(&[
+            "who=\"ops\"",
+            "POST /v2/repository/models/iris_logreg/load",
+            "200 OK"
+        ]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&[
+            "who=\"reader\"",
+            "/unload",
+            "refused",
+            "lacks the 'admin' scope"
+        ]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["who=\"key file\"", "added [later]", "3 keys"]),
+        "{audit:#?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|l| !l.contains(&ops) && !l.contains(&reader))
+    );
 }

@@ -18,12 +18,14 @@
 //! - [`payload`]: sampled request/response records to rotating files.
 //! - [`protocol`]: the KServe V2 HTTP front-end and the one table of error → status.
 //! - [`access`]: API keys, scopes and the check of a request's credentials.
+//! - [`audit`]: one log line per management action: who, what, how it ended.
 //! - [`error`]: the errors of this layer.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub(crate) mod audit;
 pub(crate) mod budget;
 pub(crate) mod cache;
 pub(crate) mod codec;

@@ -278,13 +278,17 @@ impl Access {
             return;
         }
         *seen = stamp;
+        let action = format!("key file {} changed", file.path.display());
         match KeySet::read(&file.path) {
             Ok(keys) => {
-                tracing::info!(path = %file.path.display(), keys = keys.entries().len(), "API keys reloaded");
-                *file.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+                let mut current = file.keys.write().unwrap_or_else(|e| e.into_inner());
+                let outcome = key_changes(&current, &keys);
+                *current = Arc::new(keys);
+                crate::audit::record("key file", &action, &outcome);
             }
             Err(error) => {
                 tracing::error!(%error, "API key file changed but cannot be used; the keys read before stay in force");
+                crate::audit::record("key file", &action, &format!("refused: {error}"));
             }
         }
     }
@@ -302,6 +306,30 @@ impl Access {
             let _ = tokio::task::spawn_blocking(move || access.reload_if_changed()).await;
         }
     }
+}
+
+/// Which keys a reload added and removed, by name, for the audit trail.
+fn key_changes(before: &KeySet, after: &KeySet) -> String {
+    let names = |set: &KeySet| -> Vec<Arc<str>> {
+        set.entries().iter().map(|k| Arc::clone(&k.name)).collect()
+    };
+    let (old, new) = (names(before), names(after));
+    let added: Vec<&str> = new
+        .iter()
+        .filter(|n| !old.contains(n))
+        .map(|n| &**n)
+        .collect();
+    let removed: Vec<&str> = old
+        .iter()
+        .filter(|n| !new.contains(n))
+        .map(|n| &**n)
+        .collect();
+    format!(
+        "{} keys; added [{}]; removed [{}]",
+        new.len(),
+        added.join(", "),
+        removed.join(", ")
+    )
 }
 
 /// A file's modification time and length, `None` when it cannot be read.

@@ -92,21 +92,42 @@ fn log_refusal(denied: &Denied, protocol: &'static str, path: &str) {
     }
 }
 
-/// The HTTP middleware: refuses what the caller may not do, else runs the handler with the
-/// [`Caller`] in the request's extensions.
+/// Who a refused management call came from, for the audit trail: the key's name when it was
+/// valid but lacked the scope.
+fn refused_who(denied: &Denied) -> &str {
+    match denied {
+        Denied::Scope { key, .. } | Denied::Model { key, .. } => key,
+        _ => "unauthenticated",
+    }
+}
+
+/// The HTTP middleware, on every route whether or not the server has keys: refuses what the
+/// caller may not do, else runs the handler with the [`Caller`] in the request's extensions;
+/// a management call (one that needs `admin` or `feedback`) is recorded in the audit trail
+/// with its outcome.
 pub(crate) async fn http(
     State(access): State<Arc<Access>>,
     mut request: Request,
     next: Next,
 ) -> Response {
     let needed = http_requirement(request.method(), request.uri().path());
+    let audited = matches!(needed.scope, Some(Scope::Admin | Scope::Feedback));
+    let action = audited.then(|| format!("{} {}", request.method(), request.uri().path()));
     match access.authorize(request.headers(), &needed) {
         Ok(caller) => {
+            let audit = action.map(|action| (caller.clone(), action));
             request.extensions_mut().insert(caller);
-            next.run(request).await
+            let response = next.run(request).await;
+            if let Some((caller, action)) = audit {
+                crate::audit::record(caller.name(), &action, &response.status().to_string());
+            }
+            response
         }
         Err(denied) => {
             log_refusal(&denied, "http", request.uri().path());
+            if let Some(action) = action {
+                crate::audit::record(refused_who(&denied), &action, &format!("refused: {denied}"));
+            }
             ApiError::Denied(denied).into_response()
         }
     }
@@ -160,6 +181,14 @@ where
             }
             Err(denied) => {
                 log_refusal(&denied, "grpc", request.uri().path());
+                if needed.scope == Some(Scope::Admin) {
+                    let action = request.uri().path().rsplit('/').next().unwrap_or("");
+                    crate::audit::record(
+                        refused_who(&denied),
+                        action,
+                        &format!("refused: {denied}"),
+                    );
+                }
                 let status = grpc_status(&ApiError::Denied(denied));
                 Either::Right(ready(Ok(status.into_http())))
             }

@@ -35,8 +35,8 @@ pub(crate) use state::{AppState, HttpSettings};
 use status::ApiError;
 
 /// Every HTTP route over `state`: V2, TF Serving, metrics and dashboard, and the static
-/// folder (`--static`) at the paths none of them takes; behind the access guard when the
-/// server has keys.
+/// folder (`--static`) at the paths none of them takes; all behind the access guard (which
+/// also writes the audit trail).
 pub(crate) fn http_router(state: AppState) -> Router {
     let max_body = state.settings.max_request_bytes;
     let api = v2::http::routes()
@@ -52,14 +52,11 @@ pub(crate) fn http_router(state: AppState) -> Router {
         ),
         None => api.fallback(no_route),
     };
-    let api = match state.access.is_open() {
-        true => api,
-        false => api.layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::clone(&state.access),
-            guard::http,
-        )),
-    };
-    api.layer(DefaultBodyLimit::max(max_body)).with_state(state)
+    let guard =
+        axum::middleware::from_fn_with_state(std::sync::Arc::clone(&state.access), guard::http);
+    api.layer(guard)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
 }
 
 /// Unknown paths answer in the V2 error shape too.

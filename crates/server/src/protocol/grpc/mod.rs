@@ -409,6 +409,7 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<proto::RepositoryModelLoadRequest>,
     ) -> Result<Response<proto::RepositoryModelLoadResponse>, Status> {
+        let caller = grpc_caller(&request);
         let r = request.into_inner();
         if let Some(key) = r
             .parameters
@@ -422,8 +423,11 @@ impl GrpcInferenceService for V2Service {
                     .into(),
             }));
         }
-        self.control(move |repository| repository.load(&r.model_name))
-            .await?;
+        let action = format!("RepositoryModelLoad {}", r.model_name);
+        self.control(&caller, action, move |repository| {
+            repository.load(&r.model_name)
+        })
+        .await?;
         Ok(Response::new(proto::RepositoryModelLoadResponse {}))
     }
 
@@ -431,27 +435,41 @@ impl GrpcInferenceService for V2Service {
         &self,
         request: Request<proto::RepositoryModelUnloadRequest>,
     ) -> Result<Response<proto::RepositoryModelUnloadResponse>, Status> {
+        let caller = grpc_caller(&request);
         let r = request.into_inner();
-        self.control(move |repository| repository.unload(&r.model_name))
-            .await?;
+        let action = format!("RepositoryModelUnload {}", r.model_name);
+        self.control(&caller, action, move |repository| {
+            repository.unload(&r.model_name)
+        })
+        .await?;
         Ok(Response::new(proto::RepositoryModelUnloadResponse {}))
     }
 }
 
 impl V2Service {
-    /// Runs a load or unload on a blocking thread, when explicit model control is on.
+    /// Runs a load or unload on a blocking thread, when explicit model control is on, and
+    /// records it (`action`, by `caller`) in the audit trail with its outcome.
     async fn control(
         &self,
+        caller: &Caller,
+        action: String,
         f: impl FnOnce(&crate::repository::Repository) -> Result<(), RepositoryError> + Send + 'static,
     ) -> Result<(), Status> {
-        if !self.state.settings.model_control_explicit {
-            return Err(status(RepositoryError::load_control_disabled()));
-        }
-        let repository = Arc::clone(&self.state.repository);
-        tokio::task::spawn_blocking(move || f(&repository))
-            .await
-            .map_err(|e| status(RepositoryError::Io(std::io::Error::other(e))))?
-            .map_err(status)
+        let result = if self.state.settings.model_control_explicit {
+            let repository = Arc::clone(&self.state.repository);
+            tokio::task::spawn_blocking(move || f(&repository))
+                .await
+                .map_err(|e| status(RepositoryError::Io(std::io::Error::other(e))))
+                .and_then(|r| r.map_err(status))
+        } else {
+            Err(status(RepositoryError::load_control_disabled()))
+        };
+        let outcome = match &result {
+            Ok(()) => "OK".to_owned(),
+            Err(e) => format!("{:?}: {}", e.code(), e.message()),
+        };
+        crate::audit::record(caller.name(), &action, &outcome);
+        result
     }
 }
 
