@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferroserve_server::access::keys::{entry_toml, generate_key};
+use ferroserve_server::access::keys::{KeyEntry, entry_toml, generate_key};
+use ferroserve_server::access::rate::Rate;
 use ferroserve_server::access::{KeySet, Scope};
 
 /// What to do with the key file.
@@ -44,6 +45,12 @@ pub(crate) struct AddArgs {
     /// Limit inference to these models (repeat or separate with commas); default: every model.
     #[arg(long = "model", value_delimiter = ',')]
     models: Vec<String>,
+    /// Its own rate limit, in requests per second (default: the server's --rate-limit).
+    #[arg(long, value_name = "RPS")]
+    rate: Option<f64>,
+    /// Requests at once after an idle spell, with --rate (default: one second's worth).
+    #[arg(long, value_name = "N", requires = "rate")]
+    burst: Option<f64>,
 }
 
 /// `keys remove`.
@@ -95,9 +102,16 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
         }
     );
     let (key, hash) = generate_key();
-    let models = (!args.models.is_empty()).then_some(&args.models[..]);
-    let entry = entry_toml(&args.name, &hash, &args.scopes, models);
-    append_private(path, &entry).with_context(|| format!("--file {}", path.display()))?;
+    let mut entry = KeyEntry::new(&args.name, hash, &args.scopes);
+    if !args.models.is_empty() {
+        entry = entry.with_models(&args.models);
+    }
+    if let Some(rps) = args.rate {
+        let rate = Rate::new(rps, args.burst).map_err(|e| anyhow::anyhow!("--rate: {e}"))?;
+        entry = entry.with_rate(rate);
+    }
+    append_private(path, &entry_toml(&entry))
+        .with_context(|| format!("--file {}", path.display()))?;
     println!("{key}");
     eprintln!(
         "key '{}' added to {}; it is shown only this once",
@@ -130,7 +144,10 @@ fn list(path: &Path) -> anyhow::Result<()> {
             .models
             .as_ref()
             .map_or("every model".to_owned(), |m| m.join(","));
-        println!("{}\t{}\t{models}", key.name, scopes.join(","));
+        let rate = key.rate.map_or("default rate".to_owned(), |r| {
+            format!("{}/s, burst {}", r.per_second, r.burst)
+        });
+        println!("{}\t{}\t{models}\t{rate}", key.name, scopes.join(","));
     }
     Ok(())
 }
@@ -151,16 +168,7 @@ fn remove(args: &RemoveArgs) -> anyhow::Result<()> {
     );
     let mut text = String::from("# ferroserve API keys (SHA-256 of each key): `ferroserve keys`\n");
     for key in kept {
-        let scopes: Vec<Scope> = Scope::ALL
-            .into_iter()
-            .filter(|s| key.scopes.contains(*s))
-            .collect();
-        text.push_str(&entry_toml(
-            &key.name,
-            &key.sha256,
-            &scopes,
-            key.models.as_deref(),
-        ));
+        text.push_str(&entry_toml(key));
     }
     // Written beside the file and renamed over it, so the server never reads half a file.
     let staging = path.with_extension("tmp");

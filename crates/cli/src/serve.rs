@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ferroserve_loader::runtimes;
+use ferroserve_server::access::rate::Rate;
 use ferroserve_server::{Listeners, ServerConfig, serve_listeners};
 use tokio::net::TcpListener;
 
@@ -144,6 +145,21 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_API_KEYS", value_name = "FILE")]
     api_keys: Option<PathBuf>,
 
+    /// Requests per second each API key may send (keys with a `rate` of their own keep it);
+    /// without --api-keys, each client address. Past it: 429 with `Retry-After` (gRPC
+    /// RESOURCE_EXHAUSTED). Health endpoints are not limited.
+    #[arg(long, env = "FERROSERVE_RATE_LIMIT", value_name = "RPS")]
+    rate_limit: Option<f64>,
+
+    /// Requests at once after an idle spell under --rate-limit (default: one second's worth).
+    #[arg(
+        long,
+        env = "FERROSERVE_RATE_BURST",
+        value_name = "N",
+        requires = "rate_limit"
+    )]
+    rate_burst: Option<f64>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -182,6 +198,11 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         triton_metric_names: args.metrics_triton_names,
         static_dir: args.static_dir.clone(),
         api_keys: args.api_keys.clone(),
+        default_rate: args
+            .rate_limit
+            .map(|rps| Rate::new(rps, args.rate_burst))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?,
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     if config.api_keys.is_none() && !args.host.is_loopback() {

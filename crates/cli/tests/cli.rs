@@ -356,7 +356,7 @@ fn keys_are_added_listed_and_removed() {
         "tenant",
         &["--scope", "infer", "--model", "iris_logreg,digits_mlp"],
     );
-    let ops = add("ops", &["--scope", "read,admin"]);
+    let ops = add("ops", &["--scope", "read,admin", "--rate", "5"]);
     assert!(tenant.starts_with("fsk_") && ops.starts_with("fsk_") && tenant != ops);
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(
@@ -373,7 +373,7 @@ fn keys_are_added_listed_and_removed() {
     let list = String::from_utf8(list.stdout).unwrap();
     assert_eq!(
         list,
-        "tenant\tinfer\tiris_logreg,digits_mlp\nops\tread,admin\tevery model\n"
+        "tenant\tinfer\tiris_logreg,digits_mlp\tdefault rate\nops\tread,admin\tevery model\t5/s, burst 5\n"
     );
 
     let again = ferroserve(&[
@@ -390,7 +390,7 @@ fn keys_are_added_listed_and_removed() {
     let list = ferroserve_ok(&["keys", "list", "--file", file_arg]);
     assert_eq!(
         String::from_utf8(list.stdout).unwrap(),
-        "ops\tread,admin\tevery model\n"
+        "ops\tread,admin\tevery model\t5/s, burst 5\n"
     );
     let missing = ferroserve(&["keys", "remove", "--file", file_arg, "--name", "tenant"]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no key of that name"));

@@ -86,6 +86,9 @@ pub struct ServerConfig {
     /// A file of API keys (`ferroserve keys add`): when set, every endpoint but liveness and
     /// readiness needs a key with the endpoint's scope. Reread when it changes.
     pub api_keys: Option<PathBuf>,
+    /// The rate limit of a key without its own, and of each client address on a server
+    /// without keys; `None`: unlimited.
+    pub default_rate: Option<access::rate::Rate>,
 }
 
 impl ServerConfig {
@@ -103,6 +106,7 @@ impl ServerConfig {
             triton_metric_names: false,
             static_dir: None,
             api_keys: None,
+            default_rate: None,
         }
     }
 }
@@ -177,10 +181,11 @@ pub async fn serve_listeners(
         grpc,
         metrics: metrics_listener,
     } = listeners;
-    let access = Arc::new(match &config.api_keys {
+    let access = match &config.api_keys {
         Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
         None => access::Access::open(),
-    });
+    };
+    let access = Arc::new(access.with_default_rate(config.default_rate));
     let key_watch = tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK));
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
@@ -206,6 +211,7 @@ pub async fn serve_listeners(
     let metrics = Arc::new(metrics::Metrics::new(
         &repository,
         config.triton_metric_names,
+        &access,
     ));
     let state = AppState {
         router: router::Router::new(Arc::clone(&repository), Some(Arc::clone(&metrics))),
@@ -264,7 +270,9 @@ pub async fn serve_listeners(
                 .await
         })
     });
-    let http = axum::serve(listener, http_router(state)).with_graceful_shutdown(stopping());
+    // The peer's address reaches the access guard (per-address rate limits).
+    let app = http_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let http = axum::serve(listener, app).with_graceful_shutdown(stopping());
     http.await?;
     poller.abort();
     drift.abort();

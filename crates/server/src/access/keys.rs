@@ -7,6 +7,8 @@
 //! sha256 = "3f1c…"                # 64 hex digits
 //! scopes = ["infer", "read"]
 //! models = ["iris_logreg"]         # optional: inference on these models only
+//! rate = 50.0                      # optional: requests per second (default: --rate-limit)
+//! burst = 100                      # optional: requests at once after an idle spell
 //! ```
 //!
 //! A key is 32 random bytes, so one SHA-256 is enough to keep it (as code hosts keep their
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::rate::Rate;
 use super::{Scope, ScopeSet};
 
 /// What the text of a key starts with, so a leaked one is recognisable (secret scanners).
@@ -61,6 +64,36 @@ pub struct KeyEntry {
     /// The models it may run inference on; `None`: every model. (Shared, like the name, with
     /// each request's caller, so that letting a request in allocates nothing.)
     pub models: Option<Arc<[String]>>,
+    /// Its own rate limit; `None`: the server's default.
+    pub rate: Option<Rate>,
+}
+
+impl KeyEntry {
+    /// An entry for the key whose SHA-256 is `sha256`, allowed every model at the default
+    /// rate.
+    pub fn new(name: &str, sha256: [u8; 32], scopes: &[Scope]) -> KeyEntry {
+        let mut set = ScopeSet::default();
+        scopes.iter().for_each(|s| set.insert(*s));
+        KeyEntry {
+            name: Arc::from(name),
+            sha256,
+            scopes: set,
+            models: None,
+            rate: None,
+        }
+    }
+
+    /// Limits the key to `models`.
+    pub fn with_models(mut self, models: &[String]) -> KeyEntry {
+        self.models = Some(Arc::from(models));
+        self
+    }
+
+    /// Gives the key its own rate limit.
+    pub fn with_rate(mut self, rate: Rate) -> KeyEntry {
+        self.rate = Some(rate);
+        self
+    }
 }
 
 /// The keys of one file.
@@ -83,6 +116,8 @@ struct EntryToml {
     sha256: String,
     scopes: Vec<String>,
     models: Option<Vec<String>>,
+    rate: Option<f64>,
+    burst: Option<f64>,
 }
 
 impl KeySet {
@@ -116,11 +151,19 @@ impl KeySet {
             for scope in &entry.scopes {
                 scopes.insert(scope.parse().map_err(|e| format!("{at}: {e}"))?);
             }
+            let rate = match (entry.rate, entry.burst) {
+                (Some(rate), burst) => {
+                    Some(Rate::new(rate, burst).map_err(|e| format!("{at}: {e}"))?)
+                }
+                (None, Some(_)) => return Err(format!("{at}: burst needs a rate")),
+                (None, None) => None,
+            };
             keys.push(KeyEntry {
                 name: Arc::from(entry.name),
                 sha256,
                 scopes,
                 models: entry.models.map(Arc::from),
+                rate,
             });
         }
         Ok(KeySet { keys })
@@ -157,30 +200,36 @@ pub fn generate_key() -> (String, [u8; 32]) {
     (key, hash)
 }
 
-/// The TOML text of one entry, to append to a key file; `models: None` lets the key use
-/// every model.
-pub fn entry_toml(
-    name: &str,
-    sha256: &[u8; 32],
-    scopes: &[Scope],
-    models: Option<&[String]>,
-) -> String {
+/// The TOML text of `entry`, to append to a key file.
+pub fn entry_toml(entry: &KeyEntry) -> String {
     let quoted = |items: &mut dyn Iterator<Item = String>| {
         items
             .map(|s| toml::Value::String(s).to_string())
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let scopes = Scope::ALL.into_iter().filter(|s| entry.scopes.contains(*s));
     let mut text = String::from("\n[[key]]\n");
-    let _ = writeln!(text, "name = {}", toml::Value::String(name.to_owned()));
-    let _ = writeln!(text, "sha256 = \"{}\"", hex(sha256));
+    let _ = writeln!(
+        text,
+        "name = {}",
+        toml::Value::String(entry.name.to_string())
+    );
+    let _ = writeln!(text, "sha256 = \"{}\"", hex(&entry.sha256));
     let _ = writeln!(
         text,
         "scopes = [{}]",
-        quoted(&mut scopes.iter().map(Scope::to_string))
+        quoted(&mut scopes.map(|s| s.to_string()))
     );
-    if let Some(models) = models {
+    if let Some(models) = &entry.models {
         let _ = writeln!(text, "models = [{}]", quoted(&mut models.iter().cloned()));
+    }
+    if let Some(rate) = entry.rate {
+        let _ = writeln!(
+            text,
+            "rate = {:?}\nburst = {:?}",
+            rate.per_second, rate.burst
+        );
     }
     text
 }
@@ -211,14 +260,17 @@ mod tests {
     fn a_generated_key_is_found_by_its_entry_and_no_other_key_is() {
         let (key, hash) = generate_key();
         assert!(key.starts_with(KEY_PREFIX) && key.len() == KEY_PREFIX.len() + 43);
-        let models = ["m".to_owned()];
-        let text = entry_toml("ci", &hash, &[Scope::Infer, Scope::Read], Some(&models));
+        let entry = KeyEntry::new("ci", hash, &[Scope::Infer, Scope::Read])
+            .with_models(&["m".to_owned()])
+            .with_rate(Rate::new(5.0, Some(7.0)).unwrap());
+        let text = entry_toml(&entry);
         let set = KeySet::parse(&text).unwrap();
         let entry = set.find(&key).unwrap();
         assert_eq!(&*entry.name, "ci");
         assert!(entry.scopes.contains(Scope::Infer) && entry.scopes.contains(Scope::Read));
         assert!(!entry.scopes.contains(Scope::Admin));
         assert_eq!(entry.models.as_deref(), Some(&["m".to_owned()][..]));
+        assert_eq!(entry.rate, Some(Rate::new(5.0, Some(7.0)).unwrap()));
         assert!(set.find(&format!("{key}x")).is_none());
         assert!(set.find("").is_none());
         // The file holds the hash, never the key.

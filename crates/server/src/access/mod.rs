@@ -7,16 +7,24 @@
 //! monitoring, the dashboard, the repository index), `admin` (load, unload, labels, feedback)
 //! and `feedback` (bandit rewards only). A key may be limited to some models; the limit applies
 //! to what needs `infer`. With no key file the server is open: every request is let in.
+//!
+//! Rates ([`rate`]): each key draws on its own token bucket (its `rate` in the key file, else
+//! the server's default); on an open server with a default rate, each client address does.
 
 pub mod keys;
+pub mod rate;
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 
 pub use keys::{KeyFileError, KeySet};
+use rate::{Client, Rate, RateLimits};
 
 /// What an endpoint class allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +194,16 @@ pub enum Denied {
         /// The model asked for.
         model: String,
     },
+    /// The key, or the client address, is over its rate limit.
+    #[error("{client} is over its rate limit; retry in {:.3} s", retry_after.as_secs_f64())]
+    RateLimited {
+        /// `key '<name>'` or `client <address>`.
+        client: String,
+        /// The key's name; `None` for a client address.
+        key: Option<String>,
+        /// How long until the next request would be let in.
+        retry_after: Duration,
+    },
 }
 
 impl Denied {
@@ -198,11 +216,20 @@ impl Denied {
     }
 }
 
-/// The server's access control: open, or the keys of a key file, reread when it changes.
+/// The server's access control: open, or the keys of a key file, reread when it changes; and
+/// the rate limits.
 #[derive(Debug)]
 pub struct Access {
     keys: Option<KeyFile>,
+    /// The rate of a key without its own, and of each client address on an open server.
+    default_rate: Option<Rate>,
+    limits: RateLimits,
+    refusals: Refusals,
 }
+
+/// Refused requests by key name (empty when no valid key was sent, or for a client address)
+/// and reason: `unauthenticated`, `forbidden`, `rate_limited`. Exposed on `/metrics`.
+pub type Refusals = Family<Vec<(&'static str, String)>, Counter>;
 
 /// A key file and the keys last read from it.
 #[derive(Debug)]
@@ -216,7 +243,19 @@ struct KeyFile {
 impl Access {
     /// No access control: every request is let in as [`Caller::anyone`].
     pub fn open() -> Access {
-        Access { keys: None }
+        Access {
+            keys: None,
+            default_rate: None,
+            limits: RateLimits::default(),
+            refusals: Refusals::default(),
+        }
+    }
+
+    /// Limits keys without a rate of their own, and client addresses on an open server, to
+    /// `rate`.
+    pub fn with_default_rate(mut self, rate: Option<Rate>) -> Access {
+        self.default_rate = rate;
+        self
     }
 
     /// Keys from the file at `path`, which must be readable and valid now; later changes are
@@ -231,20 +270,65 @@ impl Access {
                 keys: RwLock::new(Arc::new(keys)),
                 stamp: Mutex::new(stamp),
             }),
+            ..Access::open()
         })
     }
 
-    /// Whether every request is let in.
+    /// Whether every request is let in (no keys and no rate limit).
     pub fn is_open(&self) -> bool {
-        self.keys.is_none()
+        self.keys.is_none() && self.default_rate.is_none()
     }
 
-    /// The caller `headers` identify, if it may do what `needed` says.
-    pub fn authorize(&self, headers: &HeaderMap, needed: &Requirement) -> Result<Caller, Denied> {
-        let Some(file) = &self.keys else {
+    /// The refusal counters, for `/metrics`.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
+    /// The caller `headers` identify, if it may do what `needed` says and is within its rate.
+    /// `peer` is the client's address, which an open server's rate limit counts by. Refusals
+    /// are counted in [`Access::refusals`].
+    pub fn authorize(
+        &self,
+        headers: &HeaderMap,
+        needed: &Requirement,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, Denied> {
+        let result = self.check(headers, needed, peer);
+        if let Err(denied) = &result {
+            let (key, reason) = match denied {
+                Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey => {
+                    (String::new(), "unauthenticated")
+                }
+                Denied::Scope { key, .. } | Denied::Model { key, .. } => (key.clone(), "forbidden"),
+                Denied::RateLimited { key, .. } => {
+                    (key.clone().unwrap_or_default(), "rate_limited")
+                }
+            };
+            let labels = vec![("key", key), ("reason", reason.to_owned())];
+            self.refusals.get_or_create(&labels).inc();
+        }
+        result
+    }
+
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        needed: &Requirement,
+        peer: Option<IpAddr>,
+    ) -> Result<Caller, Denied> {
+        let Some(scope) = needed.scope else {
             return Ok(Caller::anyone());
         };
-        let Some(scope) = needed.scope else {
+        let Some(file) = &self.keys else {
+            if let (Some(rate), Some(peer)) = (self.default_rate, peer) {
+                self.limits
+                    .take(Client::Address(peer), rate)
+                    .map_err(|retry_after| Denied::RateLimited {
+                        client: format!("client {peer}"),
+                        key: None,
+                        retry_after,
+                    })?;
+            }
             return Ok(Caller::anyone());
         };
         let presented = credentials(headers)?;
@@ -264,6 +348,15 @@ impl Access {
             && let Some(model) = &needed.model
         {
             caller.permit_model(model)?;
+        }
+        if let Some(rate) = entry.rate.or(self.default_rate) {
+            self.limits
+                .take(Client::Key(Arc::clone(&entry.name)), rate)
+                .map_err(|retry_after| Denied::RateLimited {
+                    client: format!("key '{}'", entry.name),
+                    key: Some(entry.name.to_string()),
+                    retry_after,
+                })?;
         }
         Ok(caller)
     }
@@ -367,9 +460,12 @@ mod tests {
         let mut plain = Vec::new();
         for (name, scopes, models) in entries {
             let (key, hash) = keys::generate_key();
-            let models: Vec<String> = models.iter().map(|m| (*m).to_owned()).collect();
-            let models = (!models.is_empty()).then_some(&models[..]);
-            text.push_str(&keys::entry_toml(name, &hash, scopes, models));
+            let mut entry = keys::KeyEntry::new(name, hash, scopes);
+            if !models.is_empty() {
+                let models: Vec<String> = models.iter().map(|m| (*m).to_owned()).collect();
+                entry = entry.with_models(&models);
+            }
+            text.push_str(&keys::entry_toml(&entry));
             plain.push(key);
         }
         std::fs::write(&path, text).unwrap();
@@ -391,13 +487,13 @@ mod tests {
         ]);
         let infer_a = Requirement::infer_on("a");
         let infer_b = Requirement::infer_on("b");
-        assert!(access.authorize(&bearer(&keys[1]), &infer_a).is_ok());
+        assert!(access.authorize(&bearer(&keys[1]), &infer_a, None).is_ok());
         assert!(matches!(
-            access.authorize(&bearer(&keys[1]), &infer_b),
+            access.authorize(&bearer(&keys[1]), &infer_b, None),
             Err(Denied::Model { .. })
         ));
         assert!(matches!(
-            access.authorize(&bearer(&keys[0]), &infer_a),
+            access.authorize(&bearer(&keys[0]), &infer_a, None),
             Err(Denied::Scope {
                 scope: Scope::Infer,
                 ..
@@ -405,36 +501,36 @@ mod tests {
         ));
         // admin covers feedback, not read.
         let feedback = Requirement::scope(Scope::Feedback);
-        assert!(access.authorize(&bearer(&keys[2]), &feedback).is_ok());
+        assert!(access.authorize(&bearer(&keys[2]), &feedback, None).is_ok());
         assert!(
             access
-                .authorize(&bearer(&keys[2]), &Requirement::scope(Scope::Read))
+                .authorize(&bearer(&keys[2]), &Requirement::scope(Scope::Read), None)
                 .is_err()
         );
         // Open endpoints need nothing; the rest need a valid key.
         assert!(
             access
-                .authorize(&HeaderMap::new(), &Requirement::OPEN)
+                .authorize(&HeaderMap::new(), &Requirement::OPEN, None)
                 .is_ok()
         );
         assert!(matches!(
-            access.authorize(&HeaderMap::new(), &infer_a),
+            access.authorize(&HeaderMap::new(), &infer_a, None),
             Err(Denied::NoCredentials)
         ));
         assert!(matches!(
-            access.authorize(&bearer("fsk_nope"), &infer_a),
+            access.authorize(&bearer("fsk_nope"), &infer_a, None),
             Err(Denied::UnknownKey)
         ));
         let mut basic = HeaderMap::new();
         basic.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
         assert!(matches!(
-            access.authorize(&basic, &infer_a),
+            access.authorize(&basic, &infer_a, None),
             Err(Denied::Malformed)
         ));
         let mut x_api_key = HeaderMap::new();
         x_api_key.insert("x-api-key", keys[1].parse().unwrap());
         assert_eq!(
-            access.authorize(&x_api_key, &infer_a).unwrap().name(),
+            access.authorize(&x_api_key, &infer_a, None).unwrap().name(),
             "tenant"
         );
     }
@@ -447,14 +543,14 @@ mod tests {
         let (second, hash) = keys::generate_key();
         std::fs::write(
             &path,
-            keys::entry_toml("second", &hash, &[Scope::Read], None),
+            keys::entry_toml(&keys::KeyEntry::new("second", hash, &[Scope::Read])),
         )
         .unwrap();
         access.reload_if_changed();
-        assert!(access.authorize(&bearer(&second), &read).is_ok());
-        assert!(access.authorize(&bearer(&keys[0]), &read).is_err());
+        assert!(access.authorize(&bearer(&second), &read, None).is_ok());
+        assert!(access.authorize(&bearer(&keys[0]), &read, None).is_err());
         std::fs::write(&path, "[[key]]\nname = 1\n").unwrap();
         access.reload_if_changed();
-        assert!(access.authorize(&bearer(&second), &read).is_ok());
+        assert!(access.authorize(&bearer(&second), &read, None).is_ok());
     }
 }

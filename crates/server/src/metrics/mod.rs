@@ -26,6 +26,8 @@ use prometheus_client::encoding::{
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::access::Access;
+
 use crate::repository::Repository;
 use crate::stats::FailureReason;
 
@@ -69,9 +71,9 @@ impl Exposition {
 }
 
 impl Metrics {
-    /// The metrics of a server over `repository`; with `triton_names`, also Triton's
-    /// `nv_inference_*` families.
-    pub fn new(repository: &Arc<Repository>, triton_names: bool) -> Metrics {
+    /// The metrics of a server over `repository` and `access`; with `triton_names`, also
+    /// Triton's `nv_inference_*` families.
+    pub fn new(repository: &Arc<Repository>, triton_names: bool, access: &Access) -> Metrics {
         let unrouted = Arc::new(UnroutedFailures::default());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(models::ModelCollector::new(
@@ -84,6 +86,12 @@ impl Metrics {
             ))));
         }
         registry.register_collector(Box::new(process::ProcessCollector::new()));
+        registry.register(
+            "ferroserve_access_refusals",
+            "Requests refused by access control, by API key name (empty: no valid key, or a \
+             client address) and reason (unauthenticated, forbidden, rate_limited)",
+            access.refusals().clone(),
+        );
         Metrics { registry, unrouted }
     }
 

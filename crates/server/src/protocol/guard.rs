@@ -113,7 +113,11 @@ pub(crate) async fn http(
     let needed = http_requirement(request.method(), request.uri().path());
     let audited = matches!(needed.scope, Some(Scope::Admin | Scope::Feedback));
     let action = audited.then(|| format!("{} {}", request.method(), request.uri().path()));
-    match access.authorize(request.headers(), &needed) {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    match access.authorize(request.headers(), &needed, peer) {
         Ok(caller) => {
             let audit = action.map(|action| (caller.clone(), action));
             request.extensions_mut().insert(caller);
@@ -174,7 +178,12 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let needed = grpc_requirement(request.uri().path());
-        match self.access.authorize(request.headers(), &needed) {
+        let peer = request
+            .extensions()
+            .get::<tonic::transport::server::TcpConnectInfo>()
+            .and_then(|info| info.remote_addr())
+            .map(|addr| addr.ip());
+        match self.access.authorize(request.headers(), &needed, peer) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
                 Either::Left(self.inner.call(request))

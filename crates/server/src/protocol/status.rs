@@ -70,6 +70,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             }
         },
         ApiError::BadPath { .. } => StatusCode::BAD_REQUEST,
+        ApiError::Denied(Denied::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,
         ApiError::Denied(e) if e.unauthenticated() => StatusCode::UNAUTHORIZED,
         ApiError::Denied(_) => StatusCode::FORBIDDEN,
         ApiError::NoRoute { .. } => StatusCode::NOT_FOUND,
@@ -109,6 +110,8 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
         StatusCode::NOT_FOUND => Code::NotFound,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
+        // A quota, not overload: clients should slow down, not fail over.
+        StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         // A full queue too: clients retry UNAVAILABLE, as they retry HTTP 503.
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
         StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
@@ -157,12 +160,22 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed");
         }
         let body = Json(serde_json::json!({ "error": self.to_string() }));
-        match challenge(&self) {
-            Some(challenge) => {
-                (status, [(header::WWW_AUTHENTICATE, challenge)], body).into_response()
-            }
+        match access_header(&self) {
+            Some(header) => (status, [header], body).into_response(),
             None => (status, body).into_response(),
         }
+    }
+}
+
+/// The header a refused request's answer carries: `Retry-After` (whole seconds, at least 1)
+/// over a rate limit, else its `WWW-Authenticate` challenge.
+fn access_header(error: &ApiError) -> Option<(header::HeaderName, String)> {
+    match error {
+        ApiError::Denied(Denied::RateLimited { retry_after, .. }) => {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            Some((header::RETRY_AFTER, seconds.to_string()))
+        }
+        _ => challenge(error).map(|c| (header::WWW_AUTHENTICATE, c)),
     }
 }
 
@@ -181,6 +194,7 @@ fn challenge(error: &ApiError) -> Option<String> {
             format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
         }
         Denied::Model { .. } => format!("{realm}, error=\"insufficient_scope\""),
+        Denied::RateLimited { .. } => return None,
     })
 }
 
@@ -350,6 +364,15 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (Denied::NoCredentials.into(), StatusCode::UNAUTHORIZED),
+            (
+                Denied::RateLimited {
+                    client: "key 'k'".into(),
+                    key: Some("k".into()),
+                    retry_after: std::time::Duration::from_millis(1),
+                }
+                .into(),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
             (Denied::Malformed.into(), StatusCode::UNAUTHORIZED),
             (Denied::UnknownKey.into(), StatusCode::UNAUTHORIZED),
             (
@@ -380,6 +403,7 @@ mod tests {
                 StatusCode::NOT_FOUND => tonic::Code::NotFound,
                 StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
                 StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+                StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
                 StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
                 StatusCode::GATEWAY_TIMEOUT => tonic::Code::DeadlineExceeded,
                 _ => tonic::Code::Internal,

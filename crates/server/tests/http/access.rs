@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferroserve_server::access::Scope;
-use ferroserve_server::access::keys::{entry_toml, generate_key};
+use ferroserve_server::access::keys::{KeyEntry, entry_toml, generate_key};
+use ferroserve_server::access::rate::Rate;
 use ferroserve_server::protocol::grpc::proto;
 use ferroserve_server::{ModelControl, ServerConfig};
 use reqwest::StatusCode;
@@ -29,7 +30,11 @@ fn write_keys(path: &Path) -> Keys {
     let mut text = String::new();
     let mut add = |name: &str, scopes: &[Scope], models: Option<&[String]>| {
         let (key, hash) = generate_key();
-        text.push_str(&entry_toml(name, &hash, scopes, models));
+        let mut entry = KeyEntry::new(name, hash, scopes);
+        if let Some(models) = models {
+            entry = entry.with_models(models);
+        }
+        text.push_str(&entry_toml(&entry));
         key
     };
     let iris_only = ["iris_logreg".to_owned()];
@@ -343,7 +348,11 @@ async fn keys_added_and_removed_apply_without_a_restart() {
 
     // The file is replaced by one with only a new key: the new key works, the old ones stop.
     let (new_key, hash) = generate_key();
-    std::fs::write(keys_file, entry_toml("new", &hash, &[Scope::Infer], None)).unwrap();
+    std::fs::write(
+        keys_file,
+        entry_toml(&KeyEntry::new("new", hash, &[Scope::Infer])),
+    )
+    .unwrap();
     let mut applied = false;
     for _ in 0..100 {
         if call(server, "GET", ready, Some(&new_key)).await.status() == StatusCode::OK {
@@ -364,4 +373,103 @@ async fn keys_added_and_removed_apply_without_a_restart() {
         StatusCode::OK
     );
     k.server.stop().await;
+}
+
+/// A key over its rate gets 429 with `Retry-After` (gRPC RESOURCE_EXHAUSTED) once its burst is
+/// spent, while other keys and the health probes carry on; refusals are counted by key on
+/// `/metrics`. On a server without keys the default rate applies per client address.
+#[tokio::test]
+async fn rates_are_limited_per_key_and_per_address() {
+    let repo = temp_repository();
+    let dir = tempfile::tempdir().unwrap();
+    let keys_file = dir.path().join("keys.toml");
+    let (slow, slow_hash) = generate_key();
+    let (fast, fast_hash) = generate_key();
+    // One token per 5 s: the burst of 3 is all a quick run of requests gets.
+    let slow_rate = Rate::new(0.2, Some(3.0)).unwrap();
+    let text = entry_toml(&KeyEntry::new("slow", slow_hash, &[Scope::Infer]).with_rate(slow_rate))
+        + &entry_toml(&KeyEntry::new(
+            "fast",
+            fast_hash,
+            &[Scope::Infer, Scope::Read],
+        ));
+    std::fs::write(&keys_file, text).unwrap();
+    let mut config = ServerConfig::new(repo.path());
+    config.api_keys = Some(keys_file);
+    let server = TestServer::start(config).await;
+    let infer = "/v2/models/iris_logreg/infer";
+
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = call(&server, "POST", infer, Some(&slow)).await;
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=5).contains(&retry), "Retry-After {retry}");
+            let body: serde_json::Value = r.json().await.unwrap();
+            let error = body["error"].as_str().unwrap();
+            assert!(
+                error.contains("key 'slow' is over its rate limit"),
+                "{error}"
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    // gRPC draws on the same bucket.
+    let mut c = client(&server).await;
+    let status = c
+        .model_infer(with(Some(&slow), iris_request(true)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    // Another key, and the health probes, are not held back.
+    for _ in 0..10 {
+        assert_eq!(
+            call(&server, "POST", infer, Some(&fast)).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&server, "GET", "/v2/health/ready", None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .bearer_auth(&fast)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = "ferroserve_access_refusals_total{key=\"slow\",reason=\"rate_limited\"} 4";
+    assert!(metrics.contains(line), "{metrics}");
+    server.stop().await;
+
+    // Without keys, each client address has the default rate.
+    let mut config = ServerConfig::new(repo.path());
+    config.default_rate = Some(Rate::new(0.2, Some(2.0)).unwrap());
+    let server = TestServer::start(config).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(call(&server, "POST", infer, None).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let body: serde_json::Value = call(&server, "POST", infer, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("client 127.0.0.1"),
+        "{body}"
+    );
+    server.stop().await;
 }

@@ -139,7 +139,8 @@ mod tests {
     fn the_families_keep_their_names_and_order() {
         let dir = tempfile::tempdir().unwrap();
         let repository = Arc::new(Repository::new(dir.path(), RuntimeRegistry::new()));
-        let text = Metrics::new(&repository, false).render(Exposition::OpenMetrics);
+        let text = Metrics::new(&repository, false, &crate::access::Access::open())
+            .render(Exposition::OpenMetrics);
         // `name type`, in OpenMetrics (whose counters' names have no `_total` here).
         let families: Vec<&str> = text
             .lines()
