@@ -151,6 +151,17 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_RATE_LIMIT", value_name = "RPS")]
     rate_limit: Option<f64>,
 
+    /// Host names a browser may use to reach management calls and the dashboard when there are
+    /// no --api-keys (IP addresses and `localhost` always may; `*`: any). Guards against DNS
+    /// rebinding; name here the DNS names operators use for this server.
+    #[arg(
+        long,
+        env = "FERROSERVE_ALLOWED_HOSTS",
+        value_delimiter = ',',
+        value_name = "HOSTS"
+    )]
+    allowed_hosts: Vec<String>,
+
     /// Requests at once after an idle spell under --rate-limit (default: one second's worth).
     #[arg(
         long,
@@ -203,6 +214,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .map(|rps| Rate::new(rps, args.rate_burst))
             .transpose()
             .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?,
+        allowed_hosts: args.allowed_hosts.clone(),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     if config.api_keys.is_none() && !args.host.is_loopback() {

@@ -89,6 +89,9 @@ pub struct ServerConfig {
     /// The rate limit of a key without its own, and of each client address on a server
     /// without keys; `None`: unlimited.
     pub default_rate: Option<access::rate::Rate>,
+    /// Host names (besides IP literals and `localhost`) a browser may reach management and the
+    /// dashboard by on a server without keys; `*` allows any.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServerConfig {
@@ -107,6 +110,7 @@ impl ServerConfig {
             static_dir: None,
             api_keys: None,
             default_rate: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -185,7 +189,10 @@ pub async fn serve_listeners(
         Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
         None => access::Access::open(),
     };
-    let access = Arc::new(access.with_default_rate(config.default_rate));
+    let access = access
+        .with_default_rate(config.default_rate)
+        .with_allowed_hosts(config.allowed_hosts.clone());
+    let access = Arc::new(access);
     let key_watch = tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK));
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;

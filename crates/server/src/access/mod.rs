@@ -194,6 +194,18 @@ pub enum Denied {
         /// The model asked for.
         model: String,
     },
+    /// A browser-reachable management or dashboard call on a server without keys came with a
+    /// `Host` or `Origin` that is not this server's: DNS rebinding or a cross-site page.
+    #[error(
+        "{header} '{value}' is not allowed for this endpoint on a server without API keys; \
+             add it with --allowed-hosts, or use --api-keys"
+    )]
+    CrossSite {
+        /// `Host` or `Origin`.
+        header: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// The key, or the client address, is over its rate limit.
     #[error("{client} is over its rate limit; retry in {:.3} s", retry_after.as_secs_f64())]
     RateLimited {
@@ -225,6 +237,9 @@ pub struct Access {
     default_rate: Option<Rate>,
     limits: RateLimits,
     refusals: Refusals,
+    /// Host names (besides IP literals and `localhost`) a browser may use to reach management
+    /// and the dashboard of a server without keys; `*` allows any.
+    allowed_hosts: Vec<String>,
 }
 
 /// Refused requests by key name (empty when no valid key was sent, or for a client address)
@@ -248,7 +263,74 @@ impl Access {
             default_rate: None,
             limits: RateLimits::default(),
             refusals: Refusals::default(),
+            allowed_hosts: Vec::new(),
         }
+    }
+
+    /// Host names a browser may use for management and the dashboard without keys (see
+    /// [`Access::check_browser_origin`]).
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Access {
+        self.allowed_hosts = hosts;
+        self
+    }
+
+    /// On a server without keys, refuses a management or dashboard call whose `Host` is a
+    /// name other than `localhost` or an allowed host (DNS rebinding: an attacker's name
+    /// resolving to this server), or whose `Origin` is another site than the `Host` (a
+    /// cross-site page posting a form). IP literals need no allowing: a rebinding attack needs
+    /// a name. With keys nothing is checked: a bearer key is never sent by a browser on its
+    /// own, so these attacks have nothing to ride on.
+    pub fn check_browser_origin(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<(), Denied> {
+        if self.keys.is_some() || self.allowed_hosts.iter().any(|h| h == "*") {
+            return Ok(());
+        }
+        let refuse = |header, value: &str| {
+            let value: String = value.chars().take(200).collect();
+            Denied::CrossSite { header, value }
+        };
+        if let Some(host) = host
+            && !self.host_allowed(host_name(host))
+        {
+            return Err(refuse("Host", host));
+        }
+        if let Some(origin) = origin {
+            let authority = origin
+                .split_once("://")
+                .map(|(_, rest)| rest.trim_end_matches('/'));
+            let same_site = match (authority, host) {
+                (Some(authority), Some(host)) => authority.eq_ignore_ascii_case(host),
+                _ => false,
+            };
+            let allowed = authority.is_some_and(|a| {
+                let name = host_name(a);
+                self.allowed_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(name))
+            });
+            if !same_site && !allowed {
+                return Err(refuse("Origin", origin));
+            }
+        }
+        Ok(())
+    }
+
+    fn host_allowed(&self, name: &str) -> bool {
+        let name = name.trim_end_matches('.');
+        name.parse::<IpAddr>().is_ok()
+            || name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .is_some_and(|n| n.parse::<std::net::Ipv6Addr>().is_ok())
+            || name.eq_ignore_ascii_case("localhost")
+            || name.to_ascii_lowercase().ends_with(".localhost")
+            || self
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// Limits keys without a rate of their own, and client addresses on an open server, to
@@ -300,6 +382,7 @@ impl Access {
                     (String::new(), "unauthenticated")
                 }
                 Denied::Scope { key, .. } | Denied::Model { key, .. } => (key.clone(), "forbidden"),
+                Denied::CrossSite { .. } => (String::new(), "cross_site"),
                 Denied::RateLimited { key, .. } => {
                     (key.clone().unwrap_or_default(), "rate_limited")
                 }
@@ -425,6 +508,15 @@ fn key_changes(before: &KeySet, after: &KeySet) -> String {
     )
 }
 
+/// The host of a `Host` header or an origin's authority, without its port.
+fn host_name(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        // [v6]:port
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
 /// A file's modification time and length, `None` when it cannot be read.
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -532,6 +624,34 @@ mod tests {
         assert_eq!(
             access.authorize(&x_api_key, &infer_a, None).unwrap().name(),
             "tenant"
+        );
+    }
+
+    #[test]
+    fn browsers_reach_management_only_from_this_server_without_keys() {
+        let access = Access::open().with_allowed_hosts(vec!["models.internal".into()]);
+        let ok = |host, origin| access.check_browser_origin(host, origin).is_ok();
+        for host in [
+            "localhost:8000",
+            "127.0.0.1:8000",
+            "[::1]:8000",
+            "10.0.0.7",
+            "models.internal:80",
+            "app.localhost",
+        ] {
+            assert!(ok(Some(host), None), "{host}");
+        }
+        assert!(!ok(Some("attacker.example:8000"), None));
+        assert!(ok(Some("localhost:8000"), Some("http://localhost:8000")));
+        assert!(ok(Some("10.0.0.7:8000"), Some("http://models.internal")));
+        assert!(!ok(Some("localhost:8000"), Some("http://evil.example")));
+        assert!(!ok(Some("localhost:8000"), Some("null")));
+        assert!(!ok(Some("localhost:8000"), Some("http://localhost:9999")));
+        // With keys, or `*`, nothing is checked.
+        let any = Access::open().with_allowed_hosts(vec!["*".into()]);
+        assert!(
+            any.check_browser_origin(Some("attacker.example"), Some("http://evil.example"))
+                .is_ok()
         );
     }
 

@@ -18,6 +18,19 @@ pub(crate) use request::input_header;
 pub(crate) use request::{Expected, RequestLimits, decode_request, plan_request};
 pub(crate) use response::{EncodedResponse, TensorJson, encode_response};
 
+/// Deserializes one whole JSON document: serde's message names the field at fault (its
+/// path, `inputs[0].shape[1]`), and anything but white space after the document is refused
+/// rather than ignored (a form post cannot hide a JSON body behind other bytes).
+pub(crate) fn json_document<'de, T: serde::Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| e.to_string())?;
+    de.end()
+        .map_err(|e| format!("{e} after the JSON document"))?;
+    Ok(value)
+}
+
 /// The header carrying the JSON part's length when a binary part follows.
 pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
 

@@ -251,11 +251,8 @@ pub(crate) fn plan_request<'a>(
         });
     }
     let (header, binary) = body.split_at(split);
-    let de = &mut serde_json::Deserializer::from_slice(header);
     let raw: RawRequest<'_> =
-        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
-            message: e.to_string(),
-        })?;
+        super::json_document(header).map_err(|message| ProtocolError::Json { message })?;
 
     // Every input's header first: datatype, shape and where its data is.
     let mut declared = Vec::with_capacity(raw.inputs.len());

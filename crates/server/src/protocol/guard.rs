@@ -117,7 +117,17 @@ pub(crate) async fn http(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
-    match access.authorize(request.headers(), &needed, peer) {
+    let browser_reachable = audited || request.uri().path() == "/dashboard";
+    let checked = match browser_reachable {
+        true => browser_checks(&access, &request),
+        false => Ok(()),
+    };
+    let authorized = checked.and_then(|()| {
+        access
+            .authorize(request.headers(), &needed, peer)
+            .map_err(ApiError::Denied)
+    });
+    match authorized {
         Ok(caller) => {
             let audit = action.map(|action| (caller.clone(), action));
             request.extensions_mut().insert(caller);
@@ -127,14 +137,63 @@ pub(crate) async fn http(
             }
             response
         }
-        Err(denied) => {
-            log_refusal(&denied, "http", request.uri().path());
-            if let Some(action) = action {
-                crate::audit::record(refused_who(&denied), &action, &format!("refused: {denied}"));
+        Err(error) => {
+            if let ApiError::Denied(denied) = &error {
+                log_refusal(denied, "http", request.uri().path());
             }
-            ApiError::Denied(denied).into_response()
+            if let Some(action) = action {
+                let who = match &error {
+                    ApiError::Denied(denied) => refused_who(denied),
+                    _ => "unauthenticated",
+                };
+                crate::audit::record(who, &action, &format!("refused: {error}"));
+            }
+            error.into_response()
         }
     }
+}
+
+/// What guards the calls a browser can be made to send (management, the dashboard) against
+/// cross-site pages and DNS rebinding: a management `POST` may not have a content type a
+/// plain HTML form or `fetch` sends without asking first (`text/plain`, form encodings), and
+/// on a server without keys, `Host` and `Origin` must be this server's
+/// ([`Access::check_browser_origin`]).
+fn browser_checks(access: &Access, request: &Request) -> Result<(), ApiError> {
+    let headers = request.headers();
+    if request.method() == Method::POST
+        && let Some(content_type) = headers.get(http::header::CONTENT_TYPE)
+    {
+        let essence = content_type
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            essence.as_str(),
+            "text/plain" | "application/x-www-form-urlencoded" | "multipart/form-data"
+        ) {
+            return Err(crate::codec::ProtocolError::Header {
+                header: "Content-Type",
+                message: format!(
+                    "{essence} is refused on management endpoints; send application/json"
+                ),
+            }
+            .into());
+        }
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let origin = headers
+        .get(http::header::ORIGIN)
+        .map(|o| o.to_str().unwrap_or("(not UTF-8)"));
+    access
+        .check_browser_origin(host, origin)
+        .map_err(ApiError::Denied)
 }
 
 /// The gRPC layer: wraps the whole tonic server.

@@ -194,7 +194,7 @@ fn challenge(error: &ApiError) -> Option<String> {
             format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
         }
         Denied::Model { .. } => format!("{realm}, error=\"insufficient_scope\""),
-        Denied::RateLimited { .. } => return None,
+        Denied::RateLimited { .. } | Denied::CrossSite { .. } => return None,
     })
 }
 
@@ -364,6 +364,14 @@ mod tests {
                 StatusCode::BAD_REQUEST,
             ),
             (Denied::NoCredentials.into(), StatusCode::UNAUTHORIZED),
+            (
+                Denied::CrossSite {
+                    header: "Origin",
+                    value: "x".into(),
+                }
+                .into(),
+                StatusCode::FORBIDDEN,
+            ),
             (
                 Denied::RateLimited {
                     client: "key 'k'".into(),

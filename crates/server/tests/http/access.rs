@@ -473,3 +473,97 @@ async fn rates_are_limited_per_key_and_per_address() {
     );
     server.stop().await;
 }
+
+/// Without keys, a web page cannot drive management: a form's content type is refused, a
+/// foreign `Origin` or a `Host` that is someone else's name (DNS rebinding) is 403, and bytes
+/// after a JSON body are an error; the same calls from this server's own names work.
+#[tokio::test]
+async fn pages_on_other_sites_cannot_drive_management() {
+    let repo = temp_repository();
+    let mut config = ServerConfig::new(repo.path());
+    config.model_control = ModelControl::Explicit;
+    config.allowed_hosts = vec!["models.internal".into()];
+    let server = TestServer::start(config).await;
+    let labels = "/v2/repository/models/iris_logreg/labels";
+    let post = |path: &str, body: &str, headers: &[(&str, &str)]| {
+        let mut request = server.client.post(server.url(path)).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let json = ("content-type", "application/json");
+
+    // The attack as a plain HTML form would send it.
+    let form = [
+        ("content-type", "text/plain"),
+        ("origin", "http://evil.example"),
+    ];
+    let r = post(labels, r#"{"labels": {"stable": 1}}"#, &form)
+        .await
+        .unwrap();
+    let (status, body) = crate::kit::into_json(r).await;
+    crate::kit::assert_client_error(status, &body, &["Content-Type", "text/plain"]);
+    // A foreign Origin, even with a JSON body.
+    let r = post(
+        labels,
+        r#"{"labels": {}}"#,
+        &[json, ("origin", "http://evil.example")],
+    )
+    .await
+    .unwrap();
+    let (status, body) = crate::kit::into_json(r).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Origin 'http://evil.example'")
+    );
+    // DNS rebinding: the attacker's name in Host.
+    let load = "/v2/repository/models/iris_logreg/load";
+    let r = post(load, "{}", &[json, ("host", "attacker.example:8000")])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = server
+        .client
+        .get(server.url("/dashboard"))
+        .header("host", "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Bytes after the JSON document.
+    let r = post(labels, r#"{"labels": {}} <form>"#, &[json])
+        .await
+        .unwrap();
+    let (status, body) = crate::kit::into_json(r).await;
+    crate::kit::assert_client_error(status, &body, &["trailing characters"]);
+
+    // This server's own names, its own origin, and allowed names work.
+    let own = format!("http://{}", server.addr);
+    let r = post(
+        labels,
+        r#"{"labels": {}}"#,
+        &[json, ("origin", own.as_str())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for host in ["localhost", "models.internal:8000"] {
+        let r = post(load, "", &[("host", host)]).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{host}");
+    }
+    // Inference is not a browser-guarded call.
+    let r = server
+        .client
+        .post(server.url("/v2/models/iris_logreg/infer"))
+        .header("origin", "http://evil.example")
+        .json(&oracle("iris_logreg", "request.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    server.stop().await;
+}

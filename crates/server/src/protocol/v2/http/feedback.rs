@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ModelPath;
-use crate::codec::ProtocolError;
+use crate::codec::{ProtocolError, json_document};
 use crate::composite::Composite;
 use crate::composite::bandit::FeedbackError;
 use crate::protocol::state::{AppState, read_body};
@@ -31,11 +31,9 @@ pub(super) async fn feedback(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = read_body(body, state.settings.max_request_bytes)?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let feedback: Feedback =
-        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
-            message: format!("{e} (expected {{\"id\": \"<request id>\", \"reward\": 0 to 1}})"),
-        })?;
+    let feedback: Feedback = json_document(&body).map_err(|e| ProtocolError::Json {
+        message: format!("{e} (expected {{\"id\": \"<request id>\", \"reward\": 0 to 1}})"),
+    })?;
     let version = path.resolve(&state.router)?;
     let Some(Composite::Bandit(bandit)) = version.executor.composite().map(AsRef::as_ref) else {
         return Err(FeedbackError::NotABandit { model: path.model }.into());

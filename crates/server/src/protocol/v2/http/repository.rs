@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::codec::ProtocolError;
+use crate::codec::{ProtocolError, json_document};
 use crate::error::RepositoryError;
 use crate::protocol::state::{AppState, read_body};
 use crate::protocol::status::ApiError;
@@ -135,11 +135,9 @@ pub(super) async fn move_labels(
     if !state.settings.label_control {
         return Err(RepositoryError::label_control_disabled().into());
     }
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    let request: MoveLabels =
-        serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
-            message: format!("{e} (expected {{\"labels\": {{\"<label>\": <version> or null}}}})"),
-        })?;
+    let request: MoveLabels = json_document(&body).map_err(|e| ProtocolError::Json {
+        message: format!("{e} (expected {{\"labels\": {{\"<label>\": <version> or null}}}})"),
+    })?;
     if let Some(bad) = request
         .labels
         .keys()
@@ -165,10 +163,7 @@ fn parse_optional<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| ProtocolError::Json {
-        message: e.to_string(),
-    })
+    json_document(body).map_err(|message| ProtocolError::Json { message })
 }
 
 /// Runs a repository operation (file reads, model preparation) off the async threads.
