@@ -95,6 +95,19 @@ fn serve_static_serves_a_folder_beside_the_api() {
     std::fs::write(site.path().join("index.html"), "<h1>demo</h1>").unwrap();
     std::fs::create_dir(site.path().join("pkg")).unwrap();
     std::fs::write(site.path().join("pkg/m.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    // What must not be served: hidden files, and links out of the folder.
+    std::fs::write(site.path().join(".env"), "SECRET=1").unwrap();
+    std::fs::create_dir(site.path().join(".git")).unwrap();
+    std::fs::write(site.path().join(".git/config"), "[core]").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0").unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(outside.path().join("passwd"), site.path().join("out")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), site.path().join("outdir")).unwrap();
+        std::os::unix::fs::symlink(site.path().join("index.html"), site.path().join("in.html"))
+            .unwrap();
+    }
     let Server {
         mut child,
         addr,
@@ -116,9 +129,30 @@ fn serve_static_serves_a_folder_beside_the_api() {
             body["error"].as_str().unwrap().contains("/pkg/none.js"),
             "{body}"
         );
-        // Nothing outside the folder.
-        let escape = get("/../Cargo.toml").await.unwrap();
-        assert_eq!(escape.status(), 404);
+        // Nothing outside the folder, and nothing hidden.
+        for path in [
+            "/../Cargo.toml",
+            "/.env",
+            "/.git/config",
+            "/%2Eenv",
+            "/pkg/../.env",
+            "/out",
+            "/outdir/passwd",
+        ] {
+            let response = get(path).await.unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            let text = response.text().await.unwrap();
+            assert!(
+                !text.contains("SECRET") && !text.contains("root:"),
+                "{path}: {text}"
+            );
+        }
+        // A link inside the folder is served.
+        #[cfg(unix)]
+        assert_eq!(
+            get("/in.html").await.unwrap().text().await.unwrap(),
+            "<h1>demo</h1>"
+        );
     });
     child.kill().unwrap();
     child.wait().unwrap();

@@ -26,9 +26,11 @@ pub(crate) mod tfserving;
 pub(crate) mod v2;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::HandlerWithoutStateExt;
 use axum::http::{Method, Uri};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
 pub(crate) use state::{AppState, HttpSettings};
@@ -45,11 +47,7 @@ pub(crate) fn http_router(state: AppState) -> Router {
     let api = match &state.settings.static_dir {
         // Files (a web page running ferroserve's WebAssembly build, say) at the paths the API
         // does not take; a missing file still answers in the V2 error shape.
-        Some(dir) => api.fallback_service(
-            ServeDir::new(dir)
-                .append_index_html_on_directories(true)
-                .not_found_service(no_route.into_service()),
-        ),
+        Some(_) => api.fallback(static_file),
         None => api.fallback(no_route),
     };
     let guard =
@@ -57,6 +55,39 @@ pub(crate) fn http_router(state: AppState) -> Router {
     api.layer(guard)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// A file of the `--static` folder. Hidden files (any path segment starting with `.`, such as
+/// `.env` or `.git/`) are not served, and a symbolic link is followed only to a file inside the
+/// folder; both answer as a missing file would.
+async fn static_file(State(state): State<AppState>, request: Request) -> Response {
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let Some(dir) = state.settings.static_dir.clone() else {
+        return no_route(method, uri).await.into_response();
+    };
+    let path = percent_encoding::percent_decode_str(uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let hidden = segments.iter().any(|s| s.starts_with('.'));
+    let confined = async {
+        let root = tokio::fs::canonicalize(&dir).await.ok()?;
+        match tokio::fs::canonicalize(dir.join(segments.join("/"))).await {
+            Ok(target) => Some(target.starts_with(&root)),
+            // Missing: ServeDir answers 404 in the V2 shape.
+            Err(_) => Some(true),
+        }
+    };
+    if hidden || confined.await != Some(true) {
+        return no_route(method, uri).await.into_response();
+    }
+    let files = ServeDir::new(dir)
+        .append_index_html_on_directories(true)
+        .not_found_service(no_route.into_service());
+    match files.oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
 }
 
 /// Unknown paths answer in the V2 error shape too.
