@@ -5,14 +5,17 @@
 //!
 //! The request path never waits on the disk: a sampled record goes into a bounded channel
 //! with `try_send`, and a thread of the version's own writes it; a full channel drops the
-//! record and counts it. Files are `<directory>/<model>-<version>-<start ms>-<nnnnnn>.jsonl`,
-//! rotated at `max_file_bytes`, the oldest removed beyond `max_files`.
+//! record and counts it, as does one that would take the queued records past
+//! [`QUEUE_BYTES`]. Files are `<directory>/<model>-<version>-<start ms>-<nnnnnn>.jsonl`,
+//! rotated at `max_file_bytes`; beyond `max_files` the oldest of the model's files in the
+//! directory are removed, whichever version or run of the server wrote them. The records are
+//! raw inputs: the directory is made `0700` and the files `0600`.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +29,10 @@ use crate::repository::config::PayloadLogConfig;
 /// Records waiting for the writer before new ones are dropped.
 const QUEUE: usize = 4_096;
 
+/// Bytes of records waiting for the writer before new ones are dropped (large tensors make
+/// large records, so a count alone does not bound the memory).
+const QUEUE_BYTES: usize = 64 << 20;
+
 /// The payload log of one model version.
 #[derive(Debug)]
 pub struct PayloadLog {
@@ -35,6 +42,8 @@ pub struct PayloadLog {
     sender: SyncSender<String>,
     counts: Arc<Counts>,
     directory: PathBuf,
+    /// Bytes of the records in the queue.
+    queued: Arc<AtomicUsize>,
 }
 
 /// What the log did since load.
@@ -88,12 +97,15 @@ impl PayloadLog {
             .directory
             .clone()
             .unwrap_or_else(|| PathBuf::from("payload-logs").join(model));
-        std::fs::create_dir_all(&directory)
+        private_directory(&directory)
             .map_err(|e| format!("[payload_log] directory {}: {e}", directory.display()))?;
+        let queued = Arc::new(AtomicUsize::new(0));
         let (sender, receiver) = sync_channel(QUEUE);
         let counts = Arc::new(Counts::default());
         let writer = Writer {
             directory: directory.clone(),
+            model: model.to_owned(),
+            queued: Arc::clone(&queued),
             prefix: format!("{model}-{version}-{}", now_ms()),
             max_file_bytes: config.max_file_bytes.unwrap_or(64 << 20).max(1),
             max_files: config.max_files.unwrap_or(10).max(1),
@@ -110,6 +122,7 @@ impl PayloadLog {
             sender,
             counts,
             directory,
+            queued,
         }))
     }
 
@@ -142,9 +155,17 @@ impl PayloadLog {
         let Ok(line) = serde_json::to_string(&record) else {
             return;
         };
+        let bytes = line.len();
+        let queued = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if queued + bytes > QUEUE_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         match self.sender.try_send(line) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
                 self.counts.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -168,9 +189,68 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// Creates `directory` (and its parents) if missing, and makes it readable by its owner only.
+fn private_directory(directory: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(directory)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// A new log file, readable and writable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The payload log files of `model` in `directory`, oldest first (by modification time, then
+/// name): `<model>-<version>-<start ms>-<n>.jsonl`, whichever version or run wrote them.
+fn model_files(directory: &Path, model: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            // Strip `-<version>-<start ms>-<n>.jsonl` and compare what is left.
+            let Some(stem) = name.strip_suffix(".jsonl") else {
+                return false;
+            };
+            let mut parts = stem.rsplitn(4, '-');
+            let numbers = parts
+                .by_ref()
+                .take(3)
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()));
+            numbers.count() == 3 && parts.next() == Some(model)
+        })
+        .map(|entry| {
+            let modified = entry.metadata().and_then(|m| m.modified());
+            (modified.unwrap_or(UNIX_EPOCH), entry.path())
+        })
+        .collect();
+    files.sort();
+    files.into_iter().map(|(_, path)| path).collect()
+}
+
 /// The writer thread's state: the files it rotates through.
 struct Writer {
     directory: PathBuf,
+    /// The model, whose files in the directory `max_files` counts.
+    model: String,
+    /// Bytes of the records in the queue; the writer takes off what it receives.
+    queued: Arc<AtomicUsize>,
     prefix: String,
     max_file_bytes: u64,
     max_files: usize,
@@ -182,11 +262,11 @@ impl Writer {
     /// the queue runs dry so that a reader sees records within moments.
     fn run(&self, receiver: &Receiver<String>) {
         let mut n = 0usize;
-        let mut files: Vec<PathBuf> = Vec::new();
         let mut current: Option<(BufWriter<File>, u64)> = None;
         while let Ok(first) = receiver.recv() {
             let mut next = Some(first);
             while let Some(line) = next.take() {
+                self.queued.fetch_sub(line.len(), Ordering::Relaxed);
                 if current
                     .as_ref()
                     .is_none_or(|(_, size)| *size >= self.max_file_bytes)
@@ -197,11 +277,12 @@ impl Writer {
                     // Zero-padded: the files sort by name in the order they were written.
                     let path = self.directory.join(format!("{}-{n:06}.jsonl", self.prefix));
                     n += 1;
-                    match File::create(&path) {
+                    match create_private(&path) {
                         Ok(f) => {
-                            files.push(path);
-                            while files.len() > self.max_files {
-                                let _ = std::fs::remove_file(files.remove(0));
+                            let files = model_files(&self.directory, &self.model);
+                            let excess = files.len().saturating_sub(self.max_files);
+                            for old in files.iter().filter(|f| **f != path).take(excess) {
+                                let _ = std::fs::remove_file(old);
                             }
                             current = Some((BufWriter::new(f), 0));
                         }

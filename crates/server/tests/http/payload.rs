@@ -112,3 +112,89 @@ async fn sampled_requests_are_written_to_rotating_files() {
     );
     server.stop().await;
 }
+
+/// `max_files` counts every file of the model in the directory, so restarts and reloads do
+/// not grow it without bound; other models' files and other files are left alone; the
+/// directory is 0700 and the files 0600 (they hold raw inputs).
+#[tokio::test]
+async fn retention_spans_runs_and_files_are_private() {
+    let repo = temp_repository();
+    let logs = tempfile::tempdir().unwrap();
+    let dir = logs.path().join("iris");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Files of earlier runs (and of another model whose name shares a prefix).
+    for start in [1000, 2000, 3000, 4000] {
+        std::fs::write(
+            dir.join(format!("iris_logreg-1-{start}-000000.jsonl")),
+            "{}\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("iris_logreg-v2-1-5000-000000.jsonl"), "{}\n").unwrap();
+    std::fs::write(dir.join("notes.txt"), "keep").unwrap();
+    std::fs::write(
+        repo.path().join("iris_logreg/model.toml"),
+        format!(
+            "[payload_log]\nrate = 1.0\ndirectory = \"{}\"\nmax_files = 3\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    let request = json!({"id": "new", "inputs": [{"name": "input", "datatype": "FP32",
+                         "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}]});
+    let (status, body) = server.post("/v2/models/iris_logreg/infer", &request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut newest = None;
+    for _ in 0..100 {
+        newest = names().into_iter().find(|n| {
+            n.starts_with("iris_logreg-1-")
+                && !n.contains("-1000-")
+                && !n.contains("-2000-")
+                && !n.contains("-3000-")
+                && !n.contains("-4000-")
+        });
+        if newest.as_ref().is_some_and(|n| {
+            std::fs::read_to_string(dir.join(n))
+                .unwrap()
+                .contains("\"new\"")
+        }) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let newest = newest.expect("no new log file");
+    let names = names();
+    let own: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("iris_logreg-1-"))
+        .collect();
+    assert_eq!(own.len(), 3, "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains("-1000-") || n.contains("-2000-")),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"iris_logreg-v2-1-5000-000000.jsonl".to_owned()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"notes.txt".to_owned()), "{names:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(&newest)), 0o600);
+    }
+    server.stop().await;
+}
