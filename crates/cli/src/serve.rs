@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ferroserve_loader::runtimes;
 use ferroserve_server::access::rate::Rate;
+use ferroserve_server::transport::ConnectionLimits;
 use ferroserve_server::{Listeners, ServerConfig, serve_listeners};
 use tokio::net::TcpListener;
 
@@ -171,6 +172,25 @@ pub(crate) struct ServeArgs {
     )]
     rate_burst: Option<f64>,
 
+    /// Connections open at once on the HTTP and metrics listeners; past it, new ones wait
+    /// until one closes. Keep it under the process's file descriptor limit (`ulimit -n`).
+    #[arg(long, env = "FERROSERVE_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+
+    /// Seconds a client has to send a request's headers, and an idle HTTP/1 keep-alive
+    /// connection is kept; then the connection is closed.
+    #[arg(
+        long,
+        env = "FERROSERVE_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    header_read_timeout_secs: u64,
+
+    /// After SIGTERM: readiness turns false at once, requests in flight (and open gRPC
+    /// streams) have this many seconds to finish, then are cut off.
+    #[arg(long, env = "FERROSERVE_EXIT_TIMEOUT_SECS", default_value_t = 30)]
+    exit_timeout_secs: u64,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -215,6 +235,14 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?,
         allowed_hosts: args.allowed_hosts.clone(),
+        connections: ConnectionLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: std::time::Duration::from_secs(
+                args.header_read_timeout_secs.max(1),
+            ),
+            ..ConnectionLimits::default()
+        },
+        exit_timeout: std::time::Duration::from_secs(args.exit_timeout_secs),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     if config.api_keys.is_none() && !args.host.is_loopback() {

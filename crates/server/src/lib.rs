@@ -20,6 +20,7 @@
 //! - [`access`]: API keys, scopes and the check of a request's credentials.
 //! - [`audit`]: one log line per management action: who, what, how it ended.
 //! - [`error`]: the errors of this layer.
+//! - [`transport`]: the HTTP listener's connections: cap, timeouts, HTTP/2 limits, shutdown.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod repository;
 pub(crate) mod router;
 pub(crate) mod scheduler;
 pub(crate) mod stats;
+pub mod transport;
 
 pub use protocol::offline::{PredictError, predict};
 
@@ -48,8 +50,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use ferroserve_core::RuntimeRegistry;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::budget::MemoryBudget;
@@ -92,6 +94,11 @@ pub struct ServerConfig {
     /// Host names (besides IP literals and `localhost`) a browser may reach management and the
     /// dashboard by on a server without keys; `*` allows any.
     pub allowed_hosts: Vec<String>,
+    /// Limits on each listener's connections.
+    pub connections: transport::ConnectionLimits,
+    /// After the shutdown signal, how long requests in flight may take before they are cut
+    /// off (Triton's `--exit-timeout-secs`).
+    pub exit_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -111,6 +118,8 @@ impl ServerConfig {
             api_keys: None,
             default_rate: None,
             allowed_hosts: Vec::new(),
+            connections: transport::ConnectionLimits::default(),
+            exit_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -227,6 +236,7 @@ pub async fn serve_listeners(
         repository,
         budget: MemoryBudget::new(config.max_inflight_bytes.max(2 * config.max_request_bytes)),
         access,
+        shutting_down: Arc::default(),
         settings: Arc::new(HttpSettings {
             limits: RequestLimits {
                 max_tensor_elements: config.max_tensor_elements,
@@ -239,16 +249,15 @@ pub async fn serve_listeners(
             static_dir: config.static_dir.clone(),
         }),
     };
-    // Small responses must not wait on Nagle's algorithm behind the client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::warn!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    // One shutdown signal for every front-end.
+    // One shutdown signal for every front-end. From it, readiness is false and the requests
+    // in flight have `exit_timeout` to finish.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_at = Arc::new(std::sync::OnceLock::new());
+    let (shutting_down, stop_time) = (Arc::clone(&state.shutting_down), Arc::clone(&stop_at));
     tokio::spawn(async move {
         shutdown.await;
+        let _ = stop_time.set(std::time::Instant::now());
+        shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
     });
     let stopping = move || {
@@ -262,8 +271,9 @@ pub async fn serve_listeners(
         let shutdown = stopping();
         let limit = config.grpc_max_message_bytes;
         protocol::grpc::codec::allow_decoded_bytes(config.max_request_bytes);
+        let connections = config.connections;
         tokio::spawn(async move {
-            protocol::grpc::serve(state, listener, limit, shutdown)
+            protocol::grpc::serve(state, listener, limit, connections, shutdown)
                 .await
                 .map_err(std::io::Error::other)
         })
@@ -271,24 +281,34 @@ pub async fn serve_listeners(
     let metrics_server = metrics_listener.map(|listener| {
         let shutdown = stopping();
         let app = protocol::observability::router(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        })
+        let (limits, drain) = (config.connections, config.exit_timeout);
+        tokio::spawn(transport::serve_http(
+            listener, app, limits, shutdown, drain,
+        ))
     });
-    // The peer's address reaches the access guard (per-address rate limits).
-    let app = http_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let http = axum::serve(listener, app).with_graceful_shutdown(stopping());
-    http.await?;
+    let app = http_router(state);
+    let drain = config.exit_timeout;
+    transport::serve_http(listener, app, config.connections, stopping(), drain).await?;
     poller.abort();
     drift.abort();
     key_watch.abort();
-    if let Some(grpc) = grpc {
-        grpc.await.map_err(std::io::Error::other)??;
-    }
-    if let Some(metrics) = metrics_server {
-        metrics.await.map_err(std::io::Error::other)??;
+    // What is left of the deadline for gRPC (an open ModelStreamInfer would hold it forever).
+    let left = || {
+        let since = stop_at.get().map_or(Duration::ZERO, |at| at.elapsed());
+        drain.saturating_sub(since)
+    };
+    for task in [grpc, metrics_server].into_iter().flatten() {
+        let abort = task.abort_handle();
+        match tokio::time::timeout(left(), task).await {
+            Ok(result) => result.map_err(std::io::Error::other)??,
+            Err(_) => {
+                tracing::warn!(
+                    ?drain,
+                    "a listener still had requests in flight at the shutdown deadline; cut off"
+                );
+                abort.abort();
+            }
+        }
     }
     Ok(())
 }

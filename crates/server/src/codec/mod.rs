@@ -212,6 +212,12 @@ pub enum ProtocolError {
         /// The limit.
         limit: usize,
     },
+    /// The client stopped sending its body.
+    #[error("no part of the request body arrived for {seconds} s")]
+    BodyTimeout {
+        /// The time waited.
+        seconds: u64,
+    },
 }
 
 impl ProtocolError {

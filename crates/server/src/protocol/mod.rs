@@ -53,8 +53,36 @@ pub(crate) fn http_router(state: AppState) -> Router {
     let guard =
         axum::middleware::from_fn_with_state(std::sync::Arc::clone(&state.access), guard::http);
     api.layer(guard)
+        .layer(axum::middleware::from_fn_with_state(
+            max_body,
+            refuse_declared_oversize,
+        ))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// 413 at once for a body whose `Content-Length` is past the limit, on every route, before
+/// any of it is read (the body extractors would read up to the limit first); the connection
+/// is closed rather than drained.
+async fn refuse_declared_oversize(
+    State(limit): State<usize>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        let error = ApiError::from(crate::codec::ProtocolError::BodyTooLarge { limit });
+        let mut response = error.into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    next.run(request).await
 }
 
 /// A file of the `--static` folder. Hidden files (any path segment starting with `.`, such as

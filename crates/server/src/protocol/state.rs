@@ -55,6 +55,8 @@ pub struct AppState {
     pub budget: MemoryBudget,
     /// Who may call what; checked by the guard in front of every front-end.
     pub access: Arc<Access>,
+    /// Set when the shutdown signal came: readiness is false from then on.
+    pub shutting_down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -68,7 +70,11 @@ impl AppState {
     /// every model loaded. One definition for HTTP, gRPC and gRPC health.
     pub(crate) fn server_ready(&self) -> bool {
         let repository = &self.repository;
-        repository.started() && (!self.settings.strict_readiness || repository.all_ready())
+        !self
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && repository.started()
+            && (!self.settings.strict_readiness || repository.all_ready())
     }
 }
 
@@ -172,7 +178,14 @@ async fn read_body_reserved(
         Err(over) => return Err(discard(&mut body, limit, over).await),
     };
     let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+    loop {
+        let next = tokio::time::timeout(BODY_READ_TIMEOUT, futures::StreamExt::next(&mut body));
+        let Some(chunk) = next.await.map_err(|_| ProtocolError::BodyTimeout {
+            seconds: BODY_READ_TIMEOUT.as_secs(),
+        })?
+        else {
+            break;
+        };
         let chunk = chunk.map_err(|e| ProtocolError::Json {
             message: format!("the body could not be read: {e}"),
         })?;
@@ -190,6 +203,9 @@ async fn read_body_reserved(
     }
     Ok((buffer.freeze(), reservation))
 }
+
+/// How long a body may go without a byte arriving (nginx's `client_body_timeout`).
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Reads and drops the rest of a body refused for the budget (at most `limit` bytes, holding
 /// none of it), so the client gets its 503 cleanly instead of a connection reset mid-upload.

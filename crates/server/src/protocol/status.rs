@@ -53,6 +53,7 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             ProtocolError::BodyTooLarge { .. } | ProtocolError::DecodedTooLarge { .. },
         ) => StatusCode::PAYLOAD_TOO_LARGE,
         ApiError::Protocol(ProtocolError::OverBudget(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Protocol(ProtocolError::BodyTimeout { .. }) => StatusCode::REQUEST_TIMEOUT,
         ApiError::Protocol(_) => StatusCode::BAD_REQUEST,
         ApiError::Infer(e) => infer_status(e),
         ApiError::Repository(e) => match e {
@@ -114,7 +115,7 @@ pub fn grpc_status(error: &ApiError) -> tonic::Status {
         StatusCode::TOO_MANY_REQUESTS => Code::ResourceExhausted,
         // A full queue too: clients retry UNAVAILABLE, as they retry HTTP 503.
         StatusCode::SERVICE_UNAVAILABLE => Code::Unavailable,
-        StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => Code::DeadlineExceeded,
         _ => Code::Internal,
     };
     tonic::Status::new(code, error.to_string())
@@ -363,6 +364,10 @@ mod tests {
                 },
                 StatusCode::BAD_REQUEST,
             ),
+            (
+                ProtocolError::BodyTimeout { seconds: 60 }.into(),
+                StatusCode::REQUEST_TIMEOUT,
+            ),
             (Denied::NoCredentials.into(), StatusCode::UNAUTHORIZED),
             (
                 Denied::CrossSite {
@@ -413,7 +418,9 @@ mod tests {
                 StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
                 StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
                 StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
-                StatusCode::GATEWAY_TIMEOUT => tonic::Code::DeadlineExceeded,
+                StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => {
+                    tonic::Code::DeadlineExceeded
+                }
                 _ => tonic::Code::Internal,
             };
             assert_eq!(grpc.code(), code, "{error:?}");

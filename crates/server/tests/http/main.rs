@@ -14,6 +14,7 @@ mod batching;
 mod cache;
 mod composites;
 mod conformance;
+mod connections;
 mod drift;
 mod endpoints;
 mod grpc;

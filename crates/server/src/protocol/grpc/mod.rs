@@ -46,6 +46,7 @@ pub async fn serve(
     state: AppState,
     listener: TcpListener,
     max_message_bytes: usize,
+    limits: crate::transport::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let v2 = GrpcInferenceServiceServer::new(V2Service {
@@ -58,6 +59,9 @@ pub async fn serve(
         access: Arc::clone(&state.access),
     };
     tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.http2_max_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .layer(guard)
         .add_service(v2)
         .add_service(HealthServer::new(HealthService { state }))
