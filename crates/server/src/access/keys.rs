@@ -15,6 +15,7 @@
 //! tokens): unlike a password there is nothing to guess, and a slow hash would only cost every
 //! request time. `ferroserve keys add` writes an entry and prints the key once.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -100,6 +101,8 @@ impl KeyEntry {
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
     keys: Vec<KeyEntry>,
+    /// Each key's index, by its hash.
+    by_hash: HashMap<[u8; 32], usize>,
 }
 
 #[derive(Deserialize)]
@@ -147,6 +150,9 @@ impl KeySet {
             }
             let sha256 = parse_hex32(&entry.sha256)
                 .ok_or_else(|| format!("{at}: sha256 must be 64 hexadecimal digits"))?;
+            if let Some(same) = keys.iter().find(|k| k.sha256 == sha256) {
+                return Err(format!("{at}: the same key as '{}'", same.name));
+            }
             let mut scopes = ScopeSet::default();
             for scope in &entry.scopes {
                 scopes.insert(scope.parse().map_err(|e| format!("{at}: {e}"))?);
@@ -166,20 +172,22 @@ impl KeySet {
                 rate,
             });
         }
-        Ok(KeySet { keys })
+        let by_hash = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.sha256, i))
+            .collect();
+        Ok(KeySet { keys, by_hash })
     }
 
-    /// The entry whose key is `presented`. Every entry's hash is compared in constant time and
-    /// the scan does not stop early, so the answer's timing says nothing about the keys.
+    /// The entry whose key is `presented`: looked up by the key's SHA-256, the match then
+    /// confirmed in constant time. What the lookup's timing can depend on is the hash of what
+    /// was presented, never the key text, and learning a stored hash does not give its key:
+    /// the timing says nothing usable, however many keys there are.
     pub fn find(&self, presented: &str) -> Option<&KeyEntry> {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found = None;
-        for entry in &self.keys {
-            if bool::from(entry.sha256.ct_eq(&hash)) {
-                found = Some(entry);
-            }
-        }
-        found
+        let entry = &self.keys[*self.by_hash.get(&hash)?];
+        bool::from(entry.sha256.ct_eq(&hash)).then_some(entry)
     }
 
     /// The entries, in file order.
@@ -295,6 +303,13 @@ mod tests {
                      [[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = []\n"
                 ),
                 "key 2 ('a'): the name is used twice",
+            ),
+            (
+                format!(
+                    "[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = []\n\
+                     [[key]]\nname = \"b\"\nsha256 = \"{hash}\"\nscopes = []\n"
+                ),
+                "key 2 ('b'): the same key as 'a'",
             ),
             (
                 format!("[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscope = []\n"),
