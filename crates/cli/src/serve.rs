@@ -172,6 +172,11 @@ pub(crate) struct ServeArgs {
     )]
     rate_burst: Option<f64>,
 
+    /// Where state that outlives a restart is kept (a bandit's learning), one folder per
+    /// model; never inside the model repository, which may be read-only.
+    #[arg(long, env = "FERROSERVE_STATE_DIR", default_value = "ferroserve-state")]
+    state_dir: PathBuf,
+
     /// Connections open at once on the HTTP and metrics listeners; past it, new ones wait
     /// until one closes. Keep it under the process's file descriptor limit (`ulimit -n`).
     #[arg(long, env = "FERROSERVE_MAX_CONNECTIONS", default_value_t = 4096)]
@@ -235,6 +240,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("--rate-limit: {e}"))?,
         allowed_hosts: args.allowed_hosts.clone(),
+        state_dir: Some(args.state_dir.clone()),
         connections: ConnectionLimits {
             max_connections: args.max_connections,
             header_read_timeout: std::time::Duration::from_secs(

@@ -94,6 +94,9 @@ pub struct ServerConfig {
     /// Host names (besides IP literals and `localhost`) a browser may reach management and the
     /// dashboard by on a server without keys; `*` allows any.
     pub allowed_hosts: Vec<String>,
+    /// Where state that outlives a load is kept (a bandit's), outside the model repository;
+    /// `None`: in memory only.
+    pub state_dir: Option<PathBuf>,
     /// Limits on each listener's connections.
     pub connections: transport::ConnectionLimits,
     /// After the shutdown signal, how long requests in flight may take before they are cut
@@ -118,6 +121,7 @@ impl ServerConfig {
             api_keys: None,
             default_rate: None,
             allowed_hosts: Vec::new(),
+            state_dir: None,
             connections: transport::ConnectionLimits::default(),
             exit_timeout: Duration::from_secs(30),
         }
@@ -206,7 +210,8 @@ pub async fn serve_listeners(
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
     tracing::info!(threads = pool.threads(), "compute pool started");
-    let repository = Arc::new(Repository::new(&config.model_repository, runtimes));
+    let repository = Repository::new(&config.model_repository, runtimes);
+    let repository = Arc::new(repository.with_state_dir(config.state_dir.clone()));
     let loading = Arc::clone(&repository);
     let model_control = config.model_control;
     let history = Arc::new(dashboard::history::History::default());

@@ -46,8 +46,9 @@ pub enum CompositeSpec {
         policy: Option<PolicyKind>,
         /// Exp3's exploration rate, 0 to 1 (default 0.1).
         gamma: Option<f64>,
-        /// Where the state is kept, relative to the model directory (default
-        /// `.bandit-state.json`: hidden, so writing it never looks like a model change).
+        /// The file the state is kept in: a plain file name, placed in the server's state
+        /// directory under the model's name (default `bandit-state.json`), never in the model
+        /// repository.
         state_file: Option<String>,
     },
     /// `kind = "ensemble"`.

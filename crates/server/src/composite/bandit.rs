@@ -14,7 +14,7 @@
 //! it survives restarts and reloads.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -107,7 +107,8 @@ pub struct Bandit {
     state: Mutex<State>,
     /// The latest answered requests, awaiting feedback.
     pending: Mutex<Pending>,
-    state_path: PathBuf,
+    /// Where the state is kept; `None`: in memory only.
+    state_path: Option<PathBuf>,
     dirty: AtomicBool,
 }
 
@@ -125,12 +126,13 @@ struct Pending {
 
 impl Bandit {
     /// A bandit over `variants`, its state read from `state_path` when that file holds the
-    /// same variants and policy, else fresh. Starts the thread that saves it.
+    /// same variants and policy, else fresh. Starts the thread that saves it (with no
+    /// `state_path`, the state lives in memory only).
     pub fn new(
         variants: Vec<Target>,
         policy: PolicyKind,
         gamma: f64,
-        state_path: PathBuf,
+        state_path: Option<PathBuf>,
     ) -> Arc<Bandit> {
         let fresh = State {
             policy,
@@ -147,7 +149,9 @@ impl Bandit {
                 })
                 .collect(),
         };
-        let state = match std::fs::read(&state_path) {
+        let saved = state_path.as_ref().map(std::fs::read);
+        let shown = state_path.as_deref().unwrap_or(Path::new("")).display();
+        let state = match saved.unwrap_or_else(|| Err(std::io::ErrorKind::NotFound.into())) {
             Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
                 Ok(saved)
                     if saved.policy == policy
@@ -157,15 +161,15 @@ impl Bandit {
                             .map(|a| &a.target)
                             .eq(fresh.arms.iter().map(|a| &a.target)) =>
                 {
-                    tracing::info!(path = %state_path.display(), "bandit state restored");
+                    tracing::info!(path = %shown, "bandit state restored");
                     saved
                 }
                 Ok(_) => {
-                    tracing::warn!(path = %state_path.display(), "bandit state is for other variants or another policy; starting afresh");
+                    tracing::warn!(path = %shown, "bandit state is for other variants or another policy; starting afresh");
                     fresh
                 }
                 Err(error) => {
-                    tracing::warn!(path = %state_path.display(), %error, "bandit state unreadable; starting afresh");
+                    tracing::warn!(path = %shown, %error, "bandit state unreadable; starting afresh");
                     fresh
                 }
             },
@@ -319,14 +323,19 @@ impl Bandit {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return;
         }
+        let Some(path) = &self.state_path else {
+            return;
+        };
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let tmp = self.state_path.with_extension("json.tmp");
-        let written = serde_json::to_vec_pretty(&state)
-            .map_err(std::io::Error::other)
+        let tmp = path.with_extension("json.tmp");
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| serde_json::to_vec_pretty(&state).map_err(std::io::Error::other))
             .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &self.state_path));
+            .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(error) = written {
-            tracing::warn!(path = %self.state_path.display(), %error, "cannot save the bandit state");
+            tracing::warn!(path = %path.display(), %error, "cannot save the bandit state");
         }
     }
 }
@@ -382,7 +391,7 @@ mod tests {
             vec![Target::parse("m@1").unwrap(), Target::parse("m@2").unwrap()],
             policy,
             0.1,
-            path,
+            Some(path),
         )
     }
 
@@ -468,7 +477,7 @@ mod tests {
             vec![Target::parse("x").unwrap(), Target::parse("y").unwrap()],
             PolicyKind::Thompson,
             0.1,
-            path,
+            Some(path),
         );
         assert_eq!(other.describe()["variants"][0]["chosen"], 0);
     }

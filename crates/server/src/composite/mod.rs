@@ -19,7 +19,7 @@ pub(crate) mod shadow;
 pub(crate) mod split;
 mod target;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -40,8 +40,9 @@ pub enum Composite {
 }
 
 impl Composite {
-    /// Builds the composite `spec` describes; `model_dir` is where a bandit keeps its state.
-    pub fn build(spec: &CompositeSpec, model_dir: &Path) -> Result<Composite, String> {
+    /// Builds the composite `spec` describes; `state_file` is where a bandit keeps its state
+    /// (`None`: in memory only).
+    pub fn build(spec: &CompositeSpec, state_file: Option<PathBuf>) -> Result<Composite, String> {
         let parse = |t: &str| Target::parse(t);
         Ok(match spec {
             CompositeSpec::Split {
@@ -72,7 +73,7 @@ impl Composite {
                 variants,
                 policy,
                 gamma,
-                state_file,
+                state_file: _,
             } => Composite::Bandit(bandit::Bandit::new(
                 variants
                     .iter()
@@ -80,7 +81,7 @@ impl Composite {
                     .collect::<Result<_, _>>()?,
                 policy.unwrap_or_default(),
                 gamma.unwrap_or(0.1),
-                model_dir.join(state_file.as_deref().unwrap_or(".bandit-state.json")),
+                state_file,
             )),
             CompositeSpec::Ensemble { .. } => {
                 return Err("an ensemble is planned against its steps' signatures".into());

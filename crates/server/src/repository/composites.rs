@@ -2,7 +2,7 @@
 //! targets resolved to ready plain models that take the same inputs, served as version 1
 //! with the first target's signature.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ferroserve_core::Signature;
@@ -16,6 +16,33 @@ use crate::composite::{Composite, CompositeSpec, Target};
 use crate::stats::VersionStats;
 
 impl Repository {
+    /// Where the bandit `name` keeps its state: `<state dir>/<name>/<state_file>` (default
+    /// `bandit-state.json`), never in the model repository; `None` without a state directory,
+    /// or for another kind. `state_file` must be a plain file name, so that a `model.toml`
+    /// cannot make the server write anywhere else.
+    fn bandit_state_file(
+        &self,
+        name: &str,
+        spec: &CompositeSpec,
+    ) -> Result<Option<PathBuf>, String> {
+        let CompositeSpec::Bandit { state_file, .. } = spec else {
+            return Ok(None);
+        };
+        let file = state_file.as_deref().unwrap_or("bandit-state.json");
+        let plain = !file.is_empty()
+            && file != "."
+            && file != ".."
+            && !file.contains(['/', '\\'])
+            && !Path::new(file).is_absolute();
+        if !plain {
+            return Err(format!(
+                "state_file '{file}': must be a file name; a bandit's state is kept in the \
+                 server's state directory (--state-dir), under the model's name"
+            ));
+        }
+        Ok(self.state_dir.as_ref().map(|dir| dir.join(name).join(file)))
+    }
+
     /// Whether `name`'s `model.toml` names a composite `kind`.
     pub(super) fn is_composite(&self, name: &str) -> bool {
         matches!(
@@ -68,7 +95,7 @@ impl Repository {
             }
         }
         let first = first.ok_or("a composite needs at least one target")?;
-        let composite = Composite::build(spec, dir)?;
+        let composite = Composite::build(spec, self.bandit_state_file(name, spec)?)?;
         Ok(self.composite_version(
             name,
             dir,

@@ -51,6 +51,8 @@ pub struct Repository {
     /// Failed loads per model since start (a model, a `model.toml` or a version that could
     /// not be built), kept across reloads and unloads: the metric only ever grows.
     load_failures: Mutex<BTreeMap<String, u64>>,
+    /// Where composites keep state that outlives a load (a bandit's); `None`: in memory.
+    state_dir: Option<PathBuf>,
 }
 
 impl Repository {
@@ -63,7 +65,14 @@ impl Repository {
             models: RwLock::default(),
             started: AtomicBool::new(false),
             load_failures: Mutex::default(),
+            state_dir: None,
         }
+    }
+
+    /// Keeps composites' state (a bandit's) under `dir`, outside the model repository.
+    pub fn with_state_dir(mut self, dir: Option<PathBuf>) -> Repository {
+        self.state_dir = dir;
+        self
     }
 
     /// The repository's directory.

@@ -190,7 +190,13 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
         "chooser",
         "kind = \"bandit\"\nvariants = [\"iris_logreg@1\", \"iris_logreg@2\"]\n",
     );
-    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    let state_dir = tempfile::tempdir().unwrap();
+    let with_state = || {
+        let mut config = ServerConfig::new(repo.path());
+        config.state_dir = Some(state_dir.path().to_owned());
+        config
+    };
+    let server = TestServer::start(with_state()).await;
     let request = oracle("iris_logreg", "request.json");
     let mut chosen = BTreeMap::<String, u32>::new();
     for i in 0..200 {
@@ -260,15 +266,16 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
     );
     server.stop().await;
 
-    // The state file outlives the server (written when the bandit is dropped, or each second).
-    let state = repo.path().join("chooser/.bandit-state.json");
+    // The state file outlives the server (written when the bandit is dropped, or each second),
+    // in the state directory, not in the model repository.
+    let state = state_dir.path().join("chooser/bandit-state.json");
     for _ in 0..60 {
         if state.is_file() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    let server = TestServer::start(with_state()).await;
     let (_, stats) = server.get("/v2/models/chooser/stats").await;
     let after = &stats["model_stats"][0]["composite"]["variants"];
     for (b, a) in before
@@ -280,6 +287,7 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
         assert_eq!(b["rewarded"], a["rewarded"], "{before} vs {after}");
         assert_eq!(b["beta"], a["beta"]);
     }
+    assert!(!repo.path().join("chooser/bandit-state.json").exists());
     server.stop().await;
 }
 
@@ -301,6 +309,13 @@ async fn a_composite_waits_for_its_targets_and_reports_bad_specs() {
         "mixed",
         "kind = \"split\"\nvariants = { \"iris_logreg\" = 1, \"digits_mlp\" = 1 }\n",
     );
+    // A bandit may not place its state outside the state directory.
+    for (name, file) in [("escape", "../../escape.json"), ("absolute", "/tmp/x.json")] {
+        let toml = format!(
+            "kind = \"bandit\"\nvariants = [\"iris_logreg\", \"iris_logreg@1\"]\nstate_file = \"{file}\"\n"
+        );
+        composite(repo.path(), name, &toml);
+    }
     let mut config = ServerConfig::new(repo.path());
     config.strict_readiness = false;
     config.model_control = ModelControl::Poll {
@@ -326,6 +341,9 @@ async fn a_composite_waits_for_its_targets_and_reports_bad_specs() {
         "{index}"
     );
     assert!(reason("mixed").contains("take different inputs"), "{index}");
+    for name in ["escape", "absolute"] {
+        assert!(reason(name).contains("must be a file name"), "{index}");
+    }
 
     // The target arrives: the composite loads at the next look.
     std::fs::create_dir_all(repo.path().join("arrives_later/1")).unwrap();
