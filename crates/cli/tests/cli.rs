@@ -509,3 +509,49 @@ fn management_actions_are_audited() {
             .all(|l| !l.contains(&ops) && !l.contains(&reader))
     );
 }
+
+/// Refusals a client causes do not flood the log: 30 requests with a wrong key write at most
+/// a warning a second, and no ERROR line.
+#[test]
+fn refused_requests_do_not_flood_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("keys.toml");
+    let file_arg = file.to_str().unwrap().to_owned();
+    let args = [
+        "keys", "add", "--file", &file_arg, "--name", "c", "--scope", "infer",
+    ];
+    ferroserve_ok(&args);
+    let Server {
+        mut child,
+        addr,
+        log,
+    } = start_server(&["--api-keys", &file_arg]);
+    let client = reqwest::Client::new();
+    let refused = block_on(async {
+        let mut refused = 0;
+        for _ in 0..30 {
+            let response = client
+                .get(format!("http://{addr}/v2/models/digits_mlp"))
+                .bearer_auth("fsk_wrong")
+                .send()
+                .await
+                .unwrap();
+            refused += u32::from(response.status() == 401);
+        }
+        refused
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let lines: Vec<String> = log.map_while(Result::ok).collect();
+    assert_eq!(refused, 30);
+    let errors = lines.iter().filter(|l| l.contains("ERROR")).count();
+    let warnings = lines
+        .iter()
+        .filter(|l| l.contains("request refused"))
+        .count();
+    assert_eq!(errors, 0, "{lines:#?}");
+    assert!(
+        (1..=5).contains(&warnings),
+        "{warnings} warnings: {lines:#?}"
+    );
+}

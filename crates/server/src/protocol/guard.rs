@@ -6,6 +6,7 @@
 //! [`Caller`] in its extensions.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::extract::{Request, State};
@@ -81,14 +82,23 @@ pub(crate) fn grpc_requirement(path: &str) -> Requirement {
     }
 }
 
-/// Logs a refusal, without the key: at debug when no key was sent (a client not set up),
-/// else at warn.
+/// Logs a refusal, without the key: at debug when no key was sent (a client not set up) or
+/// for a rate limit, else at warn, at most one warn line a second (a client retrying a bad
+/// key must not flood the log), the line counting the refusals it stands for.
 fn log_refusal(denied: &Denied, protocol: &'static str, path: &str) {
-    match denied {
-        Denied::NoCredentials => {
-            tracing::debug!(protocol, path, reason = %denied, "request refused")
-        }
-        _ => tracing::warn!(protocol, path, reason = %denied, "request refused"),
+    static LAST_SECOND: AtomicU64 = AtomicU64::new(0);
+    static SINCE: AtomicU64 = AtomicU64::new(0);
+    if matches!(denied, Denied::NoCredentials | Denied::RateLimited { .. }) {
+        tracing::debug!(protocol, path, reason = %denied, "request refused");
+        return;
+    }
+    let refused = SINCE.fetch_add(1, Ordering::Relaxed) + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST_SECOND.swap(now, Ordering::Relaxed) != now {
+        SINCE.store(0, Ordering::Relaxed);
+        tracing::warn!(protocol, path, reason = %denied, refused, "request refused");
     }
 }
 

@@ -157,8 +157,15 @@ impl Failure for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = http_status(&self);
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(error = %self, "request failed");
+        // ERROR is for the server's own faults. A request past its own deadline (504) or
+        // turned away for load (503) is the client's or the moment's: debug, so that a
+        // client's retries cannot flood the log.
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => {
+                tracing::debug!(error = %self, "request failed")
+            }
+            status if status.is_server_error() => tracing::error!(error = %self, "request failed"),
+            _ => {}
         }
         let body = Json(serde_json::json!({ "error": self.to_string() }));
         match access_header(&self) {
@@ -203,6 +210,64 @@ fn challenge(error: &ApiError) -> Option<String> {
 mod tests {
     use super::*;
     use ferroserve_core::{DataType, ValidationError};
+
+    /// ERROR is for the server's own faults: a model failure logs one, a request past its own
+    /// deadline or turned away for load does not.
+    #[test]
+    fn only_the_servers_own_faults_log_errors() {
+        use std::io::Write;
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let _ = ApiError::from(InferError::DeadlineExceeded {
+                model: "m".into(),
+                timeout: std::time::Duration::from_micros(1),
+            })
+            .into_response();
+            let _ = ApiError::from(InferError::Overloaded {
+                model: "m".into(),
+                capacity: 1,
+            })
+            .into_response();
+        });
+        assert!(
+            buffer.0.lock().unwrap().is_empty(),
+            "client-caused failures logged"
+        );
+        tracing::subscriber::with_default(
+            tracing_subscriber::fmt()
+                .with_writer({
+                    let writer = buffer.clone();
+                    move || writer.clone()
+                })
+                .finish(),
+            || {
+                let _ = ApiError::from(InferError::Composite {
+                    model: "m".into(),
+                    message: "broken".into(),
+                })
+                .into_response();
+            },
+        );
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("ERROR") && text.contains("broken"), "{text}");
+    }
 
     /// Every variant, so that a new one cannot ship without a deliberate status.
     #[test]
