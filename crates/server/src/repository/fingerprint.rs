@@ -13,10 +13,15 @@ pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
 
 impl Fingerprint {
     /// Every file under `dir`, recursively; symbolic links are followed (Kubernetes mounts
-    /// model files through them). A directory that cannot be read gives an empty fingerprint.
+    /// model files through them), each directory once, so a link back up the tree is not a
+    /// loop. A directory that cannot be read gives an empty fingerprint.
     pub fn of_tree(dir: &Path) -> Fingerprint {
-        let mut files = Vec::new();
-        walk(dir, Path::new(""), &mut files, 0);
+        let mut walk = Walk::default();
+        if let Ok(meta) = std::fs::metadata(dir) {
+            walk.first_visit(&meta);
+        }
+        walk.dir(dir, Path::new(""), 0);
+        let mut files = walk.files;
         files.sort();
         Fingerprint(files)
     }
@@ -51,30 +56,58 @@ fn hidden(entry: &std::fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with('.')
 }
 
-/// Deepest directory nesting followed, against symbolic-link loops.
+/// Deepest directory nesting followed.
 const MAX_DEPTH: usize = 8;
 
-fn walk(
-    dir: &Path,
-    prefix: &Path,
-    out: &mut Vec<(PathBuf, u64, Option<SystemTime>)>,
-    depth: usize,
-) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten().filter(|e| !hidden(e)) {
-        let path = entry.path();
-        let relative = prefix.join(entry.file_name());
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue;
+/// Most files one version's tree may list; past it the rest are not looked at (a version
+/// directory is a model's files, not a file system).
+const MAX_FILES: usize = 10_000;
+
+/// A walk of one tree: the files found, and the directories already walked.
+#[derive(Default)]
+struct Walk {
+    files: Vec<(PathBuf, u64, Option<SystemTime>)>,
+    /// Directories seen, by (device, inode): links to one of them are not followed again.
+    seen: std::collections::HashSet<(u64, u64)>,
+}
+
+impl Walk {
+    /// Whether the directory `meta` describes is seen for the first time (always true where
+    /// the platform has no inode numbers).
+    fn first_visit(&mut self, meta: &std::fs::Metadata) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.seen.insert((meta.dev(), meta.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            true
+        }
+    }
+
+    fn dir(&mut self, dir: &Path, prefix: &Path, depth: usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
         };
-        if meta.is_dir() {
-            if depth < MAX_DEPTH {
-                walk(&path, &relative, out, depth + 1);
+        for entry in entries.flatten().filter(|e| !hidden(e)) {
+            if self.files.len() >= MAX_FILES {
+                return;
             }
-        } else {
-            out.push((relative, meta.len(), meta.modified().ok()));
+            let path = entry.path();
+            let relative = prefix.join(entry.file_name());
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_dir() {
+                if depth < MAX_DEPTH && self.first_visit(&meta) {
+                    self.dir(&path, &relative, depth + 1);
+                }
+            } else {
+                self.files
+                    .push((relative, meta.len(), meta.modified().ok()));
+            }
         }
     }
 }
@@ -118,6 +151,36 @@ impl ModelFingerprint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Links back up the tree are walked once: five links to `.` once cost the poller 5^8
+    /// directory visits per look.
+    #[cfg(unix)]
+    #[test]
+    fn links_back_up_the_tree_are_not_followed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("1");
+        std::fs::create_dir_all(version.join("weights")).unwrap();
+        std::fs::write(version.join("model.onnx"), "a").unwrap();
+        std::fs::write(version.join("weights/w.bin"), "b").unwrap();
+        for i in 0..5 {
+            std::os::unix::fs::symlink(".", version.join(format!("loop{i}"))).unwrap();
+        }
+        std::os::unix::fs::symlink("..", version.join("weights/up")).unwrap();
+        // A link to a directory outside the tree is followed (Kubernetes mounts use them).
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("extra.bin"), "c").unwrap();
+        std::os::unix::fs::symlink(outside.path(), version.join("mounted")).unwrap();
+        let files: Vec<PathBuf> = Fingerprint::of_tree(&version)
+            .0
+            .into_iter()
+            .map(|(path, _, _)| path)
+            .collect();
+        let expected: Vec<PathBuf> = ["model.onnx", "mounted/extra.bin", "weights/w.bin"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(files, expected);
+    }
 
     #[test]
     fn a_change_to_one_version_shows_in_that_version_only() {
