@@ -29,6 +29,10 @@ use super::Target;
 /// Answered requests remembered for feedback; older ones are forgotten first.
 pub(crate) const PENDING_CAPACITY: usize = 100_000;
 
+/// Longest request id remembered for feedback, in bytes: with [`PENDING_CAPACITY`], the
+/// memory the pending choices can take is bounded (about 26 MB).
+pub(crate) const MAX_FEEDBACK_ID: usize = 256;
+
 /// How often the state file is rewritten at most.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -70,7 +74,7 @@ pub enum FeedbackError {
     },
     /// No answered request has that id (never seen, already rewarded, or forgotten).
     #[error(
-        "model '{model}' has no answered request with id '{id}' awaiting feedback (each request takes one reward; the latest {PENDING_CAPACITY} are remembered)"
+        "model '{model}' has no answered request with id '{id}' awaiting feedback (each request takes one reward; the latest {PENDING_CAPACITY} are remembered, ids of at most {MAX_FEEDBACK_ID} bytes)"
     )]
     UnknownRequest {
         /// The model.
@@ -218,6 +222,12 @@ impl Bandit {
         };
         self.dirty.store(true, Ordering::Relaxed);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // An id already awaiting feedback keeps its first choice: a later request reusing it
+        // (another client's id, say) cannot re-bind the reward to its own variant. Ids past
+        // the length limit are answered but not remembered.
+        if id.len() > MAX_FEEDBACK_ID || pending.by_id.contains_key(id) {
+            return (arm, &self.variants[arm]);
+        }
         let seq = pending.next;
         pending.next += 1;
         pending.by_id.insert(id.to_owned(), (seq, arm, probability));
@@ -435,6 +445,24 @@ mod tests {
         assert!(b.reward("m", "a", 1.0).is_ok());
         let again = b.reward("m", "a", 1.0).unwrap_err().to_string();
         assert!(again.contains("no answered request with id 'a'"), "{again}");
+    }
+
+    #[test]
+    fn an_id_awaiting_feedback_is_not_rebound_and_long_ids_are_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bandit(PolicyKind::Exp3, dir.path().join("state.json"));
+        let (first, _) = b.choose("victim");
+        // Reusing the id many times cannot move its reward to another variant.
+        for _ in 0..200 {
+            b.choose("victim");
+        }
+        let rewarded = b.reward("m", "victim", 1.0).unwrap();
+        assert_eq!(rewarded, b.variants[first].to_string());
+        assert_eq!(b.describe()["awaiting_feedback"], 0);
+        let long = "x".repeat(MAX_FEEDBACK_ID + 1);
+        b.choose(&long);
+        let error = b.reward("m", &long, 1.0).unwrap_err().to_string();
+        assert!(error.contains("at most 256 bytes"), "{error}");
     }
 
     #[test]
