@@ -152,25 +152,15 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_RATE_LIMIT", value_name = "RPS")]
     rate_limit: Option<f64>,
 
+    /// Requests at once after an idle spell under --rate-limit (default: one second's worth).
+    #[arg(long, env = "FERROSERVE_RATE_BURST", requires = "rate_limit")]
+    rate_burst: Option<f64>,
+
     /// Host names a browser may use to reach management calls and the dashboard when there are
     /// no --api-keys (IP addresses and `localhost` always may; `*`: any). Guards against DNS
     /// rebinding; name here the DNS names operators use for this server.
-    #[arg(
-        long,
-        env = "FERROSERVE_ALLOWED_HOSTS",
-        value_delimiter = ',',
-        value_name = "HOSTS"
-    )]
+    #[arg(long, env = "FERROSERVE_ALLOWED_HOSTS", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
-
-    /// Requests at once after an idle spell under --rate-limit (default: one second's worth).
-    #[arg(
-        long,
-        env = "FERROSERVE_RATE_BURST",
-        value_name = "N",
-        requires = "rate_limit"
-    )]
-    rate_burst: Option<f64>,
 
     /// Where state that outlives a restart is kept (a bandit's learning), one folder per
     /// model; never inside the model repository, which may be read-only.

@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{Server, block_on, ferroserve, ferroserve_ok, root, start_server};
+use common::{Server, block_on, ferroserve, ferroserve_fails, ferroserve_ok, root, start_server};
 
 /// The committed example profile is what `ferroserve profile` writes from the committed
 /// training split, and a mismatch between columns and the model names both.
@@ -396,20 +396,15 @@ fn keys_are_added_listed_and_removed() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no key of that name"));
 
     std::fs::write(&file, "[[key]]\nname = \"a\"\n").unwrap();
-    let refused = ferroserve(&[
+    let serve = [
         "serve",
         "--api-keys",
         file_arg,
         "--http-port",
         "0",
         "--no-grpc",
-    ]);
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("API key file") && stderr.contains("keys.toml"),
-        "{stderr}"
-    );
+    ];
+    ferroserve_fails(&serve, &["API key file", "keys.toml"]);
 }
 
 /// Bound beyond loopback with no keys, the server says once that everything is open. The
@@ -417,21 +412,16 @@ fn keys_are_added_listed_and_removed() {
 /// to bind, so the test never listens beyond loopback.
 #[test]
 fn an_open_server_beyond_loopback_says_so() {
-    let out = ferroserve(&[
+    let serve = [
         "serve",
         "--host",
         "192.0.2.1",
         "--http-port",
         "0",
         "--no-grpc",
-    ]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    ];
+    let stderr = ferroserve_fails(&serve, &["open to anyone who can reach 192.0.2.1"]);
     assert_eq!(stderr.matches("no --api-keys").count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("open to anyone who can reach 192.0.2.1"),
-        "{stderr}"
-    );
     assert!(stderr.contains("cannot listen on 192.0.2.1"), "{stderr}");
 }
 

@@ -33,6 +33,25 @@ pub(crate) fn ferroserve_ok(args: &[&str]) -> std::process::Output {
     out
 }
 
+/// Runs the `ferroserve` binary with `args`, asserts it failed, and asserts its stderr holds
+/// every one of `needles`; that stderr.
+#[allow(dead_code)]
+pub(crate) fn ferroserve_fails(args: &[&str], needles: &[&str]) -> String {
+    let out = ferroserve(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "ferroserve {args:?} succeeded: {stderr}"
+    );
+    for needle in needles {
+        assert!(
+            stderr.contains(needle),
+            "ferroserve {args:?}: no {needle:?} in {stderr}"
+        );
+    }
+    stderr
+}
+
 /// Runs `future` to completion on a one-thread tokio runtime (for the HTTP clients of tests).
 #[allow(dead_code)]
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {

@@ -439,16 +439,11 @@ async fn rates_are_limited_per_key_and_per_address() {
             StatusCode::OK
         );
     }
+    let bearer = format!("Bearer {fast}");
     let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .bearer_auth(&fast)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_with("/metrics", &[("authorization", &bearer)])
+        .await;
+    let metrics = metrics.text().await.unwrap();
     let line = "ferroserve_access_refusals_total{key=\"slow\",reason=\"rate_limited\"} 4";
     assert!(metrics.contains(line), "{metrics}");
     server.stop().await;
@@ -527,12 +522,8 @@ async fn pages_on_other_sites_cannot_drive_management() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = server
-        .client
-        .get(server.url("/dashboard"))
-        .header("host", "attacker.example")
-        .send()
-        .await
-        .unwrap();
+        .get_with("/dashboard", &[("host", "attacker.example")])
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // Bytes after the JSON document.
     let r = post(labels, r#"{"labels": {}} <form>"#, &[json])

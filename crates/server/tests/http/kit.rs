@@ -259,6 +259,15 @@ impl TestServer {
         .await
     }
 
+    /// GET with extra headers, the response as it came.
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
     /// POST raw bytes with extra headers.
     pub async fn post_raw(
         &self,
