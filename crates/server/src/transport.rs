@@ -65,6 +65,9 @@ pub(crate) async fn serve_http(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    // Tells connections still waiting for their first bytes that the server is stopping (they
+    // are not watched for the graceful shutdown until those bytes come).
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
     let mut at_cap_logged = false;
     tokio::pin!(shutdown);
     loop {
@@ -109,11 +112,26 @@ pub(crate) async fn serve_http(
                 .insert(ConnectInfo::<SocketAddr>(peer));
             app.clone().oneshot(request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let first_bytes = limits.header_read_timeout;
+        let mut stopped = stopped.clone();
         connections.spawn(async move {
+            // A client that connects and sends nothing holds a connection too: the first
+            // bytes (which tell HTTP/1 from HTTP/2) get the header timeout.
+            let mut first = [0u8; 1];
+            let arrived = tokio::select! {
+                arrived = tokio::time::timeout(first_bytes, stream.peek(&mut first)) => arrived,
+                _ = stopped.wait_for(|&s| s) => return,
+            };
+            if !matches!(arrived, Ok(Ok(n)) if n > 0) {
+                drop(permit);
+                return;
+            }
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                .into_owned();
+            let connection = watcher.watch(connection);
             // A client that goes away mid-request is no error of the server's.
             if let Err(error) = connection.await {
                 tracing::debug!(%peer, %error, "connection ended with an error");
@@ -122,6 +140,7 @@ pub(crate) async fn serve_http(
         });
     }
     drop(listener);
+    let _ = stopping.send(true);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()

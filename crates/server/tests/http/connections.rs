@@ -46,8 +46,9 @@ async fn infer_ok(server: &TestServer) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// 200 slowloris connections (a header byte every 300 ms) and 50 idle keep-alive ones: all
-/// are closed soon after the 1 s header timeout, and normal requests are answered meanwhile.
+/// 200 slowloris connections (a header byte every 300 ms), 50 idle keep-alive ones and 40
+/// that never send a byte: all are closed soon after the 1 s header timeout, and normal
+/// requests are answered meanwhile.
 #[tokio::test]
 async fn slow_and_idle_connections_are_closed_while_requests_go_on() {
     let server = TestServer::start(config(ConnectionLimits {
@@ -64,6 +65,11 @@ async fn slow_and_idle_connections_are_closed_while_requests_go_on() {
             .await
             .unwrap();
         slow.push(stream);
+    }
+    // Connections that never send a byte.
+    let mut silent = Vec::new();
+    for _ in 0..40 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
     }
     let mut idle = Vec::new();
     for _ in 0..50 {
@@ -90,7 +96,11 @@ async fn slow_and_idle_connections_are_closed_while_requests_go_on() {
     }
     let mut slow = trickle.await.unwrap();
     let mut open = 0;
-    for stream in slow.iter_mut().chain(idle.iter_mut()) {
+    for stream in slow
+        .iter_mut()
+        .chain(idle.iter_mut())
+        .chain(silent.iter_mut())
+    {
         if !closed_within(stream, Duration::from_secs(3)).await {
             open += 1;
         }
