@@ -243,7 +243,8 @@ pub struct Access {
 }
 
 /// Refused requests by key name (empty when no valid key was sent, or for a client address)
-/// and reason: `unauthenticated`, `forbidden`, `rate_limited`. Exposed on `/metrics`.
+/// and reason: `unauthenticated`, `forbidden`, `rate_limited`, `cross_site`. Exposed on
+/// `/metrics`.
 pub type Refusals = Family<Vec<(&'static str, String)>, Counter>;
 
 /// A key file and the keys last read from it.
@@ -288,6 +289,11 @@ impl Access {
         if self.keys.is_some() || self.allowed_hosts.iter().any(|h| h == "*") {
             return Ok(());
         }
+        self.browser_origin(host, origin)
+            .inspect_err(|denied| self.count_refusal(denied))
+    }
+
+    fn browser_origin(&self, host: Option<&str>, origin: Option<&str>) -> Result<(), Denied> {
         let refuse = |header, value: &str| {
             let value: String = value.chars().take(200).collect();
             Denied::CrossSite { header, value }
@@ -356,11 +362,6 @@ impl Access {
         })
     }
 
-    /// Whether every request is let in (no keys and no rate limit).
-    pub fn is_open(&self) -> bool {
-        self.keys.is_none() && self.default_rate.is_none()
-    }
-
     /// The refusal counters, for `/metrics`.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
@@ -375,22 +376,22 @@ impl Access {
         needed: &Requirement,
         peer: Option<IpAddr>,
     ) -> Result<Caller, Denied> {
-        let result = self.check(headers, needed, peer);
-        if let Err(denied) = &result {
-            let (key, reason) = match denied {
-                Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey => {
-                    (String::new(), "unauthenticated")
-                }
-                Denied::Scope { key, .. } | Denied::Model { key, .. } => (key.clone(), "forbidden"),
-                Denied::CrossSite { .. } => (String::new(), "cross_site"),
-                Denied::RateLimited { key, .. } => {
-                    (key.clone().unwrap_or_default(), "rate_limited")
-                }
-            };
-            let labels = vec![("key", key), ("reason", reason.to_owned())];
-            self.refusals.get_or_create(&labels).inc();
-        }
-        result
+        self.check(headers, needed, peer)
+            .inspect_err(|denied| self.count_refusal(denied))
+    }
+
+    /// Counts `denied` in [`Access::refusals`].
+    fn count_refusal(&self, denied: &Denied) {
+        let (key, reason) = match denied {
+            Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey => {
+                (String::new(), "unauthenticated")
+            }
+            Denied::Scope { key, .. } | Denied::Model { key, .. } => (key.clone(), "forbidden"),
+            Denied::CrossSite { .. } => (String::new(), "cross_site"),
+            Denied::RateLimited { key, .. } => (key.clone().unwrap_or_default(), "rate_limited"),
+        };
+        let labels = vec![("key", key), ("reason", reason.to_owned())];
+        self.refusals.get_or_create(&labels).inc();
     }
 
     fn check(
@@ -471,7 +472,7 @@ impl Access {
 
     /// Calls [`Access::reload_if_changed`] every `interval`, until the task is dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
-        if self.is_open() {
+        if self.keys.is_none() {
             return;
         }
         let mut ticks = tokio::time::interval(interval);

@@ -89,7 +89,7 @@ impl Metrics {
         registry.register(
             "ferroserve_access_refusals",
             "Requests refused by access control, by API key name (empty: no valid key, or a \
-             client address) and reason (unauthenticated, forbidden, rate_limited)",
+             client address) and reason (unauthenticated, forbidden, rate_limited, cross_site)",
             access.refusals().clone(),
         );
         Metrics { registry, unrouted }

@@ -546,6 +546,10 @@ async fn pages_on_other_sites_cannot_drive_management() {
         let r = post(load, "", &[("host", host)]).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{host}");
     }
+    // The three cross-site refusals above are counted.
+    let metrics = server.text("/metrics").await;
+    let line = "ferroserve_access_refusals_total{key=\"\",reason=\"cross_site\"} 3";
+    assert!(metrics.contains(line), "{metrics}");
     // Inference is not a browser-guarded call.
     let r = server
         .client
