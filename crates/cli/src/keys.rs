@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferroserve_server::access::keys::{KeyEntry, entry_toml, generate_key};
+use ferroserve_server::access::keys::{Credential, KeyEntry, entry_toml, generate_key};
 use ferroserve_server::access::rate::Rate;
 use ferroserve_server::access::{KeySet, Scope};
 
@@ -45,6 +45,10 @@ pub(crate) struct AddArgs {
     /// Limit inference to these models (repeat or separate with commas); default: every model.
     #[arg(long = "model", value_delimiter = ',')]
     models: Vec<String>,
+    /// Instead of making a key: let in clients whose certificate (mutual TLS, --tls-client-ca)
+    /// has this subject (`CN=app, O=Acme`) or common name. Nothing is printed.
+    #[arg(long)]
+    subject: Option<String>,
     /// Its own rate limit, in requests per second (default: the server's --rate-limit).
     #[arg(long, value_name = "RPS")]
     rate: Option<f64>,
@@ -101,8 +105,16 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
             "a key of that name is in the file already"
         }
     );
-    let (key, hash) = generate_key();
-    let mut entry = KeyEntry::new(&args.name, hash, &args.scopes);
+    let (key, mut entry) = match &args.subject {
+        Some(subject) => (
+            None,
+            KeyEntry::for_certificate(&args.name, subject, &args.scopes),
+        ),
+        None => {
+            let (key, hash) = generate_key();
+            (Some(key), KeyEntry::new(&args.name, hash, &args.scopes))
+        }
+    };
     if !args.models.is_empty() {
         entry = entry.with_models(&args.models);
     }
@@ -112,12 +124,21 @@ fn add(args: &AddArgs) -> anyhow::Result<()> {
     }
     append_private(path, &entry_toml(&entry))
         .with_context(|| format!("--file {}", path.display()))?;
-    println!("{key}");
-    eprintln!(
-        "key '{}' added to {}; it is shown only this once",
-        args.name,
-        path.display()
-    );
+    match key {
+        Some(key) => {
+            println!("{key}");
+            eprintln!(
+                "key '{}' added to {}; it is shown only this once",
+                args.name,
+                path.display()
+            );
+        }
+        None => eprintln!(
+            "certificate entry '{}' added to {}",
+            args.name,
+            path.display()
+        ),
+    }
     Ok(())
 }
 
@@ -147,7 +168,15 @@ fn list(path: &Path) -> anyhow::Result<()> {
         let rate = key.rate.map_or("default rate".to_owned(), |r| {
             format!("{}/s, burst {}", r.per_second, r.burst)
         });
-        println!("{}\t{}\t{models}\t{rate}", key.name, scopes.join(","));
+        let certificate = match &key.credential {
+            Credential::Certificate { subject } => format!("\tcertificate {subject}"),
+            Credential::Key { .. } => String::new(),
+        };
+        println!(
+            "{}\t{}\t{models}\t{rate}{certificate}",
+            key.name,
+            scopes.join(",")
+        );
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve a model repository over HTTP (KServe V2 / Triton-compatible).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run one V2 inference request body (JSON) through a model and print the response.
     Predict(predict::PredictArgs),
     /// Score Parquet, CSV or JSON-lines files through a model, on every core.

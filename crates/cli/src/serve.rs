@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use ferroserve_loader::runtimes;
+use ferroserve_server::access::jwt::JwtSettings;
 use ferroserve_server::access::rate::Rate;
+use ferroserve_server::tls::TlsFiles;
 use ferroserve_server::transport::ConnectionLimits;
 use ferroserve_server::{Listeners, ServerConfig, serve_listeners};
 use tokio::net::TcpListener;
@@ -186,6 +188,69 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_EXIT_TIMEOUT_SECS", default_value_t = 30)]
     exit_timeout_secs: u64,
 
+    /// TLS on every listener (HTTP, gRPC, metrics): the server's certificate chain, PEM, leaf
+    /// first. Reread when it changes, without a restart. TLS 1.2 and 1.3; HTTP/2 by ALPN.
+    #[arg(
+        long,
+        env = "FERROSERVE_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "FERROSERVE_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: CA certificates (PEM) every client certificate must chain to. A client
+    /// certificate's subject (or common name) maps to an --api-keys entry with
+    /// `subject = "..."`, which gives its name and scopes.
+    #[arg(
+        long,
+        env = "FERROSERVE_TLS_CLIENT_CA",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+
+    /// JWT bearer tokens (RS256, ES256, EdDSA) are accepted, verified against this JSON Web
+    /// Key Set: a file (reread when it changes) or an http(s) URL (fetched every 5 minutes,
+    /// and when a token names an unknown key id). The token's `sub` names the caller.
+    #[arg(long, env = "FERROSERVE_JWKS", value_name = "FILE|URL")]
+    jwks: Option<String>,
+
+    /// The `iss` every JWT must have.
+    #[arg(long, env = "FERROSERVE_JWT_ISSUER", requires = "jwks")]
+    jwt_issuer: Option<String>,
+
+    /// An audience every JWT's `aud` must hold (without it, tokens that have an audience
+    /// are refused).
+    #[arg(long, env = "FERROSERVE_JWT_AUDIENCE", requires = "jwks")]
+    jwt_audience: Option<String>,
+
+    /// The JWT claim holding the scopes: a space-separated string or an array.
+    #[arg(
+        long,
+        env = "FERROSERVE_JWT_SCOPE_CLAIM",
+        default_value = "scope",
+        requires = "jwks"
+    )]
+    jwt_scope_claim: String,
+
+    /// The JWT claim listing the models a token may run inference on (absent: every model).
+    #[arg(
+        long,
+        env = "FERROSERVE_JWT_MODELS_CLAIM",
+        default_value = "models",
+        requires = "jwks"
+    )]
+    jwt_models_claim: String,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -239,12 +304,27 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             ..ConnectionLimits::default()
         },
         exit_timeout: std::time::Duration::from_secs(args.exit_timeout_secs),
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: args.tls_client_ca.clone(),
+            }),
+            _ => None,
+        },
+        jwt: args.jwks.as_ref().map(|jwks| JwtSettings {
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+            scope_claim: args.jwt_scope_claim.clone(),
+            models_claim: args.jwt_models_claim.clone(),
+            ..JwtSettings::new(jwks.clone())
+        }),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
-    if config.api_keys.is_none() && !args.host.is_loopback() {
+    if config.api_keys.is_none() && config.jwt.is_none() && !args.host.is_loopback() {
         tracing::warn!(
             host = %args.host,
-            "no --api-keys: every endpoint, including metrics{}, is open to anyone who can reach {}; \
+            "no --api-keys or --jwks: every endpoint, including metrics{}, is open to anyone who can reach {}; \
              give --api-keys (ferroserve keys add) or bind --host 127.0.0.1",
             if args.model_control == ModelControl::None { "" } else { " and model control" },
             args.host
@@ -261,14 +341,24 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let listener = TcpListener::bind((args.host, args.http_port))
             .await
             .with_context(|| format!("cannot listen on {}:{}", args.host, args.http_port))?;
-        tracing::info!("listening on http://{}", listener.local_addr()?);
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
         let grpc = if args.no_grpc {
             None
         } else {
             let grpc = TcpListener::bind((args.host, args.grpc_port))
                 .await
                 .with_context(|| format!("cannot listen on {}:{}", args.host, args.grpc_port))?;
-            tracing::info!("listening on grpc://{}", grpc.local_addr()?);
+            let scheme = if config.tls.is_some() {
+                "grpcs"
+            } else {
+                "grpc"
+            };
+            tracing::info!("listening on {scheme}://{}", grpc.local_addr()?);
             Some(grpc)
         };
         let metrics = match args.metrics_port {
@@ -277,7 +367,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 let metrics = TcpListener::bind((args.host, port))
                     .await
                     .with_context(|| format!("cannot listen on {}:{port}", args.host))?;
-                tracing::info!("metrics on http://{}/metrics", metrics.local_addr()?);
+                tracing::info!("metrics on {scheme}://{}/metrics", metrics.local_addr()?);
                 Some(metrics)
             }
         };

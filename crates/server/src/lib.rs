@@ -21,6 +21,7 @@
 //! - [`audit`]: one log line per management action: who, what, how it ended.
 //! - [`error`]: the errors of this layer.
 //! - [`transport`]: the HTTP listener's connections: cap, timeouts, HTTP/2 limits, shutdown.
+//! - [`tls`]: certificates for both listeners, reread when they change; client certificates.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
 
 #![forbid(unsafe_code)]
@@ -42,6 +43,7 @@ pub mod repository;
 pub(crate) mod router;
 pub(crate) mod scheduler;
 pub(crate) mod stats;
+pub mod tls;
 pub mod transport;
 
 pub use protocol::offline::{PredictError, predict};
@@ -102,6 +104,10 @@ pub struct ServerConfig {
     /// After the shutdown signal, how long requests in flight may take before they are cut
     /// off (Triton's `--exit-timeout-secs`).
     pub exit_timeout: Duration,
+    /// TLS on the HTTP, gRPC and metrics listeners; `None`: plain TCP.
+    pub tls: Option<tls::TlsFiles>,
+    /// JWT bearer tokens, verified against a key set; `None`: none accepted.
+    pub jwt: Option<access::jwt::JwtSettings>,
 }
 
 impl ServerConfig {
@@ -124,6 +130,8 @@ impl ServerConfig {
             state_dir: None,
             connections: transport::ConnectionLimits::default(),
             exit_timeout: Duration::from_secs(30),
+            tls: None,
+            jwt: None,
         }
     }
 }
@@ -202,11 +210,26 @@ pub async fn serve_listeners(
         Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
         None => access::Access::open(),
     };
-    let access = access
+    let mut access = access
         .with_default_rate(config.default_rate)
         .with_allowed_hosts(config.allowed_hosts.clone());
+    let mut watchers = Vec::new();
+    if let Some(settings) = &config.jwt {
+        let jwt = access::jwt::Jwt::new(settings.clone()).map_err(std::io::Error::other)?;
+        let jwt = Arc::new(jwt);
+        watchers.push(tokio::spawn(Arc::clone(&jwt).refresh(KEY_FILE_CHECK)));
+        access = access.with_jwt(jwt);
+    }
     let access = Arc::new(access);
-    let key_watch = tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK));
+    watchers.push(tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK)));
+    let tls = match &config.tls {
+        Some(files) => {
+            let tls = Arc::new(tls::Tls::load(files.clone()).map_err(std::io::Error::other)?);
+            watchers.push(tokio::spawn(Arc::clone(&tls).watch(KEY_FILE_CHECK)));
+            Some(tls)
+        }
+        None => None,
+    };
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
     tracing::info!(threads = pool.threads(), "compute pool started");
@@ -277,8 +300,9 @@ pub async fn serve_listeners(
         let limit = config.grpc_max_message_bytes;
         protocol::grpc::codec::allow_decoded_bytes(config.max_request_bytes);
         let connections = config.connections;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            protocol::grpc::serve(state, listener, limit, connections, shutdown)
+            protocol::grpc::serve(state, listener, limit, connections, tls, shutdown)
                 .await
                 .map_err(std::io::Error::other)
         })
@@ -288,15 +312,20 @@ pub async fn serve_listeners(
         let app = protocol::observability::router(state.clone());
         let (limits, drain) = (config.connections, config.exit_timeout);
         tokio::spawn(transport::serve_http(
-            listener, app, limits, shutdown, drain,
+            listener,
+            app,
+            limits,
+            tls.clone(),
+            shutdown,
+            drain,
         ))
     });
     let app = http_router(state);
     let drain = config.exit_timeout;
-    transport::serve_http(listener, app, config.connections, stopping(), drain).await?;
+    transport::serve_http(listener, app, config.connections, tls, stopping(), drain).await?;
     poller.abort();
     drift.abort();
-    key_watch.abort();
+    watchers.iter().for_each(tokio::task::JoinHandle::abort);
     // What is left of the deadline for gRPC (an open ModelStreamInfer would hold it forever).
     let left = || {
         let since = stop_at.get().map_or(Duration::ZERO, |at| at.elapsed());
@@ -318,7 +347,7 @@ pub async fn serve_listeners(
     Ok(())
 }
 
-/// How often the API key file is checked for changes.
+/// How often the API key file, the JWKS file and the TLS files are checked for changes.
 const KEY_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often every monitored version's drift is scored, so that alerts reach the log without

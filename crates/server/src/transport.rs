@@ -3,19 +3,30 @@
 //! with a deadline. Written on hyper-util's connection builder rather than `axum::serve`,
 //! which sets none of these (a client sending its headers a byte a minute held a connection
 //! forever). The defaults follow nginx's where nginx has one.
+//!
+//! With TLS, the handshake runs on the connection's task under the header timeout, and a
+//! verified client certificate is put in each request's extensions as a
+//! [`ClientCertificate`]. For gRPC (served by tonic), [`tls_incoming`] makes the stream of
+//! handshaken connections tonic accepts.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+
+use crate::tls::{ClientCertificate, Listener, Tls};
 
 /// Limits on the connections of one listener.
 #[derive(Clone, Copy, Debug)]
@@ -40,13 +51,14 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` completes; then stops
-/// accepting, lets the requests in flight finish for at most `drain`, and returns (dropping
-/// the connections still open).
+/// Serves `app` on `listener` within `limits` (over TLS when `tls` is set) until `shutdown`
+/// completes; then stops accepting, lets the requests in flight finish for at most `drain`,
+/// and returns (dropping the connections still open).
 pub(crate) async fn serve_http(
     listener: TcpListener,
     app: axum::Router,
     limits: ConnectionLimits,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> std::io::Result<()> {
@@ -105,20 +117,15 @@ pub(crate) async fn serve_http(
             tracing::warn!(%error, "cannot set TCP_NODELAY");
         }
         let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
-            let mut request = request.map(axum::body::Body::new);
-            request
-                .extensions_mut()
-                .insert(ConnectInfo::<SocketAddr>(peer));
-            app.clone().oneshot(request)
-        });
         let builder = Arc::clone(&builder);
         let watcher = graceful.watcher();
         let first_bytes = limits.header_read_timeout;
         let mut stopped = stopped.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             // A client that connects and sends nothing holds a connection too: the first
-            // bytes (which tell HTTP/1 from HTTP/2) get the header timeout.
+            // bytes (which tell HTTP/1 from HTTP/2, or start the TLS handshake) get the
+            // header timeout.
             let mut first = [0u8; 1];
             let arrived = tokio::select! {
                 arrived = tokio::time::timeout(first_bytes, stream.peek(&mut first)) => arrived,
@@ -128,13 +135,26 @@ pub(crate) async fn serve_http(
                 drop(permit);
                 return;
             }
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = watcher.watch(connection);
-            // A client that goes away mid-request is no error of the server's.
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+            match tls {
+                None => {
+                    let service = request_service(app, peer, None);
+                    drive(&builder, TokioIo::new(stream), service, watcher, peer).await;
+                }
+                Some(tls) => {
+                    let accepting = tls.acceptor(Listener::Http).accept(stream);
+                    let stream = match tokio::time::timeout(first_bytes, accepting).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let certificate =
+                        ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
+                    let service = request_service(app, peer, certificate);
+                    drive(&builder, TokioIo::new(stream), service, watcher, peer).await;
+                }
             }
             drop(permit);
         });
@@ -153,4 +173,170 @@ pub(crate) async fn serve_http(
     // Whatever is still open is cut off here (dropping a JoinSet would do it too).
     connections.shutdown().await;
     Ok(())
+}
+
+/// The per-connection service: `app`, with the client's address (and certificate) in each
+/// request's extensions.
+fn request_service(
+    app: axum::Router,
+    peer: SocketAddr,
+    certificate: Option<ClientCertificate>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let mut request = request.map(axum::body::Body::new);
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo::<SocketAddr>(peer));
+        if let Some(certificate) = &certificate {
+            extensions.insert(certificate.clone());
+        }
+        app.clone().oneshot(request)
+    })
+}
+
+/// Serves one connection until it closes, watched by the graceful shutdown.
+async fn drive<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    service: S,
+    watcher: Watcher,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let connection = builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned();
+    // A client that goes away mid-request is no error of the server's.
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+    }
+}
+
+/// A gRPC connection after its TLS handshake, with what tonic puts in each request's
+/// extensions about its client ([`GrpcPeer`]).
+pub(crate) struct TlsConnection {
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: GrpcPeer,
+}
+
+/// The client of a TLS gRPC connection: its address and verified certificate.
+#[derive(Clone, Debug)]
+pub(crate) struct GrpcPeer {
+    /// The client's address.
+    pub(crate) address: SocketAddr,
+    /// The certificate it presented (mutual TLS).
+    pub(crate) certificate: Option<ClientCertificate>,
+}
+
+impl tonic::transport::server::Connected for TlsConnection {
+    type ConnectInfo = GrpcPeer;
+
+    fn connect_info(&self) -> GrpcPeer {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// The connections of `listener` after their TLS handshake, for tonic. Each handshake runs on
+/// its own task, under `limits.header_read_timeout`; one that fails is logged at debug and
+/// dropped. Accepting stops when the stream is dropped.
+pub(crate) fn tls_incoming(
+    listener: TcpListener,
+    tls: Arc<Tls>,
+    limits: ConnectionLimits,
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConnection>> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = sender.closed() => return,
+            };
+            let (stream, address) = match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::error!(%error, "cannot accept a gRPC connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::warn!(%error, "cannot set TCP_NODELAY");
+            }
+            let (tls, sender) = (Arc::clone(&tls), sender.clone());
+            tokio::spawn(async move {
+                let accepting = tls.acceptor(Listener::Grpc).accept(stream);
+                match tokio::time::timeout(limits.header_read_timeout, accepting).await {
+                    Ok(Ok(stream)) => {
+                        let certificate =
+                            ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
+                        let peer = GrpcPeer {
+                            address,
+                            certificate,
+                        };
+                        let _ = sender.send(Ok(TlsConnection { stream, peer })).await;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(peer = %address, %error, "TLS handshake failed");
+                    }
+                    Err(_) => {}
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }

@@ -9,6 +9,11 @@
 //! models = ["iris_logreg"]         # optional: inference on these models only
 //! rate = 50.0                      # optional: requests per second (default: --rate-limit)
 //! burst = 100                      # optional: requests at once after an idle spell
+//!
+//! [[key]]
+//! name = "fraud-service"
+//! subject = "CN=fraud-service"     # a client certificate (mutual TLS) instead of a key:
+//! scopes = ["infer"]               # its whole subject, or its common name
 //! ```
 //!
 //! A key is 32 random bytes, so one SHA-256 is enough to keep it (as code hosts keep their
@@ -28,6 +33,7 @@ use subtle::ConstantTimeEq;
 
 use super::rate::Rate;
 use super::{Scope, ScopeSet};
+use crate::tls::ClientCertificate;
 
 /// What the text of a key starts with, so a leaked one is recognisable (secret scanners).
 pub const KEY_PREFIX: &str = "fsk_";
@@ -58,8 +64,8 @@ pub enum KeyFileError {
 pub struct KeyEntry {
     /// Its name: what logs, metrics and audit lines say instead of the key.
     pub name: Arc<str>,
-    /// SHA-256 of the key's text.
-    pub sha256: [u8; 32],
+    /// How a request proves it is this entry: a key, or a client certificate.
+    pub credential: Credential,
     /// What it may do.
     pub scopes: ScopeSet,
     /// The models it may run inference on; `None`: every model. (Shared, like the name, with
@@ -69,15 +75,41 @@ pub struct KeyEntry {
     pub rate: Option<Rate>,
 }
 
+/// How a request proves it is a key file entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key, whose SHA-256 this is.
+    Key {
+        /// SHA-256 of the key's text.
+        sha256: [u8; 32],
+    },
+    /// A client certificate (mutual TLS) with this subject: the whole subject as RFC 4514
+    /// writes it (`CN=app, O=Acme`), or its common name alone.
+    Certificate {
+        /// The subject, or its common name.
+        subject: String,
+    },
+}
+
 impl KeyEntry {
     /// An entry for the key whose SHA-256 is `sha256`, allowed every model at the default
     /// rate.
     pub fn new(name: &str, sha256: [u8; 32], scopes: &[Scope]) -> KeyEntry {
+        KeyEntry::with_credential(name, Credential::Key { sha256 }, scopes)
+    }
+
+    /// An entry for the client certificates whose subject (or common name) is `subject`.
+    pub fn for_certificate(name: &str, subject: &str, scopes: &[Scope]) -> KeyEntry {
+        let subject = subject.to_owned();
+        KeyEntry::with_credential(name, Credential::Certificate { subject }, scopes)
+    }
+
+    fn with_credential(name: &str, credential: Credential, scopes: &[Scope]) -> KeyEntry {
         let mut set = ScopeSet::default();
         scopes.iter().for_each(|s| set.insert(*s));
         KeyEntry {
             name: Arc::from(name),
-            sha256,
+            credential,
             scopes: set,
             models: None,
             rate: None,
@@ -116,7 +148,9 @@ struct FileToml {
 #[serde(deny_unknown_fields)]
 struct EntryToml {
     name: String,
-    sha256: String,
+    /// Exactly one of `sha256` (an API key) and `subject` (a client certificate).
+    sha256: Option<String>,
+    subject: Option<String>,
     scopes: Vec<String>,
     models: Option<Vec<String>>,
     rate: Option<f64>,
@@ -148,10 +182,23 @@ impl KeySet {
             if keys.iter().any(|k| *k.name == *entry.name) {
                 return Err(format!("{at}: the name is used twice"));
             }
-            let sha256 = parse_hex32(&entry.sha256)
-                .ok_or_else(|| format!("{at}: sha256 must be 64 hexadecimal digits"))?;
-            if let Some(same) = keys.iter().find(|k| k.sha256 == sha256) {
-                return Err(format!("{at}: the same key as '{}'", same.name));
+            let credential = match (entry.sha256, entry.subject) {
+                (Some(sha256), None) => Credential::Key {
+                    sha256: parse_hex32(&sha256)
+                        .ok_or_else(|| format!("{at}: sha256 must be 64 hexadecimal digits"))?,
+                },
+                (None, Some(subject)) if !subject.trim().is_empty() => {
+                    Credential::Certificate { subject }
+                }
+                (None, Some(_)) => return Err(format!("{at}: subject is empty")),
+                _ => {
+                    return Err(format!(
+                        "{at}: needs exactly one of sha256 (an API key) and subject (a client certificate)"
+                    ));
+                }
+            };
+            if let Some(same) = keys.iter().find(|k| k.credential == credential) {
+                return Err(format!("{at}: the same credential as '{}'", same.name));
             }
             let mut scopes = ScopeSet::default();
             for scope in &entry.scopes {
@@ -166,7 +213,7 @@ impl KeySet {
             };
             keys.push(KeyEntry {
                 name: Arc::from(entry.name),
-                sha256,
+                credential,
                 scopes,
                 models: entry.models.map(Arc::from),
                 rate,
@@ -175,7 +222,10 @@ impl KeySet {
         let by_hash = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| (k.sha256, i))
+            .filter_map(|(i, k)| match k.credential {
+                Credential::Key { sha256 } => Some((sha256, i)),
+                Credential::Certificate { .. } => None,
+            })
             .collect();
         Ok(KeySet { keys, by_hash })
     }
@@ -187,7 +237,19 @@ impl KeySet {
     pub fn find(&self, presented: &str) -> Option<&KeyEntry> {
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let entry = &self.keys[*self.by_hash.get(&hash)?];
-        bool::from(entry.sha256.ct_eq(&hash)).then_some(entry)
+        let Credential::Key { sha256 } = &entry.credential else {
+            return None;
+        };
+        bool::from(sha256.ct_eq(&hash)).then_some(entry)
+    }
+
+    /// The entry for a client certificate: the first whose subject is the certificate's
+    /// whole subject or its common name.
+    pub fn find_certificate(&self, certificate: &ClientCertificate) -> Option<&KeyEntry> {
+        self.keys.iter().find(|k| match &k.credential {
+            Credential::Certificate { subject } => certificate.matches(subject),
+            Credential::Key { .. } => false,
+        })
     }
 
     /// The entries, in file order.
@@ -223,7 +285,14 @@ pub fn entry_toml(entry: &KeyEntry) -> String {
         "name = {}",
         toml::Value::String(entry.name.to_string())
     );
-    let _ = writeln!(text, "sha256 = \"{}\"", hex(&entry.sha256));
+    match &entry.credential {
+        Credential::Key { sha256 } => {
+            let _ = writeln!(text, "sha256 = \"{}\"", hex(sha256));
+        }
+        Credential::Certificate { subject } => {
+            let _ = writeln!(text, "subject = {}", toml::Value::String(subject.clone()));
+        }
+    }
     let _ = writeln!(
         text,
         "scopes = [{}]",
@@ -286,6 +355,39 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_entry_is_found_by_subject_or_common_name_and_never_by_key() {
+        let entry = KeyEntry::for_certificate("svc", "svc-a", &[Scope::Infer]);
+        let set = KeySet::parse(&entry_toml(&entry)).unwrap();
+        let certificate = |subject: &str, cn: Option<&str>| ClientCertificate {
+            subject: Arc::from(subject),
+            common_name: cn.map(Arc::from),
+        };
+        let found = set.find_certificate(&certificate("CN=svc-a, O=Acme", Some("svc-a")));
+        assert_eq!(found.map(|e| &*e.name), Some("svc"));
+        assert!(
+            set.find_certificate(&certificate("CN=svc-b", Some("svc-b")))
+                .is_none()
+        );
+        assert!(set.find("svc-a").is_none());
+        let whole = KeySet::parse(&entry_toml(&KeyEntry::for_certificate(
+            "svc",
+            "CN=svc-a, O=Acme",
+            &[],
+        )))
+        .unwrap();
+        assert!(
+            whole
+                .find_certificate(&certificate("CN=svc-a, O=Acme", Some("svc-a")))
+                .is_some()
+        );
+        assert!(
+            whole
+                .find_certificate(&certificate("CN=svc-a, O=Other", Some("svc-a")))
+                .is_none()
+        );
+    }
+
+    #[test]
     fn a_bad_file_names_the_entry_and_field() {
         let hash = "ab".repeat(32);
         let cases = [
@@ -309,7 +411,17 @@ mod tests {
                     "[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscopes = []\n\
                      [[key]]\nname = \"b\"\nsha256 = \"{hash}\"\nscopes = []\n"
                 ),
-                "key 2 ('b'): the same key as 'a'",
+                "key 2 ('b'): the same credential as 'a'",
+            ),
+            (
+                "[[key]]\nname = \"a\"\nscopes = []\n".to_owned(),
+                "key 1 ('a'): needs exactly one of sha256 (an API key) and subject",
+            ),
+            (
+                format!(
+                    "[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nsubject = \"CN=a\"\nscopes = []\n"
+                ),
+                "key 1 ('a'): needs exactly one of sha256",
             ),
             (
                 format!("[[key]]\nname = \"a\"\nsha256 = \"{hash}\"\nscope = []\n"),

@@ -1,16 +1,23 @@
-//! Who may call what: the callers the server knows (API keys from a file of hashes), the scopes
-//! an endpoint needs, and the check of one request's credentials against both. The protocol
-//! front-ends ask [`Access::authorize`] with the request's headers and what its endpoint needs;
-//! nothing here knows a path or a protocol.
+//! Who may call what: the callers the server knows (API keys from a file of hashes, client
+//! certificates named in that file, JWTs signed by a trusted key set), the scopes an endpoint
+//! needs, and the check of one request's credentials against both. The protocol front-ends ask
+//! [`Access::authorize_peer`] with the request's headers, its connection's [`Peer`] and what its
+//! endpoint needs; nothing here knows a path or a protocol.
 //!
 //! Scopes: `infer` (inference, metadata, readiness of a model), `read` (statistics, metrics,
 //! monitoring, the dashboard, the repository index), `admin` (load, unload, labels, feedback)
 //! and `feedback` (bandit rewards only). A key may be limited to some models; the limit applies
-//! to what needs `infer`. With no key file the server is open: every request is let in.
+//! to what needs `infer`. With no key file and no JWT key set the server is open: every request
+//! is let in.
+//!
+//! Credentials, in order: a bearer token that is a JWT (three dot-separated parts) when a key
+//! set is configured ([`jwt`]); else `Authorization: Bearer` or `x-api-key` looked up in the key
+//! file; else, on a mutual-TLS connection, the client certificate's subject looked up there.
 //!
 //! Rates ([`rate`]): each key draws on its own token bucket (its `rate` in the key file, else
 //! the server's default); on an open server with a default rate, each client address does.
 
+pub mod jwt;
 pub mod keys;
 pub mod rate;
 
@@ -25,6 +32,8 @@ use prometheus_client::metrics::family::Family;
 
 pub use keys::{KeyFileError, KeySet};
 use rate::{Client, Rate, RateLimits};
+
+use crate::tls::ClientCertificate;
 
 /// What an endpoint class allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,6 +187,15 @@ pub enum Denied {
     /// No key of the server's matches.
     #[error("the API key is not valid")]
     UnknownKey,
+    /// A JWT that does not verify, or has expired.
+    #[error("the bearer token is not valid: {0}")]
+    InvalidToken(String),
+    /// A verified client certificate that no key file entry names.
+    #[error("client certificate '{subject}' is not in the key file")]
+    UnknownCertificate {
+        /// The certificate's subject.
+        subject: String,
+    },
     /// The key lacks the scope the endpoint needs.
     #[error("key '{key}' lacks the '{scope}' scope this endpoint needs")]
     Scope {
@@ -223,8 +241,40 @@ impl Denied {
     pub fn unauthenticated(&self) -> bool {
         matches!(
             self,
-            Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey
+            Denied::NoCredentials
+                | Denied::Malformed
+                | Denied::UnknownKey
+                | Denied::InvalidToken(_)
+                | Denied::UnknownCertificate { .. }
         )
+    }
+}
+
+/// What a request's connection says about its client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peer<'a> {
+    /// The client's address, which an open server's rate limit counts by.
+    pub address: Option<IpAddr>,
+    /// The client certificate a mutual-TLS connection presented.
+    pub certificate: Option<&'a ClientCertificate>,
+}
+
+/// What a credential allows: its name, scopes, models and rate.
+struct Grant {
+    name: Arc<str>,
+    scopes: ScopeSet,
+    models: Option<Arc<[String]>>,
+    rate: Option<Rate>,
+}
+
+impl Grant {
+    fn of(entry: &keys::KeyEntry) -> Grant {
+        Grant {
+            name: Arc::clone(&entry.name),
+            scopes: entry.scopes,
+            models: entry.models.clone(),
+            rate: entry.rate,
+        }
     }
 }
 
@@ -233,6 +283,8 @@ impl Denied {
 #[derive(Debug)]
 pub struct Access {
     keys: Option<KeyFile>,
+    /// JWTs, verified against a key set.
+    jwt: Option<Arc<jwt::Jwt>>,
     /// The rate of a key without its own, and of each client address on an open server.
     default_rate: Option<Rate>,
     limits: RateLimits,
@@ -261,6 +313,7 @@ impl Access {
     pub fn open() -> Access {
         Access {
             keys: None,
+            jwt: None,
             default_rate: None,
             limits: RateLimits::default(),
             refusals: Refusals::default(),
@@ -286,7 +339,7 @@ impl Access {
         host: Option<&str>,
         origin: Option<&str>,
     ) -> Result<(), Denied> {
-        if self.keys.is_some() || self.allowed_hosts.iter().any(|h| h == "*") {
+        if self.closed() || self.allowed_hosts.iter().any(|h| h == "*") {
             return Ok(());
         }
         self.browser_origin(host, origin)
@@ -362,6 +415,17 @@ impl Access {
         })
     }
 
+    /// Also lets in JWTs that `jwt` verifies.
+    pub fn with_jwt(mut self, jwt: Arc<jwt::Jwt>) -> Access {
+        self.jwt = Some(jwt);
+        self
+    }
+
+    /// Whether requests need credentials (a key file or a JWT key set is configured).
+    pub fn closed(&self) -> bool {
+        self.keys.is_some() || self.jwt.is_some()
+    }
+
     /// The refusal counters, for `/metrics`.
     pub fn refusals(&self) -> &Refusals {
         &self.refusals
@@ -376,6 +440,20 @@ impl Access {
         needed: &Requirement,
         peer: Option<IpAddr>,
     ) -> Result<Caller, Denied> {
+        let peer = Peer {
+            address: peer,
+            certificate: None,
+        };
+        self.authorize_peer(headers, needed, &peer)
+    }
+
+    /// [`Access::authorize`] for a connection that may have presented a client certificate.
+    pub fn authorize_peer(
+        &self,
+        headers: &HeaderMap,
+        needed: &Requirement,
+        peer: &Peer<'_>,
+    ) -> Result<Caller, Denied> {
         self.check(headers, needed, peer)
             .inspect_err(|denied| self.count_refusal(denied))
     }
@@ -383,9 +461,11 @@ impl Access {
     /// Counts `denied` in [`Access::refusals`].
     fn count_refusal(&self, denied: &Denied) {
         let (key, reason) = match denied {
-            Denied::NoCredentials | Denied::Malformed | Denied::UnknownKey => {
-                (String::new(), "unauthenticated")
-            }
+            Denied::NoCredentials
+            | Denied::Malformed
+            | Denied::UnknownKey
+            | Denied::InvalidToken(_)
+            | Denied::UnknownCertificate { .. } => (String::new(), "unauthenticated"),
             Denied::Scope { key, .. } | Denied::Model { key, .. } => (key.clone(), "forbidden"),
             Denied::CrossSite { .. } => (String::new(), "cross_site"),
             Denied::RateLimited { key, .. } => (key.clone().unwrap_or_default(), "rate_limited"),
@@ -398,51 +478,86 @@ impl Access {
         &self,
         headers: &HeaderMap,
         needed: &Requirement,
-        peer: Option<IpAddr>,
+        peer: &Peer<'_>,
     ) -> Result<Caller, Denied> {
         let Some(scope) = needed.scope else {
             return Ok(Caller::anyone());
         };
-        let Some(file) = &self.keys else {
-            if let (Some(rate), Some(peer)) = (self.default_rate, peer) {
+        if !self.closed() {
+            if let (Some(rate), Some(address)) = (self.default_rate, peer.address) {
                 self.limits
-                    .take(Client::Address(peer), rate)
+                    .take(Client::Address(address), rate)
                     .map_err(|retry_after| Denied::RateLimited {
-                        client: format!("client {peer}"),
+                        client: format!("client {address}"),
                         key: None,
                         retry_after,
                     })?;
             }
             return Ok(Caller::anyone());
-        };
-        let presented = credentials(headers)?;
-        let keys = Arc::clone(&file.keys.read().unwrap_or_else(|e| e.into_inner()));
-        let entry = keys.find(presented).ok_or(Denied::UnknownKey)?;
-        if !entry.scopes.allows(scope) {
+        }
+        let grant = self.identify(headers, peer)?;
+        if !grant.scopes.allows(scope) {
             return Err(Denied::Scope {
-                key: entry.name.to_string(),
+                key: grant.name.to_string(),
                 scope,
             });
         }
         let caller = Caller {
-            name: Arc::clone(&entry.name),
-            models: entry.models.clone(),
+            name: grant.name,
+            models: grant.models,
         };
         if scope == Scope::Infer
             && let Some(model) = &needed.model
         {
             caller.permit_model(model)?;
         }
-        if let Some(rate) = entry.rate.or(self.default_rate) {
+        if let Some(rate) = grant.rate.or(self.default_rate) {
             self.limits
-                .take(Client::Key(Arc::clone(&entry.name)), rate)
+                .take(Client::Key(Arc::clone(&caller.name)), rate)
                 .map_err(|retry_after| Denied::RateLimited {
-                    client: format!("key '{}'", entry.name),
-                    key: Some(entry.name.to_string()),
+                    client: format!("key '{}'", caller.name),
+                    key: Some(caller.name.to_string()),
                     retry_after,
                 })?;
         }
         Ok(caller)
+    }
+
+    /// Who the request's credentials say it is, and what that allows.
+    fn identify(&self, headers: &HeaderMap, peer: &Peer<'_>) -> Result<Grant, Denied> {
+        let keys = || {
+            self.keys
+                .as_ref()
+                .map(|file| Arc::clone(&file.keys.read().unwrap_or_else(|e| e.into_inner())))
+        };
+        match credentials(headers) {
+            Ok(presented) => {
+                if let Some(jwt) = &self.jwt
+                    && presented.bytes().filter(|&b| b == b'.').count() == 2
+                {
+                    let verified = jwt.verify(presented).map_err(Denied::InvalidToken)?;
+                    return Ok(Grant {
+                        name: verified.name,
+                        scopes: verified.scopes,
+                        models: verified.models,
+                        rate: None,
+                    });
+                }
+                let keys = keys().ok_or(Denied::UnknownKey)?;
+                keys.find(presented)
+                    .map(Grant::of)
+                    .ok_or(Denied::UnknownKey)
+            }
+            Err(Denied::NoCredentials) if peer.certificate.is_some() => {
+                let certificate = peer.certificate.expect("checked");
+                keys()
+                    .and_then(|keys| keys.find_certificate(certificate).map(Grant::of))
+                    .ok_or_else(|| Denied::UnknownCertificate {
+                        subject: certificate.subject.chars().take(200).collect(),
+                    })
+            }
+            Err(denied) => Err(denied),
+        }
     }
 
     /// Rereads the key file if its time or size changed since the last read. A file that no
@@ -519,7 +634,7 @@ fn host_name(authority: &str) -> &str {
 }
 
 /// A file's modification time and length, `None` when it cannot be read.
-fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
+pub(crate) fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }

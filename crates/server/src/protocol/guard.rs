@@ -16,7 +16,8 @@ use futures::future::{Either, Ready, ready};
 use http::Method;
 
 use super::status::{ApiError, grpc_status};
-use crate::access::{Access, Caller, Denied, Requirement, Scope};
+use crate::access::{Access, Caller, Denied, Peer, Requirement, Scope};
+use crate::tls::ClientCertificate;
 
 /// What the HTTP request `method path` needs.
 ///
@@ -123,10 +124,13 @@ pub(crate) async fn http(
     let needed = http_requirement(request.method(), request.uri().path());
     let audited = matches!(needed.scope, Some(Scope::Admin | Scope::Feedback));
     let action = audited.then(|| format!("{} {}", request.method(), request.uri().path()));
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+    let peer = Peer {
+        address: request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip()),
+        certificate: request.extensions().get::<ClientCertificate>(),
+    };
     let browser_reachable = audited || request.uri().path() == "/dashboard";
     let checked = match browser_reachable {
         true => browser_checks(&access, &request),
@@ -134,7 +138,7 @@ pub(crate) async fn http(
     };
     let authorized = checked.and_then(|()| {
         access
-            .authorize(request.headers(), &needed, peer)
+            .authorize_peer(request.headers(), &needed, &peer)
             .map_err(ApiError::Denied)
     });
     match authorized {
@@ -247,12 +251,21 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let needed = grpc_requirement(request.uri().path());
-        let peer = request
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .map(|addr| addr.ip());
-        match self.access.authorize(request.headers(), &needed, peer) {
+        let extensions = request.extensions();
+        let tls_peer = extensions.get::<crate::transport::GrpcPeer>();
+        let peer = Peer {
+            address: tls_peer.map(|p| p.address.ip()).or_else(|| {
+                extensions
+                    .get::<tonic::transport::server::TcpConnectInfo>()
+                    .and_then(|info| info.remote_addr())
+                    .map(|addr| addr.ip())
+            }),
+            certificate: tls_peer.and_then(|p| p.certificate.as_ref()),
+        };
+        match self
+            .access
+            .authorize_peer(request.headers(), &needed, &peer)
+        {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
                 Either::Left(self.inner.call(request))

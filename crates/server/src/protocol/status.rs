@@ -197,7 +197,14 @@ fn challenge(error: &ApiError) -> Option<String> {
     Some(match denied {
         Denied::NoCredentials => realm.to_owned(),
         Denied::Malformed => format!("{realm}, error=\"invalid_request\""),
-        Denied::UnknownKey => format!("{realm}, error=\"invalid_token\""),
+        Denied::UnknownKey | Denied::UnknownCertificate { .. } => {
+            format!("{realm}, error=\"invalid_token\"")
+        }
+        // RFC 6750: the description is a quoted string; the reason is the server's own words.
+        Denied::InvalidToken(reason) => format!(
+            "{realm}, error=\"invalid_token\", error_description=\"{}\"",
+            reason.replace(['"', '\\'], "'")
+        ),
         Denied::Scope { scope, .. } => {
             format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
         }

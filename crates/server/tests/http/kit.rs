@@ -176,6 +176,8 @@ pub struct TestServer {
     pub metrics_addr: SocketAddr,
     /// A client with keep-alive.
     pub client: reqwest::Client,
+    /// `http`, or `https` when the server has TLS.
+    scheme: &'static str,
     shutdown: Option<oneshot::Sender<()>>,
     handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -188,6 +190,17 @@ impl TestServer {
 
     /// Serves `config`, with the ONNX and test runtimes, and waits until ready.
     pub async fn start(config: ServerConfig) -> TestServer {
+        TestServer::start_with_client(config, reqwest::Client::new()).await
+    }
+
+    /// [`TestServer::start`] with `client` for the requests (one trusting the server's
+    /// certificate, when `config` has TLS).
+    pub async fn start_with_client(config: ServerConfig, client: reqwest::Client) -> TestServer {
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let mut runtimes: RuntimeRegistry = runtime_registry();
         runtimes.register(Arc::new(TestRuntime));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -209,7 +222,8 @@ impl TestServer {
             addr,
             grpc_addr,
             metrics_addr,
-            client: reqwest::Client::new(),
+            client,
+            scheme,
             shutdown: Some(tx),
             handle,
         };
@@ -229,9 +243,9 @@ impl TestServer {
         panic!("server not ready after 30 s");
     }
 
-    /// `http://addr/path`.
+    /// `http://addr/path` (`https` with TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// GET, returning status and JSON body (`Null` when empty).

@@ -27,4 +27,5 @@ mod payload;
 mod reload;
 mod repository;
 mod tfserving;
+mod tls;
 mod version_policies;

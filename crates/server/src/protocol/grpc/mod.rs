@@ -41,12 +41,14 @@ pub mod proto {
 use proto::grpc_inference_service_server::{GrpcInferenceService, GrpcInferenceServiceServer};
 use proto::health::health_server::{Health, HealthServer};
 
-/// Serves both services on `listener` until `shutdown` completes.
+/// Serves both services on `listener` (over TLS when `tls` is set) until `shutdown`
+/// completes.
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     max_message_bytes: usize,
     limits: crate::transport::ConnectionLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let v2 = GrpcInferenceServiceServer::new(V2Service {
@@ -54,19 +56,31 @@ pub async fn serve(
     })
     .max_decoding_message_size(max_message_bytes)
     .max_encoding_message_size(max_message_bytes);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let guard = GrpcGuardLayer {
         access: Arc::clone(&state.access),
     };
-    tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.http2_max_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .layer(guard)
         .add_service(v2)
-        .add_service(HealthServer::new(HealthService { state }))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .add_service(HealthServer::new(HealthService { state }));
+    match tls {
+        Some(tls) => {
+            let incoming = crate::transport::tls_incoming(listener, tls, limits);
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+        }
+    }
 }
 
 /// The V2 inference service.
