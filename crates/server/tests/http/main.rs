@@ -20,6 +20,7 @@ mod endpoints;
 mod grpc;
 mod hot_swap;
 mod infer;
+mod jwt;
 mod lifecycle;
 mod memory_limits;
 mod metrics;
