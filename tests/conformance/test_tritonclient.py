@@ -43,7 +43,7 @@ RTOL, ATOL = 1e-5, 1e-6
 START_TIMEOUT_S = 60.0
 
 LISTEN_RE = re.compile(r"listening on https?://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
-GRPC_LISTEN_RE = re.compile(r"listening on grpc://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
+GRPC_LISTEN_RE = re.compile(r"listening on grpcs?://(?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+)")
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 NP_DTYPE = {"FP32": np.float32, "INT64": np.int64}
@@ -106,7 +106,8 @@ def ferroserve_bin() -> Path:
 class Server:
     """One ferroserve process; its output is drained by a thread (last lines kept for errors)."""
 
-    def __init__(self, repo: Path, explicit: bool = False, extra_args: list[str] | None = None):
+    def __init__(self, repo: Path, explicit: bool = False, extra_args: list[str] | None = None,
+                 tls: "TestPki | None" = None):
         exe = ferroserve_bin()
         if not exe.is_file():
             pytest.fail(f"ferroserve binary not found at {exe} (build it with `cargo build`, "
@@ -116,6 +117,10 @@ class Server:
         if explicit:
             cmd += ["--model-control", "explicit"]
         cmd += extra_args or []
+        self.tls = tls
+        if tls is not None:
+            cmd += ["--tls-cert", str(tls.server_crt), "--tls-key", str(tls.server_key),
+                    "--tls-client-ca", str(tls.ca_crt)]
         self.cmd = cmd
         self.log: collections.deque[str] = collections.deque(maxlen=200)
         self._port_found = threading.Event()
@@ -163,9 +168,11 @@ class Server:
                 pytest.fail(f"no 'listening on http://127.0.0.1:PORT' line within {START_TIMEOUT_S:.0f} s "
                             f"from {' '.join(self.cmd)}:\n{self.logs()}", pytrace=False)
         last = None
+        context = self.tls.ssl_context() if self.tls is not None else None
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{self.base_url}/v2/health/ready", timeout=2) as r:
+                with urllib.request.urlopen(f"{self.base_url}/v2/health/ready", timeout=2,
+                                            context=context) as r:
                     if r.status == 200:
                         return
                     last = r.status
@@ -184,7 +191,7 @@ class Server:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def client(self, **kw) -> httpclient.InferenceServerClient:
         return httpclient.InferenceServerClient(url=self.url, **kw)
@@ -756,3 +763,121 @@ def test_perf_analyzer_sends_its_key(keyed):
         assert ok.returncode == 0, f"{protocol}: {ok.stdout[-2000:]}{ok.stderr[-2000:]}"
         refused = subprocess.run(base, capture_output=True, text=True, timeout=120)
         assert refused.returncode != 0, f"{protocol}: perf_analyzer without the key succeeded"
+
+
+# ----------------------------------------------------------------------------- TLS
+class TestPki:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate with
+    CN=tritonclient, made by the openssl command line."""
+
+    __test__ = False  # not a test class, despite its name
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.ca_crt, self.ca_key = root / "ca.crt", root / "ca.key"
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                      "-nodes", "-keyout", self.ca_key, "-out", self.ca_crt, "-days", "2",
+                      "-subj", "/CN=ferroserve test CA",
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        self.server_crt, self.server_key = self._issue(
+            "server", "/CN=server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth")
+        self.client_crt, self.client_key = self._issue(
+            "client", "/CN=tritonclient", "extendedKeyUsage=clientAuth")
+
+    def _openssl(self, *args) -> None:
+        subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=60)
+
+    def _issue(self, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+        crt, key, csr = (self.root / f"{name}.{ext}" for ext in ("crt", "key", "csr"))
+        ext = self.root / f"{name}.ext"
+        ext.write_text(extensions + "\n")
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", subject)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca_crt, "-CAkey", self.ca_key,
+                      "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext)
+        return crt, key
+
+    def ssl_context(self):
+        import ssl
+        context = ssl.create_default_context(cafile=str(self.ca_crt))
+        context.load_cert_chain(str(self.client_crt), str(self.client_key))
+        return context
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """A server with TLS on both listeners and mutual TLS: the client certificate CN=tritonclient
+    maps to an `infer` entry of the key file; a key with infer and read for perf_analyzer."""
+    root = tmp_path_factory.mktemp("pki")
+    pki = TestPki(root)
+    keys_file = root / "keys.toml"
+    subprocess.run([str(ferroserve_bin()), "keys", "add", "--file", str(keys_file), "--name", "triton-app",
+                    "--scope", "infer", "--subject", "tritonclient"], check=True, capture_output=True,
+                   timeout=30)
+    bench_key = add_key(keys_file, "bench", "--scope", "infer,read")
+    s = Server(MODELS_DIR, extra_args=["--api-keys", str(keys_file)], tls=pki)
+    yield s, pki, bench_key
+    s.stop()
+
+
+def test_http_client_over_tls_with_a_client_certificate(tls_server):
+    server, pki, bench_key = tls_server
+    options = {"ca_certs": str(pki.ca_crt), "certfile": str(pki.client_crt), "keyfile": str(pki.client_key)}
+    with httpclient.InferenceServerClient(url=server.url, ssl=True, ssl_options=options) as c:
+        # The certificate alone lets it infer (its key file entry has `infer`, not `read`).
+        res = c.infer("iris_logreg", [make_input("iris_logreg")])
+        for name in ORACLE["iris_logreg"].output_names:
+            assert_output("iris_logreg", name, res.as_numpy(name))
+        e = raises_server_error(c.get_inference_statistics, "iris_logreg")
+        assert "lacks the 'read' scope" in str(e)
+        # A key sent on the same connection speaks for itself.
+        stats = c.get_inference_statistics("iris_logreg", headers=bearer(bench_key))
+        assert stats["model_stats"][0]["name"] == "iris_logreg"
+    # Without a client certificate there is no connection at all.
+    with httpclient.InferenceServerClient(url=server.url, ssl=True,
+                                          ssl_options={"ca_certs": str(pki.ca_crt)}) as c:
+        with pytest.raises(Exception):
+            c.is_server_live()
+
+
+def test_grpc_client_over_tls_with_a_client_certificate(tls_server):
+    server, pki, _ = tls_server
+    c = grpcclient.InferenceServerClient(url=f"127.0.0.1:{server.grpc_port}", ssl=True,
+                                         root_certificates=str(pki.ca_crt),
+                                         private_key=str(pki.client_key),
+                                         certificate_chain=str(pki.client_crt))
+    try:
+        assert c.is_server_live()
+        res = c.infer("iris_logreg", [grpc_input("iris_logreg")])
+        for name in ORACLE["iris_logreg"].output_names:
+            assert_output("iris_logreg", name, res.as_numpy(name))
+    finally:
+        c.close()
+
+
+def test_perf_analyzer_over_tls(tls_server):
+    """perf_analyzer's --ssl-* options on HTTP and gRPC, with its client certificate and a key."""
+    server, pki, bench_key = tls_server
+    pa = ROOT / ".tools" / "bin" / "perf_analyzer"
+    if not pa.is_file():
+        pytest.skip("perf_analyzer not installed (scripts/install-perf-analyzer.sh)")
+    data = ORACLES_DIR / "iris_logreg" / "perf_input.json"
+    ssl = {
+        "http": ["--ssl-https-verify-peer", "1", "--ssl-https-verify-host", "2",
+                 "--ssl-https-ca-certificates-file", str(pki.ca_crt),
+                 "--ssl-https-client-certificate-file", str(pki.client_crt),
+                 "--ssl-https-private-key-file", str(pki.client_key)],
+        "grpc": ["--ssl-grpc-use-ssl", "--ssl-grpc-root-certifications-file", str(pki.ca_crt),
+                 "--ssl-grpc-private-key-file", str(pki.client_key),
+                 "--ssl-grpc-certificate-chain-file", str(pki.client_crt)],
+    }
+    for protocol, port in [("http", server.port), ("grpc", server.grpc_port)]:
+        url = f"https://127.0.0.1:{port}" if protocol == "http" else f"127.0.0.1:{port}"
+        cmd = [str(pa), "-m", "iris_logreg", "-u", url, "-i", protocol,
+               "--concurrency-range", "1", "--measurement-interval", "500", "-s", "50",
+               "--max-trials", "4", "-H", f"authorization: Bearer {bench_key}", *ssl[protocol]]
+        if data.is_file():
+            cmd += ["--input-data", str(data)]
+        ok = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0, f"{protocol}: {ok.stdout[-2000:]}{ok.stderr[-2000:]}"
