@@ -251,6 +251,12 @@ pub(crate) struct ServeArgs {
     )]
     jwt_models_claim: String,
 
+    /// The key bandits sign their answers' feedback ids with: a file of 64 hex digits
+    /// (`openssl rand -hex 32`). Give every replica the same file so each takes the others'
+    /// ids. Default: `feedback.key` in --state-dir, made on first start.
+    #[arg(long, env = "FERROSERVE_FEEDBACK_KEY_FILE", value_name = "FILE")]
+    feedback_key_file: Option<PathBuf>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -319,6 +325,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             models_claim: args.jwt_models_claim.clone(),
             ..JwtSettings::new(jwks.clone())
         }),
+        feedback_key: args.feedback_key_file.clone(),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     if config.api_keys.is_none() && config.jwt.is_none() && !args.host.is_loopback() {

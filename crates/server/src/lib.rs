@@ -58,6 +58,7 @@ use tokio::net::TcpListener;
 
 use crate::budget::MemoryBudget;
 use crate::codec::RequestLimits;
+use crate::composite::feedback_id::FeedbackKey;
 use crate::protocol::{AppState, HttpSettings, http_router};
 use crate::repository::Repository;
 
@@ -108,6 +109,10 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsFiles>,
     /// JWT bearer tokens, verified against a key set; `None`: none accepted.
     pub jwt: Option<access::jwt::JwtSettings>,
+    /// The key bandits' feedback ids are signed with (64 hex digits), shared by replicas;
+    /// `None`: `feedback.key` in the state directory, made on first use (a random key in
+    /// memory without a state directory).
+    pub feedback_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -132,6 +137,7 @@ impl ServerConfig {
             exit_timeout: Duration::from_secs(30),
             tls: None,
             jwt: None,
+            feedback_key: None,
         }
     }
 }
@@ -234,7 +240,15 @@ pub async fn serve_listeners(
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
     tracing::info!(threads = pool.threads(), "compute pool started");
     let repository = Repository::new(&config.model_repository, runtimes);
-    let repository = Arc::new(repository.with_state_dir(config.state_dir.clone()));
+    let feedback_key = match (&config.feedback_key, &config.state_dir) {
+        (Some(path), _) => FeedbackKey::from_file(path)?,
+        (None, Some(dir)) => FeedbackKey::from_file_or_create(&dir.join("feedback.key"))?,
+        (None, None) => FeedbackKey::random(),
+    };
+    let repository = repository
+        .with_state_dir(config.state_dir.clone())
+        .with_feedback_key(feedback_key);
+    let repository = Arc::new(repository);
     let loading = Arc::clone(&repository);
     let model_control = config.model_control;
     let history = Arc::new(dashboard::history::History::default());

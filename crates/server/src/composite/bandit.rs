@@ -1,7 +1,7 @@
 //! `kind = "bandit"`: chooses a variant per request and learns from rewards, as Clipper's
-//! model-selection layer proposed. Every answer carries a request id (the caller's, or one made
-//! up); `POST /v2/models/{m}/feedback` with that id and a reward in [0, 1] updates the variant
-//! that answered. Policies:
+//! model-selection layer proposed. Every answer carries a `feedback_id` parameter minted and
+//! signed by the server ([`super::feedback_id`]); `POST /v2/models/{m}/feedback` with that id
+//! and a reward in [0, 1] updates the variant that answered, once. Policies:
 //!
 //! - `thompson` (default): Beta-Bernoulli Thompson sampling; a variant's Beta(α, β) starts at
 //!   (1, 1) and a reward r adds r to α and 1 - r to β; each request goes to the variant whose
@@ -13,7 +13,7 @@
 //! directory, at most once a second and when the bandit is dropped) and read back at load, so
 //! it survives restarts and reloads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -25,13 +25,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Target;
+use super::feedback_id::{BadFeedbackId, FeedbackKey};
 
-/// Answered requests remembered for feedback; older ones are forgotten first.
-pub(crate) const PENDING_CAPACITY: usize = 100_000;
-
-/// Longest request id remembered for feedback, in bytes: with [`PENDING_CAPACITY`], the
-/// memory the pending choices can take is bounded (about 26 MB).
-pub(crate) const MAX_FEEDBACK_ID: usize = 256;
+/// Rewarded feedback ids remembered, so that each counts once; past it the oldest are
+/// forgotten (12 bytes each: about 3 MB).
+pub(crate) const SPENT_CAPACITY: usize = 100_000;
 
 /// How often the state file is rewritten at most.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -72,15 +70,33 @@ pub enum FeedbackError {
         /// The model.
         model: String,
     },
-    /// No answered request has that id (never seen, already rewarded, or forgotten).
-    #[error(
-        "model '{model}' has no answered request with id '{id}' awaiting feedback (each request takes one reward; the latest {PENDING_CAPACITY} are remembered, ids of at most {MAX_FEEDBACK_ID} bytes)"
-    )]
-    UnknownRequest {
+    /// The id was not minted by this server, was altered, or has expired.
+    #[error("feedback id '{id}' for model '{model}' {reason}")]
+    BadId {
         /// The model.
         model: String,
-        /// The id given.
+        /// The id given (its first 100 characters).
         id: String,
+        /// Why.
+        reason: BadFeedbackId,
+    },
+    /// The id is another model's, or names a variant this bandit no longer has.
+    #[error(
+        "feedback id is for model '{issued_for}' variant '{variant}', which model '{model}' does not have (now)"
+    )]
+    OtherChoice {
+        /// The model the feedback was sent to.
+        model: String,
+        /// The model the id was minted by.
+        issued_for: String,
+        /// The variant it names.
+        variant: String,
+    },
+    /// The id's reward was taken already.
+    #[error("feedback id for model '{model}' was rewarded already; each answer takes one reward")]
+    Spent {
+        /// The model.
+        model: String,
     },
     /// The reward is not in [0, 1].
     #[error("reward {reward}: expected a number from 0 to 1")]
@@ -109,34 +125,32 @@ pub struct Bandit {
     variants: Vec<Target>,
     gamma: f64,
     state: Mutex<State>,
-    /// The latest answered requests, awaiting feedback.
-    pending: Mutex<Pending>,
+    /// Signs the feedback ids of answers and checks those of rewards.
+    key: Arc<FeedbackKey>,
+    /// Nonces of the rewarded ids.
+    spent: Mutex<Spent>,
     /// Where the state is kept; `None`: in memory only.
     state_path: Option<PathBuf>,
     dirty: AtomicBool,
 }
 
-/// The latest [`PENDING_CAPACITY`] choices. A reward removes its id from `by_id` only; its
-/// entry in `order` goes stale and is dropped when it comes to the front, so neither a reward
-/// nor an eviction has to search the queue.
+/// The nonces of the latest [`SPENT_CAPACITY`] rewarded ids, oldest first in `order`.
 #[derive(Debug, Default)]
-struct Pending {
-    /// Request id → (its choice's sequence number, arm, the probability it had, for Exp3).
-    by_id: HashMap<String, (u64, usize, f64)>,
-    /// (sequence number, request id) of every choice, oldest first.
-    order: VecDeque<(u64, String)>,
-    next: u64,
+struct Spent {
+    nonces: HashSet<[u8; 12]>,
+    order: VecDeque<[u8; 12]>,
 }
 
 impl Bandit {
     /// A bandit over `variants`, its state read from `state_path` when that file holds the
-    /// same variants and policy, else fresh. Starts the thread that saves it (with no
-    /// `state_path`, the state lives in memory only).
+    /// same variants and policy, else fresh; its feedback ids signed with `key`. Starts the
+    /// thread that saves it (with no `state_path`, the state lives in memory only).
     pub fn new(
         variants: Vec<Target>,
         policy: PolicyKind,
         gamma: f64,
         state_path: Option<PathBuf>,
+        key: Arc<FeedbackKey>,
     ) -> Arc<Bandit> {
         let fresh = State {
             policy,
@@ -183,7 +197,8 @@ impl Bandit {
             variants,
             gamma,
             state: Mutex::new(state),
-            pending: Mutex::new(Pending::default()),
+            key,
+            spent: Mutex::new(Spent::default()),
             state_path,
             dirty: AtomicBool::new(false),
         });
@@ -197,8 +212,9 @@ impl Bandit {
         bandit
     }
 
-    /// Chooses the variant for request `id` and remembers the choice for its feedback.
-    pub fn choose(&self, id: &str) -> (usize, &Target) {
+    /// Chooses the variant for one request to `model`, and mints the feedback id its answer
+    /// carries.
+    pub fn choose(&self, model: &str) -> (usize, &Target, String) {
         let (arm, probability) = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let (arm, p) = match state.policy {
@@ -221,45 +237,47 @@ impl Bandit {
             (arm, p)
         };
         self.dirty.store(true, Ordering::Relaxed);
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        // An id already awaiting feedback keeps its first choice: a later request reusing it
-        // (another client's id, say) cannot re-bind the reward to its own variant. Ids past
-        // the length limit are answered but not remembered.
-        if id.len() > MAX_FEEDBACK_ID || pending.by_id.contains_key(id) {
-            return (arm, &self.variants[arm]);
-        }
-        let seq = pending.next;
-        pending.next += 1;
-        pending.by_id.insert(id.to_owned(), (seq, arm, probability));
-        pending.order.push_back((seq, id.to_owned()));
-        while pending.order.len() > PENDING_CAPACITY {
-            let Some((old_seq, old)) = pending.order.pop_front() else {
-                break;
-            };
-            // Only if that id was not rewarded, nor chosen again since.
-            if pending.by_id.get(&old).is_some_and(|e| e.0 == old_seq) {
-                pending.by_id.remove(&old);
-            }
-        }
-        (arm, &self.variants[arm])
+        let target = &self.variants[arm];
+        let id = self.key.mint(model, &target.to_string(), probability);
+        (arm, target, id)
     }
 
-    /// Applies `reward` to the variant that answered request `id`.
+    /// Applies `reward` to the variant the feedback id `id` (of an answer of `model`) names;
+    /// each id once.
     pub fn reward(&self, model: &str, id: &str, reward: f64) -> Result<String, FeedbackError> {
         if !(0.0..=1.0).contains(&reward) {
             return Err(FeedbackError::BadReward { reward });
         }
-        let (_, arm, probability) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .remove(id)
-            .ok_or_else(|| FeedbackError::UnknownRequest {
-                model: model.to_owned(),
-                id: id.to_owned(),
-            })?;
+        let choice = self.key.open(id).map_err(|reason| FeedbackError::BadId {
+            model: model.to_owned(),
+            id: id.chars().take(100).collect(),
+            reason,
+        })?;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let arm = state
+            .arms
+            .iter()
+            .position(|a| a.target == choice.variant)
+            .filter(|_| choice.model == model)
+            .ok_or_else(|| FeedbackError::OtherChoice {
+                model: model.to_owned(),
+                issued_for: choice.model.clone(),
+                variant: choice.variant.clone(),
+            })?;
+        {
+            let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+            if !spent.nonces.insert(choice.nonce) {
+                return Err(FeedbackError::Spent {
+                    model: model.to_owned(),
+                });
+            }
+            spent.order.push_back(choice.nonce);
+            while spent.order.len() > SPENT_CAPACITY {
+                if let Some(old) = spent.order.pop_front() {
+                    spent.nonces.remove(&old);
+                }
+            }
+        }
         let k = state.arms.len() as f64;
         let policy = state.policy;
         let a = &mut state.arms[arm];
@@ -270,7 +288,9 @@ impl Bandit {
                 a.alpha += reward;
                 a.beta += 1.0 - reward;
             }
-            PolicyKind::Exp3 => a.log_weight += self.gamma * reward / (k * probability.max(1e-12)),
+            PolicyKind::Exp3 => {
+                a.log_weight += self.gamma * reward / (k * choice.probability.max(1e-12));
+            }
         }
         let target = a.target.clone();
         drop(state);
@@ -322,7 +342,7 @@ impl Bandit {
             "kind": "bandit",
             "policy": state.policy,
             "variants": variants,
-            "awaiting_feedback": self.pending.lock().unwrap_or_else(|e| e.into_inner()).by_id.len(),
+            "rewards_remembered": self.spent.lock().unwrap_or_else(|e| e.into_inner()).order.len(),
             "state_file": self.state_path,
         })
     }
@@ -402,6 +422,7 @@ mod tests {
             policy,
             0.1,
             Some(path),
+            Arc::new(FeedbackKey::random()),
         )
     }
 
@@ -412,8 +433,7 @@ mod tests {
         let mut rng = rand::rng();
         let mut late = [0; 2];
         for i in 0..3000 {
-            let id = format!("r{i}");
-            let (arm, _) = b.choose(&id);
+            let (arm, _, id) = b.choose("m");
             let pays = rng.random::<f64>() < if arm == 1 { 0.8 } else { 0.2 };
             b.reward("m", &id, if pays { 1.0 } else { 0.0 }).unwrap();
             if i >= 2000 {
@@ -437,53 +457,60 @@ mod tests {
     fn feedback_is_checked_and_taken_once() {
         let dir = tempfile::tempdir().unwrap();
         let b = bandit(PolicyKind::Thompson, dir.path().join("state.json"));
-        b.choose("a");
+        let (arm, _, id) = b.choose("m");
         assert!(matches!(
-            b.reward("m", "a", 1.5),
+            b.reward("m", &id, 1.5),
             Err(FeedbackError::BadReward { .. })
         ));
-        assert!(b.reward("m", "a", 1.0).is_ok());
-        let again = b.reward("m", "a", 1.0).unwrap_err().to_string();
-        assert!(again.contains("no answered request with id 'a'"), "{again}");
-    }
-
-    #[test]
-    fn an_id_awaiting_feedback_is_not_rebound_and_long_ids_are_not_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = bandit(PolicyKind::Exp3, dir.path().join("state.json"));
-        let (first, _) = b.choose("victim");
-        // Reusing the id many times cannot move its reward to another variant.
-        for _ in 0..200 {
-            b.choose("victim");
-        }
-        let rewarded = b.reward("m", "victim", 1.0).unwrap();
-        assert_eq!(rewarded, b.variants[first].to_string());
-        assert_eq!(b.describe()["awaiting_feedback"], 0);
-        let long = "x".repeat(MAX_FEEDBACK_ID + 1);
-        b.choose(&long);
-        let error = b.reward("m", &long, 1.0).unwrap_err().to_string();
-        assert!(error.contains("at most 256 bytes"), "{error}");
-    }
-
-    #[test]
-    fn the_latest_choices_are_remembered_and_a_reused_id_keeps_its_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = bandit(PolicyKind::Exp3, dir.path().join("state.json"));
-        b.choose("first");
-        b.choose("x");
-        b.reward("m", "x", 1.0).unwrap();
-        b.choose("x");
-        for i in 0..PENDING_CAPACITY - 2 {
-            b.choose(&i.to_string());
-        }
-        // One choice too many: the oldest, "first", is forgotten; "x"'s stale entry is next.
-        assert!(b.reward("m", "first", 1.0).is_err());
-        b.choose("one more");
-        assert!(
-            b.reward("m", "x", 0.0).is_ok(),
-            "x's newest choice was evicted"
+        assert_eq!(
+            b.reward("m", &id, 1.0).unwrap(),
+            b.variants[arm].to_string()
         );
-        assert_eq!(b.describe()["awaiting_feedback"], PENDING_CAPACITY - 2 + 1);
+        let again = b.reward("m", &id, 1.0).unwrap_err().to_string();
+        assert!(again.contains("rewarded already"), "{again}");
+        // Made up, or another model's.
+        let made_up = b.reward("m", "victim", 1.0).unwrap_err().to_string();
+        assert!(
+            made_up.contains("was not issued by this server"),
+            "{made_up}"
+        );
+        let (_, _, other) = b.choose("other");
+        let error = b.reward("m", &other, 1.0).unwrap_err().to_string();
+        assert!(error.contains("for model 'other'"), "{error}");
+    }
+
+    #[test]
+    fn a_replica_with_the_same_key_takes_the_others_ids() {
+        let key = Arc::new(FeedbackKey::random());
+        let variants = vec![Target::parse("m@1").unwrap(), Target::parse("m@2").unwrap()];
+        let replica = |key: &Arc<FeedbackKey>| {
+            Bandit::new(
+                variants.clone(),
+                PolicyKind::Exp3,
+                0.1,
+                None,
+                Arc::clone(key),
+            )
+        };
+        let (a, b) = (replica(&key), replica(&key));
+        let (arm, _, id) = a.choose("m");
+        assert_eq!(b.reward("m", &id, 1.0).unwrap(), variants[arm].to_string());
+        let stranger = replica(&Arc::new(FeedbackKey::random()));
+        let (_, _, id) = a.choose("m");
+        assert!(stranger.reward("m", &id, 1.0).is_err());
+    }
+
+    #[test]
+    fn rewarded_ids_are_remembered_up_to_the_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = bandit(PolicyKind::Thompson, dir.path().join("state.json"));
+        let (_, _, first) = b.choose("m");
+        b.reward("m", &first, 1.0).unwrap();
+        for _ in 0..SPENT_CAPACITY {
+            let (_, _, id) = b.choose("m");
+            b.reward("m", &id, 0.0).unwrap();
+        }
+        assert_eq!(b.describe()["rewards_remembered"], SPENT_CAPACITY);
     }
 
     #[test]
@@ -491,9 +518,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let b = bandit(PolicyKind::Thompson, path.clone());
-        for i in 0..10 {
-            let id = i.to_string();
-            b.choose(&id);
+        for _ in 0..10 {
+            let (_, _, id) = b.choose("m");
             b.reward("m", &id, 1.0).unwrap();
         }
         let before = b.describe()["variants"].clone();
@@ -506,6 +532,7 @@ mod tests {
             PolicyKind::Thompson,
             0.1,
             Some(path),
+            Arc::new(FeedbackKey::random()),
         );
         assert_eq!(other.describe()["variants"][0]["chosen"], 0);
     }

@@ -15,11 +15,13 @@
 
 pub(crate) mod bandit;
 pub(crate) mod ensemble;
+pub(crate) mod feedback_id;
 pub(crate) mod shadow;
 pub(crate) mod split;
 mod target;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -41,8 +43,12 @@ pub enum Composite {
 
 impl Composite {
     /// Builds the composite `spec` describes; `state_file` is where a bandit keeps its state
-    /// (`None`: in memory only).
-    pub fn build(spec: &CompositeSpec, state_file: Option<PathBuf>) -> Result<Composite, String> {
+    /// (`None`: in memory only), `feedback_key` what signs its feedback ids.
+    pub fn build(
+        spec: &CompositeSpec,
+        state_file: Option<PathBuf>,
+        feedback_key: &Arc<feedback_id::FeedbackKey>,
+    ) -> Result<Composite, String> {
         let parse = |t: &str| Target::parse(t);
         Ok(match spec {
             CompositeSpec::Split {
@@ -82,6 +88,7 @@ impl Composite {
                 policy.unwrap_or_default(),
                 gamma.unwrap_or(0.1),
                 state_file,
+                Arc::clone(feedback_key),
             )),
             CompositeSpec::Ensemble { .. } => {
                 return Err("an ensemble is planned against its steps' signatures".into());

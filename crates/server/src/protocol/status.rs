@@ -65,10 +65,11 @@ pub fn http_status(error: &ApiError) -> StatusCode {
             RepositoryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ApiError::Feedback(e) => match e {
-            FeedbackError::UnknownRequest { .. } => StatusCode::NOT_FOUND,
-            FeedbackError::NotABandit { .. } | FeedbackError::BadReward { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            FeedbackError::Spent { .. } => StatusCode::CONFLICT,
+            FeedbackError::NotABandit { .. }
+            | FeedbackError::BadReward { .. }
+            | FeedbackError::BadId { .. }
+            | FeedbackError::OtherChoice { .. } => StatusCode::BAD_REQUEST,
         },
         ApiError::BadPath { .. } => StatusCode::BAD_REQUEST,
         ApiError::Denied(Denied::RateLimited { .. }) => StatusCode::TOO_MANY_REQUESTS,

@@ -95,7 +95,11 @@ impl Repository {
             }
         }
         let first = first.ok_or("a composite needs at least one target")?;
-        let composite = Composite::build(spec, self.bandit_state_file(name, spec)?)?;
+        let composite = Composite::build(
+            spec,
+            self.bandit_state_file(name, spec)?,
+            &self.feedback_key,
+        )?;
         Ok(self.composite_version(
             name,
             dir,

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ferroserve_core::RuntimeRegistry;
 
 use crate::composite::Target;
+use crate::composite::feedback_id::FeedbackKey;
 use crate::error::{InferError, RepositoryError};
 pub use build::{OpenedModel, open_model};
 pub(crate) use config::VersionPolicy;
@@ -53,6 +54,8 @@ pub struct Repository {
     load_failures: Mutex<BTreeMap<String, u64>>,
     /// Where composites keep state that outlives a load (a bandit's); `None`: in memory.
     state_dir: Option<PathBuf>,
+    /// Signs and checks bandits' feedback ids.
+    feedback_key: Arc<FeedbackKey>,
 }
 
 impl Repository {
@@ -66,7 +69,15 @@ impl Repository {
             started: AtomicBool::new(false),
             load_failures: Mutex::default(),
             state_dir: None,
+            feedback_key: Arc::new(FeedbackKey::random()),
         }
+    }
+
+    /// Signs bandits' feedback ids with `key` (shared by replicas, so each takes the others'
+    /// ids).
+    pub(crate) fn with_feedback_key(mut self, key: FeedbackKey) -> Repository {
+        self.feedback_key = Arc::new(key);
+        self
     }
 
     /// Keeps composites' state (a bandit's) under `dir`, outside the model repository.

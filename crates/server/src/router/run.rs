@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::RngExt;
 use serde_json::Value;
 
 use super::model;
@@ -38,11 +37,12 @@ pub(super) async fn run(
 async fn run_composite(
     repository: &Arc<Repository>,
     composite: &Arc<Composite>,
-    mut request: InferRequest,
+    request: InferRequest,
     started: Instant,
     name: &str,
 ) -> Result<Answered, InferError> {
     let mut mirror = None;
+    let mut feedback_id = None;
     let target = match composite.as_ref() {
         Composite::Ensemble(ensemble) => {
             let step = |target: Target, step_request: InferRequest| async move {
@@ -54,14 +54,9 @@ async fn run_composite(
         }
         Composite::Split(split) => split.choose(&request.context).1.clone(),
         Composite::Bandit(bandit) => {
-            // Feedback names the request, so every bandit answer carries an id.
-            let id = request
-                .id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(new_request_id);
-            request.id = Some(id.clone());
-            bandit.choose(&id).1.clone()
+            let (_, target, id) = bandit.choose(name);
+            feedback_id = Some(id);
+            target.clone()
         }
         Composite::Shadow(shadow) => {
             if let Some(permit) = shadow.mirror_this_one() {
@@ -92,9 +87,11 @@ async fn run_composite(
             drop(permit);
         });
     }
-    ran.response
-        .parameters
-        .insert("variant".into(), Value::String(target.to_string()));
+    let parameters = &mut ran.response.parameters;
+    parameters.insert("variant".into(), Value::String(target.to_string()));
+    if let Some(id) = feedback_id {
+        parameters.insert("feedback_id".into(), Value::String(id));
+    }
     Ok(ran)
 }
 
@@ -127,9 +124,4 @@ async fn run_target(
             Err(error)
         }
     }
-}
-
-/// A request id for a caller that gave none: 16 random hex digits.
-fn new_request_id() -> String {
-    format!("{:016x}", rand::rng().random::<u64>())
 }

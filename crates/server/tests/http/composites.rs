@@ -202,9 +202,9 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
     for i in 0..200 {
         let (status, answer) = server.post("/v2/models/chooser/infer", &request).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
-        let id = answer["id"]
+        let id = answer["parameters"]["feedback_id"]
             .as_str()
-            .expect("a bandit answer carries an id")
+            .expect("a bandit answer carries a feedback id")
             .to_owned();
         let variant = answer["parameters"]["variant"].as_str().unwrap().to_owned();
         // Version 2 always pays, version 1 never does.
@@ -226,25 +226,46 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
         "{chosen:?}"
     );
 
-    // A caller's own id is kept; feedback is checked.
+    // A caller's own request id is kept; feedback is checked: made-up and caller-chosen ids
+    // are refused, and an id counts once.
     let mut mine = request.clone();
     mine["id"] = json!("order-42");
     let (_, answer) = server.post("/v2/models/chooser/infer", &mine).await;
     assert_eq!(answer["id"], "order-42");
+    let minted = answer["parameters"]["feedback_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, kept) = server.post("/v2/models/chooser/infer", &request).await;
+    let kept_for_later = kept["parameters"]["feedback_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     for (body, words) in [
         (
-            json!({"id": "order-42", "reward": 2}),
+            json!({"id": minted, "reward": 2}),
             vec!["reward 2", "0 to 1"],
         ),
         (
-            json!({"id": "never-seen", "reward": 1}),
-            vec!["'never-seen'"],
+            json!({"id": "order-42", "reward": 1}),
+            vec!["'order-42'", "was not issued by this server"],
         ),
         (json!({"reward": 1}), vec!["missing field `id`"]),
     ] {
         let (status, answer) = server.post("/v2/models/chooser/feedback", &body).await;
         assert_client_error(status, &answer, &words);
     }
+    let once = json!({"id": minted, "reward": 1});
+    let (status, _) = server.post("/v2/models/chooser/feedback", &once).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = server.post("/v2/models/chooser/feedback", &once).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("rewarded already")
+    );
     let (status, answer) = server
         .post(
             "/v2/models/iris_logreg/feedback",
@@ -262,7 +283,7 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
             .iter()
             .map(|v| v["rewarded"].as_u64().unwrap())
             .sum::<u64>(),
-        200
+        201
     );
     server.stop().await;
 
@@ -288,6 +309,14 @@ async fn a_bandit_learns_from_feedback_and_remembers_it_across_a_restart() {
         assert_eq!(b["beta"], a["beta"]);
     }
     assert!(!repo.path().join("chooser/bandit-state.json").exists());
+    // The feedback key is kept in the state directory: an answer's id outlives a restart.
+    let (status, answer) = server
+        .post(
+            "/v2/models/chooser/feedback",
+            &json!({"id": kept_for_later, "reward": 0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
     server.stop().await;
 }
 

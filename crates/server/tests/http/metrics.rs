@@ -263,7 +263,7 @@ async fn metrics_cover_composites_and_the_cache() {
         }
     }
     let (_, answer) = server.post("/v2/models/chooser/infer", &request).await;
-    let id = answer["id"].as_str().unwrap();
+    let id = answer["parameters"]["feedback_id"].as_str().unwrap();
     let (status, body) = server
         .post(
             "/v2/models/chooser/feedback",
