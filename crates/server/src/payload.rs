@@ -9,7 +9,8 @@
 //! [`QUEUE_BYTES`]. Files are `<directory>/<model>-<version>-<start ms>-<nnnnnn>.jsonl`,
 //! rotated at `max_file_bytes`; beyond `max_files` the oldest of the model's files in the
 //! directory are removed, whichever version or run of the server wrote them. The records are
-//! raw inputs: the directory is made `0700` and the files `0600`.
+//! raw inputs: the directory is made `0700` and the files `0600`, and `model.toml` can keep
+//! named tensors out ([`Privacy`]: `drop`, `redact`, `hash`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -22,6 +23,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ferroserve_core::Tensor;
 use rand::RngExt;
 use serde::Serialize;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use crate::codec::TensorJson;
 use crate::repository::config::PayloadLogConfig;
@@ -44,6 +48,115 @@ pub struct PayloadLog {
     directory: PathBuf,
     /// Bytes of the records in the queue.
     queued: Arc<AtomicUsize>,
+    privacy: Privacy,
+}
+
+/// What of the named tensors a record may hold.
+#[derive(Debug, Default)]
+struct Privacy {
+    drop: Vec<String>,
+    redact: Vec<String>,
+    hash: Vec<String>,
+    hash_key: Vec<u8>,
+}
+
+impl Privacy {
+    fn new(config: &PayloadLogConfig) -> Result<Privacy, String> {
+        let lists = [
+            ("drop", &config.drop),
+            ("redact", &config.redact),
+            ("hash", &config.hash),
+        ];
+        for (i, (list, names)) in lists.iter().enumerate() {
+            for (other, others) in &lists[i + 1..] {
+                if let Some(name) = names.iter().find(|n| others.contains(n)) {
+                    return Err(format!(
+                        "[payload_log] '{name}' is in both {list} and {other}"
+                    ));
+                }
+            }
+        }
+        Ok(Privacy {
+            drop: config.drop.clone(),
+            redact: config.redact.clone(),
+            hash: config.hash.clone(),
+            hash_key: config.hash_key.clone().unwrap_or_default().into_bytes(),
+        })
+    }
+
+    /// `tensors` as a record holds them.
+    fn apply<'a>(&self, tensors: impl Iterator<Item = &'a Tensor>) -> Vec<Logged<'a>> {
+        tensors
+            .filter(|t| !self.drop.contains(&t.name))
+            .map(|t| {
+                if self.redact.contains(&t.name) {
+                    Logged::Redacted {
+                        name: &t.name,
+                        datatype: t.datatype().name(),
+                        shape: &t.shape,
+                        data: "redacted",
+                    }
+                } else if self.hash.contains(&t.name) {
+                    Logged::Hashed {
+                        name: &t.name,
+                        datatype: t.datatype().name(),
+                        shape: &t.shape,
+                        hashed: self.hashes(t),
+                    }
+                } else {
+                    Logged::Plain(TensorJson::new(t, false))
+                }
+            })
+            .collect()
+    }
+
+    /// Each value of `tensor` (as its JSON text, a string's own text) as the first 16 hex
+    /// digits of its HMAC-SHA256.
+    fn hashes(&self, tensor: &Tensor) -> Vec<String> {
+        let json = serde_json::to_value(TensorJson::new(tensor, false)).unwrap_or_default();
+        let values = match &json["data"] {
+            serde_json::Value::Array(values) => values.clone(),
+            _ => Vec::new(),
+        };
+        values
+            .iter()
+            .map(|value| {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let mut mac = Hmac::<Sha256>::new_from_slice(&self.hash_key)
+                    .expect("HMAC takes any key length");
+                mac.update(text.as_bytes());
+                mac.finalize().into_bytes()[..8]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// A tensor as a record holds it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Logged<'a> {
+    /// As sent or answered.
+    Plain(TensorJson<'a>),
+    /// Its data left out.
+    Redacted {
+        name: &'a str,
+        datatype: &'static str,
+        shape: &'a [usize],
+        data: &'static str,
+    },
+    /// Its values hashed.
+    Hashed {
+        name: &'a str,
+        datatype: &'static str,
+        shape: &'a [usize],
+        hashed: Vec<String>,
+    },
 }
 
 /// What the log did since load.
@@ -72,8 +185,8 @@ struct Record<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<String>,
     latency_us: u64,
-    inputs: Vec<TensorJson<'a>>,
-    outputs: Vec<TensorJson<'a>>,
+    inputs: Vec<Logged<'a>>,
+    outputs: Vec<Logged<'a>>,
 }
 
 impl PayloadLog {
@@ -93,6 +206,7 @@ impl PayloadLog {
         if rate == 0.0 {
             return Ok(None);
         }
+        let privacy = Privacy::new(config)?;
         let directory = config
             .directory
             .clone()
@@ -123,6 +237,7 @@ impl PayloadLog {
             counts,
             directory,
             queued,
+            privacy,
         }))
     }
 
@@ -149,8 +264,8 @@ impl PayloadLog {
             composite: via,
             variant: via.map(|_| format!("{}@{}", self.model, self.version)),
             latency_us: latency.as_micros() as u64,
-            inputs: inputs.iter().map(|t| TensorJson::new(t, false)).collect(),
-            outputs: outputs.iter().map(|t| TensorJson::new(t, false)).collect(),
+            inputs: self.privacy.apply(inputs.iter()),
+            outputs: self.privacy.apply(outputs.iter().copied()),
         };
         let Ok(line) = serde_json::to_string(&record) else {
             return;

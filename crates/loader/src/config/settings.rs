@@ -121,6 +121,20 @@ pub struct PayloadLogConfig {
     pub max_file_bytes: Option<u64>,
     /// Files kept per version; the oldest is removed (default 10).
     pub max_files: Option<usize>,
+    /// Inputs and outputs left out of the records entirely.
+    #[serde(default)]
+    pub drop: Vec<String>,
+    /// Inputs and outputs logged with their name, datatype and shape, their data replaced
+    /// by `"redacted"`.
+    #[serde(default)]
+    pub redact: Vec<String>,
+    /// Inputs and outputs (identifiers) whose every value is logged as a keyed hash: the same
+    /// value hashes the same across records, so they can still be joined.
+    #[serde(default)]
+    pub hash: Vec<String>,
+    /// The key of those hashes; keep it secret, or a list of candidate identifiers can be
+    /// hashed and matched (default: none, a plain SHA-256).
+    pub hash_key: Option<String>,
 }
 
 /// `batching` in `model.toml`.

@@ -198,3 +198,66 @@ async fn retention_spans_runs_and_files_are_private() {
     }
     server.stop().await;
 }
+
+/// `drop`, `redact` and `hash` keep named tensors out of the records: a dropped output is
+/// absent, a redacted input keeps its name and shape only, a hashed output's values are keyed
+/// hashes that match across records.
+#[tokio::test]
+async fn named_tensors_are_dropped_redacted_or_hashed() {
+    let repo = temp_repository();
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("iris_logreg/model.toml"),
+        format!(
+            "[payload_log]\nrate = 1.0\ndirectory = \"{}\"\ndrop = [\"probabilities\"]\n\
+             redact = [\"input\"]\nhash = [\"label\"]\nhash_key = \"s3cret\"\n",
+            logs.path().display()
+        ),
+    )
+    .unwrap();
+    let server = TestServer::start(ServerConfig::new(repo.path())).await;
+    let request = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4],
+                         "data": [5.1, 3.5, 1.4, 0.2]}]});
+    for _ in 0..2 {
+        let (status, body) = server.post("/v2/models/iris_logreg/infer", &request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        lines = std::fs::read_dir(logs.path())
+            .unwrap()
+            .flat_map(|e| {
+                let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+                assert!(
+                    !text.contains("5.1") && !text.contains("probabilities"),
+                    "{text}"
+                );
+                text.lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if lines.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+    assert_eq!(lines.len(), 2);
+    let input = &lines[0]["inputs"][0];
+    assert_eq!(input["name"], "input");
+    assert_eq!(input["shape"], json!([1, 4]));
+    assert_eq!(input["data"], "redacted");
+    let outputs = lines[0]["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(outputs[0]["name"], "label");
+    let hashed = outputs[0]["hashed"].as_array().unwrap();
+    assert_eq!(hashed.len(), 1);
+    let hash = hashed[0].as_str().unwrap();
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    assert_eq!(lines[1]["outputs"][0]["hashed"], outputs[0]["hashed"]);
+    assert!(outputs[0].get("data").is_none());
+}
