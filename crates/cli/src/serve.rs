@@ -169,13 +169,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_STATE_DIR", default_value = "ferroserve-state")]
     state_dir: PathBuf,
 
-    /// Connections open at once on the HTTP and metrics listeners; past it, new ones wait
+    /// Connections open at once on each listener (HTTP, gRPC, metrics); past it, new ones wait
     /// until one closes. Keep it under the process's file descriptor limit (`ulimit -n`).
     #[arg(long, env = "FERROSERVE_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
 
-    /// Seconds a client has to send a request's headers, and an idle HTTP/1 keep-alive
-    /// connection is kept; then the connection is closed.
+    /// Seconds a client has to send a request's headers (on gRPC, its first bytes and TLS
+    /// handshake), and an idle HTTP/1 keep-alive connection is kept; then the connection is
+    /// closed.
     #[arg(
         long,
         env = "FERROSERVE_HEADER_READ_TIMEOUT_SECS",

@@ -6,8 +6,8 @@
 //!
 //! With TLS, the handshake runs on the connection's task under the header timeout, and a
 //! verified client certificate is put in each request's extensions as a
-//! [`ClientCertificate`]. For gRPC (served by tonic), [`tls_incoming`] makes the stream of
-//! handshaken connections tonic accepts.
+//! [`ClientCertificate`]. For gRPC (served by tonic), [`grpc_incoming`] makes the stream of
+//! connections tonic accepts, within the same cap and timeouts.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -227,14 +227,21 @@ async fn drive<I, S>(
     }
 }
 
-/// A gRPC connection after its TLS handshake, with what tonic puts in each request's
-/// extensions about its client ([`GrpcPeer`]).
-pub(crate) struct TlsConnection {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
+/// A gRPC connection tonic serves: accepted within the cap (its permit held until it
+/// closes), its first bytes (and TLS handshake) in within the header timeout, with what tonic
+/// puts in each request's extensions about its client ([`GrpcPeer`]).
+pub(crate) struct GrpcConnection {
+    stream: GrpcStream,
     peer: GrpcPeer,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-/// The client of a TLS gRPC connection: its address and verified certificate.
+enum GrpcStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// The client of a gRPC connection: its address and verified certificate.
 #[derive(Clone, Debug)]
 pub(crate) struct GrpcPeer {
     /// The client's address.
@@ -243,7 +250,7 @@ pub(crate) struct GrpcPeer {
     pub(crate) certificate: Option<ClientCertificate>,
 }
 
-impl tonic::transport::server::Connected for TlsConnection {
+impl tonic::transport::server::Connected for GrpcConnection {
     type ConnectInfo = GrpcPeer;
 
     fn connect_info(&self) -> GrpcPeer {
@@ -251,31 +258,41 @@ impl tonic::transport::server::Connected for TlsConnection {
     }
 }
 
-impl AsyncRead for TlsConnection {
+/// Calls `$method` on whichever stream a [`GrpcConnection`] has.
+macro_rules! on_stream {
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        match &mut $self.get_mut().stream {
+            GrpcStream::Plain(s) => Pin::new(s).$method($($arg),*),
+            GrpcStream::Tls(s) => Pin::new(s.as_mut()).$method($($arg),*),
+        }
+    };
+}
+
+impl AsyncRead for GrpcConnection {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        on_stream!(self, poll_read(cx, buf))
     }
 }
 
-impl AsyncWrite for TlsConnection {
+impl AsyncWrite for GrpcConnection {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+        on_stream!(self, poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+        on_stream!(self, poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        on_stream!(self, poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -283,29 +300,51 @@ impl AsyncWrite for TlsConnection {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        on_stream!(self, poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.stream {
+            GrpcStream::Plain(s) => s.is_write_vectored(),
+            GrpcStream::Tls(s) => s.is_write_vectored(),
+        }
     }
 }
 
-/// The connections of `listener` after their TLS handshake, for tonic. Each handshake runs on
-/// its own task, under `limits.header_read_timeout`; one that fails is logged at debug and
-/// dropped. Accepting stops when the stream is dropped.
-pub(crate) fn tls_incoming(
+/// The connections of `listener` for tonic, within `limits`: at most `max_connections` open
+/// (past it accepting waits for one to close, with one warning), each closed unless its first
+/// bytes, and its TLS handshake when `tls` is set, come within the header timeout. That
+/// waiting runs on a task per connection; one that fails is logged at debug and dropped.
+/// Accepting stops when the stream is dropped. (tonic's own incoming has neither a cap nor a
+/// timeout; its graceful shutdown stays in charge of the connections handed over.)
+pub(crate) fn grpc_incoming(
     listener: TcpListener,
-    tls: Arc<Tls>,
+    tls: Option<Arc<Tls>>,
     limits: ConnectionLimits,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsConnection>> {
+) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<GrpcConnection>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
+        let mut at_cap_logged = false;
         loop {
+            if permits.available_permits() == 0 && !at_cap_logged {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "gRPC connection limit reached: new connections wait until one closes (--max-connections)"
+                );
+                at_cap_logged = true;
+            }
+            let permit = tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
+                () = sender.closed() => return,
+            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 () = sender.closed() => return,
             };
+            if permits.available_permits() > 0 {
+                at_cap_logged = false;
+            }
             let (stream, address) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -317,24 +356,42 @@ pub(crate) fn tls_incoming(
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
             }
-            let (tls, sender) = (Arc::clone(&tls), sender.clone());
+            let (tls, sender) = (tls.clone(), sender.clone());
             tokio::spawn(async move {
-                let accepting = tls.acceptor(Listener::Grpc).accept(stream);
-                match tokio::time::timeout(limits.header_read_timeout, accepting).await {
-                    Ok(Ok(stream)) => {
-                        let certificate =
-                            ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
-                        let peer = GrpcPeer {
-                            address,
-                            certificate,
-                        };
-                        let _ = sender.send(Ok(TlsConnection { stream, peer })).await;
-                    }
-                    Ok(Err(error)) => {
-                        tracing::debug!(peer = %address, %error, "TLS handshake failed");
-                    }
-                    Err(_) => {}
+                let within = limits.header_read_timeout;
+                let mut first = [0u8; 1];
+                let arrived = tokio::time::timeout(within, stream.peek(&mut first)).await;
+                if !matches!(arrived, Ok(Ok(n)) if n > 0) {
+                    return;
                 }
+                let (stream, certificate) = match tls {
+                    None => (GrpcStream::Plain(stream), None),
+                    Some(tls) => {
+                        let accepting = tls.acceptor(Listener::Grpc).accept(stream);
+                        match tokio::time::timeout(within, accepting).await {
+                            Ok(Ok(stream)) => {
+                                let chain = stream.get_ref().1.peer_certificates();
+                                let certificate = ClientCertificate::from_chain(chain);
+                                (GrpcStream::Tls(Box::new(stream)), certificate)
+                            }
+                            Ok(Err(error)) => {
+                                tracing::debug!(peer = %address, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                };
+                let peer = GrpcPeer {
+                    address,
+                    certificate,
+                };
+                let connection = GrpcConnection {
+                    stream,
+                    peer,
+                    _permit: permit,
+                };
+                let _ = sender.send(Ok(connection)).await;
             });
         }
     });

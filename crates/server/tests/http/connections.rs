@@ -199,3 +199,59 @@ async fn a_half_sent_request_cannot_hold_shutdown_past_its_deadline() {
     assert!(took < Duration::from_secs(5), "stopping took {took:?}");
     assert!(closed_within(&mut half, Duration::from_secs(1)).await);
 }
+
+/// The gRPC listener has the same cap and first-bytes timeout: connections that send nothing
+/// are closed after the header timeout, and while the cap is taken by them a new client waits
+/// (not served) until they are gone, then is answered.
+#[tokio::test]
+async fn grpc_connections_are_capped_and_silent_ones_closed() {
+    let server = TestServer::start(config(ConnectionLimits {
+        max_connections: 3,
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    }))
+    .await;
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(TcpStream::connect(server.grpc_addr).await.unwrap());
+    }
+    // The cap is taken: a real client's call does not get through in 400 ms.
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc_addr))
+        .unwrap()
+        .timeout(Duration::from_millis(400));
+    let channel = endpoint.connect_lazy();
+    let mut client =
+        ferroserve_server::protocol::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel);
+    let waited = client
+        .server_live(ferroserve_server::protocol::grpc::proto::ServerLiveRequest {})
+        .await;
+    assert!(waited.is_err(), "served past the cap: {waited:?}");
+    // The silent ones are closed after the 1 s timeout...
+    for stream in &mut silent {
+        assert!(closed_within(stream, Duration::from_secs(5)).await);
+    }
+    // ...and then a client is served.
+    let mut answered = false;
+    for _ in 0..20 {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc_addr))
+                .unwrap()
+                .timeout(Duration::from_secs(2))
+                .connect_lazy();
+        let mut client =
+            ferroserve_server::protocol::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient::new(channel);
+        let live = client
+            .server_live(ferroserve_server::protocol::grpc::proto::ServerLiveRequest {})
+            .await;
+        if live.is_ok_and(|r| r.into_inner().live) {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered,
+        "no gRPC answer after the silent connections closed"
+    );
+    server.stop().await;
+}

@@ -66,21 +66,10 @@ pub async fn serve(
         .layer(guard)
         .add_service(v2)
         .add_service(HealthServer::new(HealthService { state }));
-    match tls {
-        Some(tls) => {
-            let incoming = crate::transport::tls_incoming(listener, tls, limits);
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-        None => {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            router
-                .serve_with_incoming_shutdown(incoming, shutdown)
-                .await
-        }
-    }
+    let incoming = crate::transport::grpc_incoming(listener, tls, limits);
+    router
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
 }
 
 /// The V2 inference service.
