@@ -2,9 +2,10 @@
 # Owns: the one entry point of the client-conformance checks.
 #   1. scripts/python-env.sh            -> .venv (tritonclient, pytest, ...)
 #   2. scripts/install-perf-analyzer.sh -> .tools/bin/perf_analyzer
-#   3. pytest -q tests/conformance/test_tritonclient.py   (real tritonclient.http vs ferroserve)
+#   3. pytest -q tests/conformance/test_tritonclient.py   (real tritonclient vs ferroserve)
+#      pytest -q tests/conformance/test_kserve_client.py  (KServe's Python SDK, own process)
 #   4. tests/conformance/perf_analyzer.sh                 (real perf_analyzer vs ferroserve)
-# Both 3 and 4 run even if the other fails; exits non-zero if any step fails.
+# Every step runs even if another fails; exits non-zero if any step fails.
 # It does not build the server: FERROSERVE_BIN (default target/debug/ferroserve, or
 # target/release/ferroserve with --release) must exist.
 #
@@ -38,6 +39,10 @@ bash scripts/install-perf-analyzer.sh
 status=0
 echo "== conformance: tritonclient ($FERROSERVE_BIN)" >&2
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/conformance/test_tritonclient.py \
+    "${PYTEST_ARGS[@]}" || status=1
+# A process of its own: KServe's and tritonclient's gRPC modules register the same messages.
+echo "== conformance: KServe's Python SDK ($FERROSERVE_BIN)" >&2
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/conformance/test_kserve_client.py \
     "${PYTEST_ARGS[@]}" || status=1
 
 if [[ $PERF == 1 ]]; then
