@@ -235,21 +235,11 @@ pub(crate) struct ServeArgs {
     jwt_audience: Option<String>,
 
     /// The JWT claim holding the scopes: a space-separated string or an array.
-    #[arg(
-        long,
-        env = "FERROSERVE_JWT_SCOPE_CLAIM",
-        default_value = "scope",
-        requires = "jwks"
-    )]
+    #[arg(long, env = "FERROSERVE_JWT_SCOPE_CLAIM", default_value = "scope")]
     jwt_scope_claim: String,
 
     /// The JWT claim listing the models a token may run inference on (absent: every model).
-    #[arg(
-        long,
-        env = "FERROSERVE_JWT_MODELS_CLAIM",
-        default_value = "models",
-        requires = "jwks"
-    )]
+    #[arg(long, env = "FERROSERVE_JWT_MODELS_CLAIM", default_value = "models")]
     jwt_models_claim: String,
 
     /// The key bandits sign their answers' feedback ids with: a file of 64 hex digits

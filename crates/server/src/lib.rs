@@ -361,6 +361,22 @@ pub async fn serve_listeners(
     Ok(())
 }
 
+/// Runs `job` on the blocking pool every `interval` (the first at once), one run at a time,
+/// until the task is dropped: the watchers of files that are reread when they change.
+pub(crate) async fn every<T: Send + Sync + 'static>(
+    interval: Duration,
+    target: Arc<T>,
+    job: fn(&T),
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let target = Arc::clone(&target);
+        let _ = tokio::task::spawn_blocking(move || job(&target)).await;
+    }
+}
+
 /// How often the API key file, the JWKS file and the TLS files are checked for changes.
 const KEY_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -124,13 +124,7 @@ impl Tls {
 
     /// Calls [`Tls::reload_if_changed`] every `interval`, until the task is dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let tls = Arc::clone(&self);
-            let _ = tokio::task::spawn_blocking(move || tls.reload_if_changed()).await;
-        }
+        crate::every(interval, self, Tls::reload_if_changed).await;
     }
 }
 

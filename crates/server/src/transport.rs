@@ -74,42 +74,17 @@ pub(crate) async fn serve_http(
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut acceptor = Acceptor::new(listener, limits.max_connections);
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
     // Tells connections still waiting for their first bytes that the server is stopping (they
     // are not watched for the graceful shutdown until those bytes come).
     let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let mut at_cap_logged = false;
     tokio::pin!(shutdown);
     loop {
-        if permits.available_permits() == 0 && !at_cap_logged {
-            tracing::warn!(
-                max_connections = limits.max_connections,
-                "connection limit reached: new connections wait until one closes (--max-connections)"
-            );
-            at_cap_logged = true;
-        }
-        let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
-            () = &mut shutdown => break,
+        let Some((permit, stream, peer)) = acceptor.next(&mut shutdown).await else {
+            break;
         };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    // Out of file descriptors, most likely: say so, and give closing
-                    // connections a moment rather than spinning.
-                    tracing::error!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        if permits.available_permits() > 0 {
-            at_cap_logged = false;
-        }
         // Reap the connections that ended.
         while connections.try_join_next().is_some() {}
         // Small responses must not wait on Nagle's algorithm behind the client's delayed ACK.
@@ -159,7 +134,7 @@ pub(crate) async fn serve_http(
             drop(permit);
         });
     }
-    drop(listener);
+    drop(acceptor);
     let _ = stopping.send(true);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
@@ -173,6 +148,63 @@ pub(crate) async fn serve_http(
     // Whatever is still open is cut off here (dropping a JoinSet would do it too).
     connections.shutdown().await;
     Ok(())
+}
+
+/// Accepts a listener's connections within a cap: each comes with a permit that it holds until
+/// it closes; past `max_connections` accepting waits (logged once each time the cap is hit).
+struct Acceptor {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+    at_cap_logged: bool,
+}
+
+impl Acceptor {
+    fn new(listener: TcpListener, max_connections: usize) -> Acceptor {
+        Acceptor {
+            listener,
+            permits: Arc::new(Semaphore::new(max_connections.max(1))),
+            max_connections,
+            at_cap_logged: false,
+        }
+    }
+
+    /// The next connection, with its permit and the client's address; `None` once `stop`
+    /// completes.
+    async fn next(
+        &mut self,
+        mut stop: impl Future<Output = ()> + Unpin,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, TcpStream, SocketAddr)> {
+        loop {
+            if self.permits.available_permits() == 0 && !self.at_cap_logged {
+                tracing::warn!(
+                    max_connections = self.max_connections,
+                    "connection limit reached: new connections wait until one closes (--max-connections)"
+                );
+                self.at_cap_logged = true;
+            }
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
+                () = &mut stop => return None,
+            };
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut stop => return None,
+            };
+            if self.permits.available_permits() > 0 {
+                self.at_cap_logged = false;
+            }
+            match accepted {
+                Ok((stream, peer)) => return Some((permit, stream, peer)),
+                Err(error) => {
+                    // Out of file descriptors, most likely: say so, and give closing
+                    // connections a moment rather than spinning.
+                    tracing::error!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
 }
 
 /// The per-connection service: `app`, with the client's address (and certificate) in each
@@ -238,7 +270,10 @@ pub(crate) struct GrpcConnection {
 
 enum GrpcStream {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Buffered: HTTP/2 writes a response as several frames (headers, data, trailers) before
+    /// it flushes, and each write straight into rustls would be a TLS record and a syscall of
+    /// its own.
+    Tls(Box<tokio::io::BufWriter<tokio_rustls::server::TlsStream<TcpStream>>>),
 }
 
 /// The client of a gRPC connection: its address and verified certificate.
@@ -323,35 +358,13 @@ pub(crate) fn grpc_incoming(
     limits: ConnectionLimits,
 ) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<GrpcConnection>> {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut acceptor = Acceptor::new(listener, limits.max_connections);
     tokio::spawn(async move {
-        let mut at_cap_logged = false;
         loop {
-            if permits.available_permits() == 0 && !at_cap_logged {
-                tracing::warn!(
-                    max_connections = limits.max_connections,
-                    "gRPC connection limit reached: new connections wait until one closes (--max-connections)"
-                );
-                at_cap_logged = true;
-            }
-            let permit = tokio::select! {
-                permit = Arc::clone(&permits).acquire_owned() => permit.expect("never closed"),
-                () = sender.closed() => return,
-            };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = sender.closed() => return,
-            };
-            if permits.available_permits() > 0 {
-                at_cap_logged = false;
-            }
-            let (stream, address) = match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::error!(%error, "cannot accept a gRPC connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
+            let closed = sender.closed();
+            tokio::pin!(closed);
+            let Some((permit, stream, address)) = acceptor.next(&mut closed).await else {
+                return;
             };
             if let Err(error) = stream.set_nodelay(true) {
                 tracing::warn!(%error, "cannot set TCP_NODELAY");
@@ -372,6 +385,7 @@ pub(crate) fn grpc_incoming(
                             Ok(Ok(stream)) => {
                                 let chain = stream.get_ref().1.peer_certificates();
                                 let certificate = ClientCertificate::from_chain(chain);
+                                let stream = tokio::io::BufWriter::new(stream);
                                 (GrpcStream::Tls(Box::new(stream)), certificate)
                             }
                             Ok(Err(error)) => {

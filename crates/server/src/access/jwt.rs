@@ -265,15 +265,7 @@ impl Jwt {
     pub async fn refresh(self: Arc<Self>, interval: Duration) {
         match self.settings.url().map(str::to_owned) {
             Some(url) => self.refresh_url(&url).await,
-            None => {
-                let mut ticks = tokio::time::interval(interval);
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    ticks.tick().await;
-                    let jwt = Arc::clone(&self);
-                    let _ = tokio::task::spawn_blocking(move || jwt.reread_file()).await;
-                }
-            }
+            None => crate::every(interval, self, Jwt::reread_file).await,
         }
     }
 

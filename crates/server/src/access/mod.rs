@@ -587,15 +587,8 @@ impl Access {
 
     /// Calls [`Access::reload_if_changed`] every `interval`, until the task is dropped.
     pub async fn watch(self: Arc<Self>, interval: Duration) {
-        if self.keys.is_none() {
-            return;
-        }
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let access = Arc::clone(&self);
-            let _ = tokio::task::spawn_blocking(move || access.reload_if_changed()).await;
+        if self.keys.is_some() {
+            crate::every(interval, self, Access::reload_if_changed).await;
         }
     }
 }

@@ -121,6 +121,14 @@ async fn infer(server: &TestServer, model: &str, token: &str) -> reqwest::Respon
         .unwrap()
 }
 
+/// `GET /v2/models/stats` (needs `read`) with `token`.
+async fn stats_with(server: &TestServer, token: &str) -> reqwest::Response {
+    let bearer = format!("Bearer {token}");
+    server
+        .get_with("/v2/models/stats", &[("authorization", &bearer)])
+        .await
+}
+
 /// The status, the `WWW-Authenticate` challenge and the error of a refused request.
 async fn refusal(response: reqwest::Response) -> (StatusCode, String, String) {
     let status = response.status();
@@ -159,13 +167,7 @@ async fn tokens_verify_against_a_jwks_file_and_bad_ones_get_401_with_the_reason(
         assert_eq!(response.status(), StatusCode::OK, "{:?}", signer.algorithm);
     }
     let reader = es.token(json!({}));
-    let stats = server
-        .client
-        .get(server.url("/v2/models/stats"))
-        .bearer_auth(&reader)
-        .send()
-        .await
-        .unwrap();
+    let stats = stats_with(&server, &reader).await;
     assert_eq!(stats.status(), StatusCode::OK);
     let iris_only = ed.token(json!({"scope": ["infer"], "models": ["iris_logreg"], "sub": "bob"}));
     assert_eq!(
@@ -178,13 +180,7 @@ async fn tokens_verify_against_a_jwks_file_and_bad_ones_get_401_with_the_reason(
         error.contains("'bob' may not use model 'digits_mlp'"),
         "{error}"
     );
-    let stats = server
-        .client
-        .get(server.url("/v2/models/stats"))
-        .bearer_auth(&iris_only)
-        .send()
-        .await
-        .unwrap();
+    let stats = stats_with(&server, &iris_only).await;
     assert_eq!(stats.status(), StatusCode::FORBIDDEN);
 
     // Refused, each with its reason.
@@ -218,13 +214,8 @@ async fn tokens_verify_against_a_jwks_file_and_bad_ones_get_401_with_the_reason(
         );
     }
     // No token at all.
-    let none = server
-        .client
-        .get(server.url("/v2/models/iris_logreg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = server.get("/v2/models/iris_logreg").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // gRPC: the token in `authorization` metadata.
     let mut grpc = client(&server).await;
