@@ -128,6 +128,8 @@ pub(crate) async fn serve_http(
                     let certificate =
                         ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
                     let service = request_service(app, peer, certificate);
+                    // Buffered, as for gRPC (see `GrpcStream::Tls`).
+                    let stream = tokio::io::BufWriter::new(stream);
                     drive(&builder, TokioIo::new(stream), service, watcher, peer).await;
                 }
             }
