@@ -191,32 +191,17 @@ pub(crate) struct ServeArgs {
 
     /// TLS on every listener (HTTP, gRPC, metrics): the server's certificate chain, PEM, leaf
     /// first. Reread when it changes, without a restart. TLS 1.2 and 1.3; HTTP/2 by ALPN.
-    #[arg(
-        long,
-        env = "FERROSERVE_TLS_CERT",
-        value_name = "PEM",
-        requires = "tls_key"
-    )]
+    #[arg(long, env = "FERROSERVE_TLS_CERT", value_name = "PEM")]
     tls_cert: Option<PathBuf>,
 
     /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1).
-    #[arg(
-        long,
-        env = "FERROSERVE_TLS_KEY",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "FERROSERVE_TLS_KEY", value_name = "PEM")]
     tls_key: Option<PathBuf>,
 
     /// Mutual TLS: CA certificates (PEM) every client certificate must chain to. A client
     /// certificate's subject (or common name) maps to an --api-keys entry with
     /// `subject = "..."`, which gives its name and scopes.
-    #[arg(
-        long,
-        env = "FERROSERVE_TLS_CLIENT_CA",
-        value_name = "PEM",
-        requires = "tls_cert"
-    )]
+    #[arg(long, env = "FERROSERVE_TLS_CLIENT_CA", value_name = "PEM")]
     tls_client_ca: Option<PathBuf>,
 
     /// JWT bearer tokens (RS256, ES256, EdDSA) are accepted, verified against this JSON Web
@@ -301,14 +286,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             ..ConnectionLimits::default()
         },
         exit_timeout: std::time::Duration::from_secs(args.exit_timeout_secs),
-        tls: match (&args.tls_cert, &args.tls_key) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
-                cert: cert.clone(),
-                key: key.clone(),
-                client_ca: args.tls_client_ca.clone(),
-            }),
-            _ => None,
-        },
+        tls: tls_files(args)?,
         jwt: args.jwks.as_ref().map(|jwks| JwtSettings {
             issuer: args.jwt_issuer.clone(),
             audience: args.jwt_audience.clone(),
@@ -378,6 +356,21 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// `--tls-cert`, `--tls-key` and `--tls-client-ca`: the first two together or not at all, the
+/// third only with them.
+fn tls_files(args: &ServeArgs) -> anyhow::Result<Option<TlsFiles>> {
+    match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: args.tls_client_ca.clone(),
+        })),
+        (None, None) if args.tls_client_ca.is_none() => Ok(None),
+        (None, None) => anyhow::bail!("--tls-client-ca needs --tls-cert and --tls-key"),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both"),
+    }
 }
 
 /// `--repository-poll-secs` as a duration: positive and finite.

@@ -425,6 +425,37 @@ fn an_open_server_beyond_loopback_says_so() {
     assert!(stderr.contains("cannot listen on 192.0.2.1"), "{stderr}");
 }
 
+/// TLS flags: the certificate and key go together, the client CA needs them, and a file that
+/// is not a certificate is named.
+#[test]
+fn tls_flags_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("server.crt");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let junk = junk.to_str().unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec!["serve", "--http-port", "0", "--no-grpc"];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ferroserve_fails(&args, needles);
+    };
+    run(
+        serve(&["--tls-cert", junk]),
+        &["--tls-cert and --tls-key go together"],
+    );
+    run(
+        serve(&["--tls-client-ca", junk]),
+        &["--tls-client-ca needs --tls-cert"],
+    );
+    run(
+        serve(&["--tls-cert", junk, "--tls-key", junk]),
+        &["TLS certificate", "server.crt", "no CERTIFICATE block"],
+    );
+}
+
 /// Management calls, refused ones too, and a changed key file each leave one audit line
 /// (target `audit`) naming who, what and the outcome; inference leaves none.
 #[test]
