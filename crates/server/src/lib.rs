@@ -377,6 +377,12 @@ pub(crate) async fn every<T: Send + Sync + 'static>(
     }
 }
 
+/// A file's modification time and length, `None` when it cannot be read.
+pub(crate) fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 /// How often the API key file, the JWKS file and the TLS files are checked for changes.
 const KEY_FILE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 

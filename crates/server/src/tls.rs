@@ -231,6 +231,6 @@ fn stamps(files: &TlsFiles) -> Vec<Option<(SystemTime, u64)>> {
     ]
     .into_iter()
     .flatten()
-    .map(|path| crate::access::file_stamp(path))
+    .map(|path| crate::file_stamp(path))
     .collect()
 }

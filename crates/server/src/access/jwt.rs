@@ -146,7 +146,7 @@ impl Jwt {
         };
         if jwt.settings.url().is_none() {
             let path = PathBuf::from(&jwt.settings.jwks);
-            *jwt.stamp.lock().unwrap_or_else(|e| e.into_inner()) = super::file_stamp(&path);
+            *jwt.stamp.lock().unwrap_or_else(|e| e.into_inner()) = crate::file_stamp(&path);
             jwt.install(read_file(&path, &jwt.settings.jwks)?);
         }
         Ok(jwt)
@@ -271,7 +271,7 @@ impl Jwt {
 
     fn reread_file(&self) {
         let path = PathBuf::from(&self.settings.jwks);
-        let stamp = super::file_stamp(&path);
+        let stamp = crate::file_stamp(&path);
         let mut seen = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
         if stamp == *seen {
             return;

@@ -22,7 +22,7 @@ pub mod keys;
 pub mod rate;
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -403,7 +403,7 @@ impl Access {
     /// picked up by [`Access::reload_if_changed`].
     pub fn with_key_file(path: impl Into<PathBuf>) -> Result<Access, KeyFileError> {
         let path = path.into();
-        let stamp = file_stamp(&path);
+        let stamp = crate::file_stamp(&path);
         let keys = KeySet::read(&path)?;
         Ok(Access {
             keys: Some(KeyFile {
@@ -564,7 +564,7 @@ impl Access {
     /// longer reads or parses is logged and the keys read before stay in force.
     pub fn reload_if_changed(&self) {
         let Some(file) = &self.keys else { return };
-        let stamp = file_stamp(&file.path);
+        let stamp = crate::file_stamp(&file.path);
         let mut seen = file.stamp.lock().unwrap_or_else(|e| e.into_inner());
         if stamp == *seen {
             return;
@@ -624,12 +624,6 @@ fn host_name(authority: &str) -> &str {
         return authority.split_inclusive(']').next().unwrap_or(authority);
     }
     authority.split(':').next().unwrap_or(authority)
-}
-
-/// A file's modification time and length, `None` when it cannot be read.
-pub(crate) fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 /// The key a request presents: `Authorization: Bearer <key>`, else `x-api-key: <key>`.
