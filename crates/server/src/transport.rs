@@ -116,20 +116,11 @@ pub(crate) async fn serve_http(
                     drive(&builder, TokioIo::new(stream), service, watcher, peer).await;
                 }
                 Some(tls) => {
-                    let accepting = tls.acceptor(Listener::Http).accept(stream);
-                    let stream = match tokio::time::timeout(first_bytes, accepting).await {
-                        Ok(Ok(stream)) => stream,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%peer, %error, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
+                    let handshake = handshake(&tls, Listener::Http, stream, first_bytes, peer);
+                    let Some((stream, certificate)) = handshake.await else {
+                        return;
                     };
-                    let certificate =
-                        ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
                     let service = request_service(app, peer, certificate);
-                    // Buffered, as for gRPC (see `GrpcStream::Tls`).
-                    let stream = tokio::io::BufWriter::new(stream);
                     drive(&builder, TokioIo::new(stream), service, watcher, peer).await;
                 }
             }
@@ -209,6 +200,35 @@ impl Acceptor {
     }
 }
 
+/// A connection after its TLS handshake, buffered: HTTP/2 writes a response as several frames
+/// (headers, data, trailers) before it flushes, and each write straight into rustls would be a
+/// TLS record and a syscall of its own.
+type TlsConnection = tokio::io::BufWriter<tokio_rustls::server::TlsStream<TcpStream>>;
+
+/// The TLS handshake of `stream` for `listener`, within `within`: the connection and the client
+/// certificate it verified; `None` when the handshake fails (logged at debug: the client's
+/// doing) or times out.
+async fn handshake(
+    tls: &Tls,
+    listener: Listener,
+    stream: TcpStream,
+    within: Duration,
+    peer: SocketAddr,
+) -> Option<(TlsConnection, Option<ClientCertificate>)> {
+    let accepting = tls.acceptor(listener).accept(stream);
+    match tokio::time::timeout(within, accepting).await {
+        Ok(Ok(stream)) => {
+            let certificate = ClientCertificate::from_chain(stream.get_ref().1.peer_certificates());
+            Some((tokio::io::BufWriter::new(stream), certificate))
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// The per-connection service: `app`, with the client's address (and certificate) in each
 /// request's extensions.
 fn request_service(
@@ -272,10 +292,7 @@ pub(crate) struct GrpcConnection {
 
 enum GrpcStream {
     Plain(TcpStream),
-    /// Buffered: HTTP/2 writes a response as several frames (headers, data, trailers) before
-    /// it flushes, and each write straight into rustls would be a TLS record and a syscall of
-    /// its own.
-    Tls(Box<tokio::io::BufWriter<tokio_rustls::server::TlsStream<TcpStream>>>),
+    Tls(Box<TlsConnection>),
 }
 
 /// The client of a gRPC connection: its address and verified certificate.
@@ -382,20 +399,11 @@ pub(crate) fn grpc_incoming(
                 let (stream, certificate) = match tls {
                     None => (GrpcStream::Plain(stream), None),
                     Some(tls) => {
-                        let accepting = tls.acceptor(Listener::Grpc).accept(stream);
-                        match tokio::time::timeout(within, accepting).await {
-                            Ok(Ok(stream)) => {
-                                let chain = stream.get_ref().1.peer_certificates();
-                                let certificate = ClientCertificate::from_chain(chain);
-                                let stream = tokio::io::BufWriter::new(stream);
-                                (GrpcStream::Tls(Box::new(stream)), certificate)
-                            }
-                            Ok(Err(error)) => {
-                                tracing::debug!(peer = %address, %error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        }
+                        let handshake = handshake(&tls, Listener::Grpc, stream, within, address);
+                        let Some((stream, certificate)) = handshake.await else {
+                            return;
+                        };
+                        (GrpcStream::Tls(Box::new(stream)), certificate)
                     }
                 };
                 let peer = GrpcPeer {

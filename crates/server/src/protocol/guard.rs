@@ -251,16 +251,11 @@ where
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let needed = grpc_requirement(request.uri().path());
-        let extensions = request.extensions();
-        let tls_peer = extensions.get::<crate::transport::GrpcPeer>();
+        // Every gRPC connection comes from `transport::grpc_incoming`, which says who it is.
+        let grpc_peer = request.extensions().get::<crate::transport::GrpcPeer>();
         let peer = Peer {
-            address: tls_peer.map(|p| p.address.ip()).or_else(|| {
-                extensions
-                    .get::<tonic::transport::server::TcpConnectInfo>()
-                    .and_then(|info| info.remote_addr())
-                    .map(|addr| addr.ip())
-            }),
-            certificate: tls_peer.and_then(|p| p.certificate.as_ref()),
+            address: grpc_peer.map(|p| p.address.ip()),
+            certificate: grpc_peer.and_then(|p| p.certificate.as_ref()),
         };
         match self
             .access
