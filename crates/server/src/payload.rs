@@ -27,6 +27,7 @@ use serde::Serialize;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::access::keys::hex;
 use crate::codec::TensorJson;
 use crate::repository::config::PayloadLogConfig;
 
@@ -114,10 +115,11 @@ impl Privacy {
     /// digits of its HMAC-SHA256.
     fn hashes(&self, tensor: &Tensor) -> Vec<String> {
         let json = serde_json::to_value(TensorJson::new(tensor, false)).unwrap_or_default();
-        let values = match &json["data"] {
-            serde_json::Value::Array(values) => values.clone(),
-            _ => Vec::new(),
+        let Some(values) = json["data"].as_array() else {
+            return Vec::new();
         };
+        let keyed =
+            Hmac::<Sha256>::new_from_slice(&self.hash_key).expect("HMAC takes any key length");
         values
             .iter()
             .map(|value| {
@@ -125,13 +127,9 @@ impl Privacy {
                     serde_json::Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let mut mac = Hmac::<Sha256>::new_from_slice(&self.hash_key)
-                    .expect("HMAC takes any key length");
+                let mut mac = keyed.clone();
                 mac.update(text.as_bytes());
-                mac.finalize().into_bytes()[..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
+                hex(&mac.finalize().into_bytes()[..8])
             })
             .collect()
     }

@@ -311,14 +311,16 @@ pub fn entry_toml(entry: &KeyEntry) -> String {
     text
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `bytes` as lower-case hexadecimal.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
         s
     })
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+/// 64 hexadecimal digits as 32 bytes.
+pub(crate) fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 || !text.is_ascii() {
         return None;
     }

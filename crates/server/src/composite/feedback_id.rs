@@ -19,6 +19,8 @@ use hmac::{Hmac, Mac};
 use rand::RngExt;
 use sha2::Sha256;
 
+use crate::access::keys::{hex, parse_hex32};
+
 /// How long after its answer a feedback id is taken.
 pub(crate) const FEEDBACK_TTL_SECS: u64 = 24 * 3600;
 
@@ -100,8 +102,8 @@ impl FeedbackKey {
                 options.write(true).create_new(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let hex: String = key.key.iter().map(|b| format!("{b:02x}")).collect();
-                std::io::Write::write_all(&mut options.open(path)?, format!("{hex}\n").as_bytes())?;
+                let text = format!("{}\n", hex(&key.key));
+                std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
                 Ok(key)
             }
             Err(e) => Err(e),
@@ -109,14 +111,7 @@ impl FeedbackKey {
     }
 
     fn parse(hex: &str) -> Option<FeedbackKey> {
-        if hex.len() != 64 || !hex.is_ascii() {
-            return None;
-        }
-        let mut key = [0u8; 32];
-        for (i, byte) in key.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(FeedbackKey { key })
+        parse_hex32(hex).map(|key| FeedbackKey { key })
     }
 
     fn mac(&self) -> Hmac<Sha256> {
