@@ -6,12 +6,16 @@
 //! - `ferroserve profile`: a model's reference data profile, for drift monitoring.
 //! - `ferroserve export`: a model version into a folder the WebAssembly build loads.
 //! - `ferroserve keys`: add, list and remove the API keys `serve --api-keys` accepts.
+//! - `ferroserve lambda`: serve a model repository as an AWS Lambda function.
+//! - `ferroserve health`: whether the server on this machine is ready, for container checks.
 
 #![forbid(unsafe_code)]
 
 mod batch;
 mod export;
+mod health;
 mod keys;
+mod lambda;
 mod model_path;
 mod predict;
 mod profile;
@@ -45,6 +49,11 @@ enum Command {
     /// Add, list or remove API keys in a key file (`serve --api-keys`).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Serve a model repository as an AWS Lambda function (the runtime API loop).
+    Lambda(lambda::LambdaArgs),
+    /// Exit 0 when the server on this machine is ready (or live), 1 when not: a container
+    /// health check for images without a shell.
+    Health(health::HealthArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +65,12 @@ fn main() -> ExitCode {
         Command::Batch(args) => batch::run_batch(&args),
         Command::Export(args) => export::run(&args),
         Command::Keys(command) => keys::run(&command),
+        Command::Lambda(args) => lambda::run(&args),
+        Command::Health(args) => match health::run(&args) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

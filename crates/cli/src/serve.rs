@@ -417,7 +417,7 @@ fn set_io_scheduling(policy: IoScheduling) {
 
 /// Loads the ONNX Runtime library before any model: a library the user named must load;
 /// one looked for may be missing (ONNX models then run on tract).
-fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
+pub(crate) fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
     use ferroserve_onnx::onnxruntime::{LibraryChoice, library};
     let choice = match flag {
         None => LibraryChoice::Search,

@@ -4,6 +4,8 @@
 use std::process::Command;
 
 mod common;
+// `ferroserve lambda` against an emulated runtime API (tests/lambda/mod.rs).
+mod lambda;
 
 use common::{Server, block_on, ferroserve, ferroserve_fails, ferroserve_ok, root, start_server};
 
@@ -574,5 +576,37 @@ fn refused_requests_do_not_flood_the_log() {
     assert!(
         (1..=5).contains(&warnings),
         "{warnings} warnings: {lines:#?}"
+    );
+}
+
+#[test]
+fn health_exits_zero_for_a_ready_server_and_one_for_none() {
+    let mut server = start_server(&[]);
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let mut ready = false;
+    for _ in 0..200 {
+        if ferroserve(&["health", "--http-port", &port])
+            .status
+            .success()
+        {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let live = ferroserve(&["health", "--live", "--http-port", &port]);
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    assert!(
+        ready,
+        "the server never became ready to `ferroserve health`"
+    );
+    assert!(live.status.success());
+    let gone = ferroserve(&["health", "--http-port", &port]);
+    assert_eq!(gone.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(
+        stderr.contains(&format!("http://127.0.0.1:{port}/v2/health/ready")),
+        "{stderr}"
     );
 }

@@ -23,6 +23,7 @@
 //! - [`transport`]: the HTTP listener's connections: cap, timeouts, HTTP/2 limits, shutdown.
 //! - [`tls`]: certificates for both listeners, reread when they change; client certificates.
 //! - [`serve`]: the entry point: a configuration, a bound listener and a shutdown future.
+//! - [`lambda`]: the other entry point: AWS Lambda's runtime API loop instead of listeners.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +36,7 @@ pub(crate) mod composite;
 pub(crate) mod dashboard;
 pub mod error;
 pub(crate) mod inference;
+pub mod lambda;
 pub(crate) mod metrics;
 pub(crate) mod monitor;
 pub(crate) mod payload;
@@ -212,85 +214,12 @@ pub async fn serve_listeners(
         grpc,
         metrics: metrics_listener,
     } = listeners;
-    let access = match &config.api_keys {
-        Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
-        None => access::Access::open(),
-    };
-    let mut access = access
-        .with_default_rate(config.default_rate)
-        .with_allowed_hosts(config.allowed_hosts.clone());
-    let mut watchers = Vec::new();
-    if let Some(settings) = &config.jwt {
-        let jwt = access::jwt::Jwt::new(settings.clone()).map_err(std::io::Error::other)?;
-        let jwt = Arc::new(jwt);
-        watchers.push(tokio::spawn(Arc::clone(&jwt).refresh(KEY_FILE_CHECK)));
-        access = access.with_jwt(jwt);
-    }
-    let access = Arc::new(access);
-    watchers.push(tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK)));
-    let tls = match &config.tls {
-        Some(files) => {
-            let tls = Arc::new(tls::Tls::load(files.clone()).map_err(std::io::Error::other)?);
-            watchers.push(tokio::spawn(Arc::clone(&tls).watch(KEY_FILE_CHECK)));
-            Some(tls)
-        }
-        None => None,
-    };
-    // Before any model loads, so the repository's schedulers get a pool of this size.
-    let pool = scheduler::ComputePool::global(config.compute_threads)?;
-    tracing::info!(threads = pool.threads(), "compute pool started");
-    let repository = Repository::new(&config.model_repository, runtimes);
-    let feedback_key = match (&config.feedback_key, &config.state_dir) {
-        (Some(path), _) => FeedbackKey::from_file(path)?,
-        (None, Some(dir)) => FeedbackKey::from_file_or_create(&dir.join("feedback.key"))?,
-        (None, None) => FeedbackKey::random(),
-    };
-    let repository = repository
-        .with_state_dir(config.state_dir.clone())
-        .with_feedback_key(feedback_key);
-    let repository = Arc::new(repository);
-    let loading = Arc::clone(&repository);
-    let model_control = config.model_control;
-    let history = Arc::new(dashboard::history::History::default());
-    let drift = tokio::spawn(watch(Arc::clone(&repository), Arc::clone(&history)));
-    let poller = tokio::spawn(async move {
-        let first = Arc::clone(&loading);
-        let loaded = tokio::task::spawn_blocking(move || {
-            if let Err(error) = first.load_all() {
-                tracing::error!(%error, "cannot read the model repository");
-            }
-            tracing::info!("model repository loaded");
-        });
-        let _ = loaded.await;
-        if let ModelControl::Poll { interval } = model_control {
-            poll_repository(loading, interval).await;
-        }
-    });
-    let metrics = Arc::new(metrics::Metrics::new(
-        &repository,
-        config.triton_metric_names,
-        &access,
-    ));
-    let state = AppState {
-        router: router::Router::new(Arc::clone(&repository), Some(Arc::clone(&metrics))),
-        metrics,
-        history,
-        repository,
-        budget: MemoryBudget::new(config.max_inflight_bytes.max(2 * config.max_request_bytes)),
-        access,
-        shutting_down: Arc::default(),
-        settings: Arc::new(HttpSettings {
-            limits: RequestLimits {
-                max_tensor_elements: config.max_tensor_elements,
-                max_decoded_bytes: config.max_request_bytes,
-            },
-            max_request_bytes: config.max_request_bytes,
-            model_control_explicit: config.model_control == ModelControl::Explicit,
-            label_control: config.model_control != ModelControl::None,
-            strict_readiness: config.strict_readiness,
-            static_dir: config.static_dir.clone(),
-        }),
-    };
+    let Started {
+        state,
+        tls,
+        background,
+        loaded: _,
+    } = start(&config, runtimes)?;
     // One shutdown signal for every front-end. From it, readiness is false and the requests
     // in flight have `exit_timeout` to finish.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -337,9 +266,7 @@ pub async fn serve_listeners(
     let app = http_router(state);
     let drain = config.exit_timeout;
     transport::serve_http(listener, app, config.connections, tls, stopping(), drain).await?;
-    poller.abort();
-    drift.abort();
-    watchers.iter().for_each(tokio::task::JoinHandle::abort);
+    background.iter().for_each(tokio::task::JoinHandle::abort);
     // What is left of the deadline for gRPC (an open ModelStreamInfer would hold it forever).
     let left = || {
         let since = stop_at.get().map_or(Duration::ZERO, |at| at.elapsed());
@@ -359,6 +286,112 @@ pub async fn serve_listeners(
         }
     }
     Ok(())
+}
+
+/// What every front-end shares, started from a configuration: the application state (the
+/// repository, loading in the background), TLS, and the tasks that reread files and poll.
+struct Started {
+    state: AppState,
+    tls: Option<Arc<tls::Tls>>,
+    /// Background tasks (file watchers, repository loading and polling, drift scoring),
+    /// aborted when serving ends.
+    background: Vec<tokio::task::JoinHandle<()>>,
+    /// Turns true once the start-up load of the repository has finished.
+    loaded: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Builds what [`serve_listeners`] and [`lambda::run`] share from `config`, and starts loading the
+/// repository in the background.
+fn start(config: &ServerConfig, runtimes: RuntimeRegistry) -> std::io::Result<Started> {
+    let access = match &config.api_keys {
+        Some(path) => access::Access::with_key_file(path).map_err(std::io::Error::other)?,
+        None => access::Access::open(),
+    };
+    let mut access = access
+        .with_default_rate(config.default_rate)
+        .with_allowed_hosts(config.allowed_hosts.clone());
+    let mut watchers = Vec::new();
+    if let Some(settings) = &config.jwt {
+        let jwt = access::jwt::Jwt::new(settings.clone()).map_err(std::io::Error::other)?;
+        let jwt = Arc::new(jwt);
+        watchers.push(tokio::spawn(Arc::clone(&jwt).refresh(KEY_FILE_CHECK)));
+        access = access.with_jwt(jwt);
+    }
+    let access = Arc::new(access);
+    watchers.push(tokio::spawn(Arc::clone(&access).watch(KEY_FILE_CHECK)));
+    let tls = match &config.tls {
+        Some(files) => {
+            let tls = Arc::new(tls::Tls::load(files.clone()).map_err(std::io::Error::other)?);
+            watchers.push(tokio::spawn(Arc::clone(&tls).watch(KEY_FILE_CHECK)));
+            Some(tls)
+        }
+        None => None,
+    };
+    // Before any model loads, so the repository's schedulers get a pool of this size.
+    let pool = scheduler::ComputePool::global(config.compute_threads)?;
+    tracing::info!(threads = pool.threads(), "compute pool started");
+    let repository = Repository::new(&config.model_repository, runtimes);
+    let feedback_key = match (&config.feedback_key, &config.state_dir) {
+        (Some(path), _) => FeedbackKey::from_file(path)?,
+        (None, Some(dir)) => FeedbackKey::from_file_or_create(&dir.join("feedback.key"))?,
+        (None, None) => FeedbackKey::random(),
+    };
+    let repository = repository
+        .with_state_dir(config.state_dir.clone())
+        .with_feedback_key(feedback_key);
+    let repository = Arc::new(repository);
+    let loading = Arc::clone(&repository);
+    let model_control = config.model_control;
+    let history = Arc::new(dashboard::history::History::default());
+    let drift = tokio::spawn(watch(Arc::clone(&repository), Arc::clone(&history)));
+    let (done, loaded) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(async move {
+        let first = Arc::clone(&loading);
+        let load = tokio::task::spawn_blocking(move || {
+            if let Err(error) = first.load_all() {
+                tracing::error!(%error, "cannot read the model repository");
+            }
+            tracing::info!("model repository loaded");
+        });
+        let _ = load.await;
+        let _ = done.send(true);
+        if let ModelControl::Poll { interval } = model_control {
+            poll_repository(loading, interval).await;
+        }
+    });
+    watchers.push(drift);
+    watchers.push(poller);
+    let metrics = Arc::new(metrics::Metrics::new(
+        &repository,
+        config.triton_metric_names,
+        &access,
+    ));
+    let state = AppState {
+        router: router::Router::new(Arc::clone(&repository), Some(Arc::clone(&metrics))),
+        metrics,
+        history,
+        repository,
+        budget: MemoryBudget::new(config.max_inflight_bytes.max(2 * config.max_request_bytes)),
+        access,
+        shutting_down: Arc::default(),
+        settings: Arc::new(HttpSettings {
+            limits: RequestLimits {
+                max_tensor_elements: config.max_tensor_elements,
+                max_decoded_bytes: config.max_request_bytes,
+            },
+            max_request_bytes: config.max_request_bytes,
+            model_control_explicit: config.model_control == ModelControl::Explicit,
+            label_control: config.model_control != ModelControl::None,
+            strict_readiness: config.strict_readiness,
+            static_dir: config.static_dir.clone(),
+        }),
+    };
+    Ok(Started {
+        state,
+        tls,
+        background: watchers,
+        loaded,
+    })
 }
 
 /// Runs `job` on the blocking pool every `interval` (the first at once), one run at a time,
