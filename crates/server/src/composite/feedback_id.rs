@@ -95,18 +95,29 @@ impl FeedbackKey {
             Ok(_) => FeedbackKey::from_file(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = FeedbackKey::random();
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let text = format!("{}\n", hex(&key.key));
-                std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())?;
+                let create = || {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    let mut options = std::fs::OpenOptions::new();
+                    options.write(true).create_new(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                    let text = format!("{}\n", hex(&key.key));
+                    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
+                };
+                create().map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("creating feedback key {}: {e}", path.display()),
+                    )
+                })?;
                 Ok(key)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(std::io::Error::new(
+                e.kind(),
+                format!("feedback key {}: {e}", path.display()),
+            )),
         }
     }
 
