@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use ferroserve_loader::runtimes;
-use ferroserve_server::lambda::{LambdaSettings, run as run_lambda};
-use ferroserve_server::{ModelControl, ServerConfig};
+use ferroserve_server::lambda::LambdaSettings;
+use ferroserve_server::{ModelControl, ServerConfig, serve_lambda};
 
 /// Flags of `ferroserve lambda`.
 #[derive(Debug, Args)]
@@ -78,7 +78,7 @@ pub(crate) fn run(args: &LambdaArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        run_lambda(config, runtimes(), settings, std::future::pending()).await
+        serve_lambda(config, runtimes(), settings, std::future::pending()).await
     })?;
     Ok(())
 }

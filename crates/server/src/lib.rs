@@ -288,6 +288,27 @@ pub async fn serve_listeners(
     Ok(())
 }
 
+/// Loads `config`'s repository, then answers AWS Lambda invocations from the runtime API
+/// ([`lambda`]) with the HTTP front-end's routes, until `shutdown` completes.
+pub async fn serve_lambda(
+    config: ServerConfig,
+    runtimes: RuntimeRegistry,
+    settings: lambda::LambdaSettings,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), lambda::LambdaError> {
+    let Started {
+        state,
+        background,
+        mut loaded,
+        ..
+    } = start(&config, runtimes)?;
+    let _ = loaded.wait_for(|&done| done).await;
+    let repository = Arc::clone(&state.repository);
+    let result = lambda::run(http_router(state), repository, settings, shutdown).await;
+    background.iter().for_each(tokio::task::JoinHandle::abort);
+    result
+}
+
 /// What every front-end shares, started from a configuration: the application state (the
 /// repository, loading in the background), TLS, and the tasks that reread files and poll.
 struct Started {
@@ -300,7 +321,7 @@ struct Started {
     loaded: tokio::sync::watch::Receiver<bool>,
 }
 
-/// Builds what [`serve_listeners`] and [`lambda::run`] share from `config`, and starts loading the
+/// Builds what [`serve_listeners`] and [`serve_lambda`] share from `config`, and starts loading the
 /// repository in the background.
 fn start(config: &ServerConfig, runtimes: RuntimeRegistry) -> std::io::Result<Started> {
     let access = match &config.api_keys {

@@ -406,13 +406,13 @@ fn encode(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn parsed(event: Value) -> Invocation {
+    fn parsed(event: &Value) -> Invocation {
         parse(event.to_string().as_bytes(), None, &["m".to_owned()]).unwrap()
     }
 
     #[test]
     fn rest_api_events_keep_repeated_query_parameters_and_headers() {
-        let invocation = parsed(json!({
+        let invocation = parsed(&json!({
             "httpMethod": "GET", "path": "/v2/models/m",
             "multiValueQueryStringParameters": {"a": ["1", "x y"]},
             "multiValueHeaders": {"x-k": ["1", "2"], "content-length": ["999"]},
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn load_balancer_events_are_told_apart_and_answered_with_a_status_line() {
-        let invocation = parsed(json!({
+        let invocation = parsed(&json!({
             "httpMethod": "GET", "path": "/", "requestContext": {"elb": {}},
         }));
         assert_eq!(invocation.source, Source::LoadBalancer);
@@ -483,10 +483,10 @@ mod tests {
     #[test]
     fn direct_invocations_pick_the_protocol_by_the_body() {
         let v2 = parsed(
-            json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}),
+            &json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}),
         );
         assert_eq!(v2.request.uri(), "/v2/models/m/infer");
-        let tf = parsed(json!({"inputs": {"x": [1.0]}, "model_version": 3}));
+        let tf = parsed(&json!({"inputs": {"x": [1.0]}, "model_version": 3}));
         assert_eq!(tf.request.uri(), "/v1/models/m/versions/3:predict");
         let named = parse(
             json!({"model_name": "a b", "instances": [1]})

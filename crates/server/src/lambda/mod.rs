@@ -16,16 +16,15 @@
 pub mod event;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
 use bytes::Bytes;
-use ferroserve_core::RuntimeRegistry;
 use tower::ServiceExt as _;
 
-use crate::protocol::http_router;
-use crate::{ServerConfig, Started, start};
+use crate::repository::Repository;
 
 /// How `ferroserve lambda` reaches the runtime API and routes direct invocations.
 #[derive(Clone, Debug)]
@@ -55,24 +54,18 @@ pub enum LambdaError {
     },
 }
 
-/// Loads `config`'s repository, then answers invocations from the runtime API until
-/// `shutdown` completes (Lambda ends the process itself; tests end the loop).
-pub async fn run(
-    config: ServerConfig,
-    runtimes: RuntimeRegistry,
+/// Answers invocations from the runtime API with `app` (the server's HTTP routes) until
+/// `shutdown` completes (Lambda ends the process itself; tests end the loop). `repository`
+/// has finished its start-up load: a model without a ready version is reported as an init
+/// error instead.
+pub(crate) async fn run(
+    app: Router,
+    repository: Arc<Repository>,
     settings: LambdaSettings,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), LambdaError> {
-    let Started {
-        state,
-        background,
-        mut loaded,
-        ..
-    } = start(&config, runtimes)?;
     let api = RuntimeApi::new(&settings.runtime_api);
-    let _ = loaded.wait_for(|&done| done).await;
-    let failed: Vec<String> = state
-        .repository
+    let failed: Vec<String> = repository
         .entries()
         .iter()
         .filter(|entry| entry.ready_versions().is_empty())
@@ -84,14 +77,11 @@ pub async fn run(
     if !failed.is_empty() {
         let message = failed.join("; ");
         api.init_error("ferroserve.ModelLoad", &message).await?;
-        background.iter().for_each(tokio::task::JoinHandle::abort);
         return Err(LambdaError::Init(message));
     }
     tracing::info!(api = %settings.runtime_api, "models loaded; waiting for invocations");
-    let app = http_router(state.clone());
     let models = || {
-        let mut names: Vec<String> = state
-            .repository
+        let mut names: Vec<String> = repository
             .entries()
             .iter()
             .map(|e| e.name.clone())
@@ -111,12 +101,10 @@ pub async fn run(
             }
         }
     };
-    let result = tokio::select! {
+    tokio::select! {
         result = invocations => result,
         () = shutdown => Ok(()),
-    };
-    background.iter().for_each(tokio::task::JoinHandle::abort);
-    result
+    }
 }
 
 /// One invocation: the answer's bytes, or the error report (type, message) of a refused
