@@ -11,7 +11,7 @@ use ferroserve_server::access::jwt::JwtSettings;
 use ferroserve_server::access::rate::Rate;
 use ferroserve_server::tls::TlsFiles;
 use ferroserve_server::transport::ConnectionLimits;
-use ferroserve_server::{Listeners, ServerConfig, serve_listeners};
+use ferroserve_server::{Listeners, ServerConfig, SharedStateUrl, serve_listeners};
 use tokio::net::TcpListener;
 
 /// Who may load and unload models at run time.
@@ -233,6 +233,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "FERROSERVE_FEEDBACK_KEY_FILE", value_name = "FILE")]
     feedback_key_file: Option<PathBuf>,
 
+    /// A store shared by replicas (`redis://[:password@]host[:port][/db]`): bandits learn
+    /// together through it (any replica may take an answer's feedback) and a feedback id is
+    /// spent for all of them. Without it, each replica learns alone. Put the password in the
+    /// environment variable, not on the command line.
+    #[arg(long = "state", env = "FERROSERVE_STATE", value_name = "URL")]
+    shared_state: Option<String>,
+
     /// Log filter, as `RUST_LOG` (`info`, `ferroserve_server=debug`).
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
@@ -295,6 +302,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             ..JwtSettings::new(jwks.clone())
         }),
         feedback_key: args.feedback_key_file.clone(),
+        shared_state: args.shared_state.clone().map(SharedStateUrl::new),
     };
     tracing::info!(?config, "starting ferroserve {}", env!("CARGO_PKG_VERSION"));
     if config.api_keys.is_none() && config.jwt.is_none() && !args.host.is_loopback() {

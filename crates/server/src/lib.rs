@@ -48,6 +48,7 @@ pub(crate) mod stats;
 pub mod tls;
 pub mod transport;
 
+pub use composite::shared_state::SharedStateUrl;
 pub use protocol::offline::{PredictError, predict};
 
 use std::future::Future;
@@ -111,6 +112,9 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsFiles>,
     /// JWT bearer tokens, verified against a key set; `None`: none accepted.
     pub jwt: Option<access::jwt::JwtSettings>,
+    /// Where bandits share what they learn, and spent feedback ids, with the other replicas
+    /// (`redis://host:port/db`); `None`: each replica learns alone.
+    pub shared_state: Option<SharedStateUrl>,
     /// The key bandits' feedback ids are signed with (64 hex digits), shared by replicas;
     /// `None`: `feedback.key` in the state directory, made on first use (a random key in
     /// memory without a state directory).
@@ -140,6 +144,7 @@ impl ServerConfig {
             tls: None,
             jwt: None,
             feedback_key: None,
+            shared_state: None,
         }
     }
 }
@@ -357,9 +362,22 @@ fn start(config: &ServerConfig, runtimes: RuntimeRegistry) -> std::io::Result<St
         (None, Some(dir)) => FeedbackKey::from_file_or_create(&dir.join("feedback.key"))?,
         (None, None) => FeedbackKey::random(),
     };
+    let shared_state = match &config.shared_state {
+        Some(url) => {
+            let state =
+                composite::shared_state::SharedState::open(url).map_err(std::io::Error::other)?;
+            tracing::info!(
+                store = state.shown(),
+                "bandits share what they learn through the store"
+            );
+            Some(Arc::new(state))
+        }
+        None => None,
+    };
     let repository = repository
         .with_state_dir(config.state_dir.clone())
-        .with_feedback_key(feedback_key);
+        .with_feedback_key(feedback_key)
+        .with_shared_state(shared_state);
     let repository = Arc::new(repository);
     let loading = Arc::clone(&repository);
     let model_control = config.model_control;

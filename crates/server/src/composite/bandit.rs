@@ -9,9 +9,11 @@
 //! - `exp3`: Exp3 with exploration rate γ; p_i = (1 - γ) w_i / Σw + γ / K, and a reward r to
 //!   the chosen variant multiplies its weight by exp(γ r / (K p_i)) (kept as log-weights).
 //!
-//! The state is written to a small JSON file (default `.bandit-state.json` in the model
-//! directory, at most once a second and when the bandit is dropped) and read back at load, so
-//! it survives restarts and reloads.
+//! The state is written to a small JSON file (default `bandit-state.json` under the model's
+//! name in the state directory, at most once a second and when the bandit is dropped) and read
+//! back at load, so it survives restarts and reloads. With a shared store (`--state redis://`,
+//! [`super::shared_state`]) replicas learn together instead: every 100 ms each adds what it
+//! learnt to the store and takes the totals back, and a feedback id is spent for all of them.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -25,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Target;
-use super::feedback_id::{BadFeedbackId, FeedbackKey};
+use super::feedback_id::{BadFeedbackId, FEEDBACK_TTL_SECS, FeedbackKey};
+use super::shared_state::SharedState;
+use crate::access::keys::hex;
 
 /// Rewarded feedback ids remembered, so that each counts once; past it the oldest are
 /// forgotten (12 bytes each: about 3 MB).
@@ -33,6 +37,25 @@ pub(crate) const SPENT_CAPACITY: usize = 100_000;
 
 /// How often the state file is rewritten at most.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often a bandit adds what it learnt to a shared store and reads the totals back.
+const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Where a bandit keeps what it learns.
+#[derive(Clone, Debug)]
+pub enum BanditStore {
+    /// In memory: lost at unload.
+    Memory,
+    /// A JSON file, rewritten at most once a second.
+    File(PathBuf),
+    /// A store shared with the other replicas, under `key`.
+    Shared {
+        /// The store.
+        state: Arc<SharedState>,
+        /// The bandit's hash in it.
+        key: String,
+    },
+}
 
 pub(crate) use ferroserve_loader::config::PolicyKind;
 
@@ -50,6 +73,50 @@ struct Arm {
     /// Rewards received, and their sum.
     rewarded: u64,
     reward_sum: f64,
+}
+
+impl Arm {
+    /// The learnt quantities, in [`Arm::FIELDS`] order: all sums, so replicas add them up.
+    fn values(&self) -> [f64; 6] {
+        [
+            self.alpha,
+            self.beta,
+            self.log_weight,
+            self.chosen as f64,
+            self.rewarded as f64,
+            self.reward_sum,
+        ]
+    }
+
+    /// Names of [`Arm::values`] in a shared store.
+    const FIELDS: [&str; 6] = [
+        "alpha",
+        "beta",
+        "log_weight",
+        "chosen",
+        "rewarded",
+        "reward_sum",
+    ];
+
+    /// This arm with `values` in place of its own.
+    fn with_values(&self, values: [f64; 6]) -> Arm {
+        Arm {
+            target: self.target.clone(),
+            alpha: values[0],
+            beta: values[1],
+            log_weight: values[2],
+            chosen: values[3].round().max(0.0) as u64,
+            rewarded: values[4].round().max(0.0) as u64,
+            reward_sum: values[5],
+        }
+    }
+}
+
+/// `base` plus what `view` learnt since it was `sent`, field by field: a replica's view once
+/// the store's totals (`base`, which include `sent`) are back.
+fn rebased(view: &Arm, sent: &Arm, base: &Arm) -> Arm {
+    let (v, s, b) = (view.values(), sent.values(), base.values());
+    base.with_values(std::array::from_fn(|i| b[i] + v[i] - s[i]))
 }
 
 /// The part that is saved.
@@ -129,8 +196,13 @@ pub struct Bandit {
     key: Arc<FeedbackKey>,
     /// Nonces of the rewarded ids.
     spent: Mutex<Spent>,
-    /// Where the state is kept; `None`: in memory only.
-    state_path: Option<PathBuf>,
+    /// Where the state is kept.
+    store: BanditStore,
+    /// With a shared store: the arms as the store's totals made them at the last visit (the
+    /// prior before the first); what this replica has learnt since is `state` minus them.
+    synced: Mutex<Vec<Arm>>,
+    /// The arms as they start: a shared store holds what was learnt on top.
+    prior: Vec<Arm>,
     dirty: AtomicBool,
 }
 
@@ -142,14 +214,14 @@ struct Spent {
 }
 
 impl Bandit {
-    /// A bandit over `variants`, its state read from `state_path` when that file holds the
-    /// same variants and policy, else fresh; its feedback ids signed with `key`. Starts the
-    /// thread that saves it (with no `state_path`, the state lives in memory only).
+    /// A bandit over `variants`, its state read from `store` (a file holding the same
+    /// variants and policy, or the shared store's totals), else fresh; its feedback ids signed
+    /// with `key`. Starts the thread that saves or shares it (none for [`BanditStore::Memory`]).
     pub fn new(
         variants: Vec<Target>,
         policy: PolicyKind,
         gamma: f64,
-        state_path: Option<PathBuf>,
+        store: BanditStore,
         key: Arc<FeedbackKey>,
     ) -> Arc<Bandit> {
         let fresh = State {
@@ -167,8 +239,13 @@ impl Bandit {
                 })
                 .collect(),
         };
-        let saved = state_path.as_ref().map(std::fs::read);
-        let shown = state_path.as_deref().unwrap_or(Path::new("")).display();
+        let prior = fresh.arms.clone();
+        let state_path = match &store {
+            BanditStore::File(path) => Some(path.as_path()),
+            BanditStore::Memory | BanditStore::Shared { .. } => None,
+        };
+        let saved = state_path.map(std::fs::read);
+        let shown = state_path.unwrap_or(Path::new("")).display();
         let state = match saved.unwrap_or_else(|| Err(std::io::ErrorKind::NotFound.into())) {
             Ok(bytes) => match serde_json::from_slice::<State>(&bytes) {
                 Ok(saved)
@@ -193,21 +270,32 @@ impl Bandit {
             },
             Err(_) => fresh,
         };
+        let interval = match &store {
+            BanditStore::Memory => None,
+            BanditStore::File(_) => Some(SAVE_INTERVAL),
+            BanditStore::Shared { .. } => Some(SYNC_INTERVAL),
+        };
         let bandit = Arc::new(Bandit {
             variants,
             gamma,
             state: Mutex::new(state),
             key,
             spent: Mutex::new(Spent::default()),
-            state_path,
+            synced: Mutex::new(prior.clone()),
+            prior,
+            store,
             dirty: AtomicBool::new(false),
         });
-        let weak = Arc::downgrade(&bandit);
-        let spawned = std::thread::Builder::new()
-            .name("fs-bandit-state".into())
-            .spawn(move || save_loop(&weak));
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "cannot start the bandit state writer; state is saved on unload only");
+        // A replica joining starts from what the others learnt.
+        bandit.persist();
+        if let Some(interval) = interval {
+            let weak = Arc::downgrade(&bandit);
+            let spawned = std::thread::Builder::new()
+                .name("fs-bandit-state".into())
+                .spawn(move || save_loop(&weak, interval));
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start the bandit state writer; state is saved on unload only");
+            }
         }
         bandit
     }
@@ -253,31 +341,22 @@ impl Bandit {
             id: id.chars().take(100).collect(),
             reason,
         })?;
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let arm = state
-            .arms
+        let arm = self
+            .variants
             .iter()
-            .position(|a| a.target == choice.variant)
+            .position(|t| t.to_string() == choice.variant)
             .filter(|_| choice.model == model)
             .ok_or_else(|| FeedbackError::OtherChoice {
                 model: model.to_owned(),
                 issued_for: choice.model.clone(),
                 variant: choice.variant.clone(),
             })?;
-        {
-            let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-            if !spent.nonces.insert(choice.nonce) {
-                return Err(FeedbackError::Spent {
-                    model: model.to_owned(),
-                });
-            }
-            spent.order.push_back(choice.nonce);
-            while spent.order.len() > SPENT_CAPACITY {
-                if let Some(old) = spent.order.pop_front() {
-                    spent.nonces.remove(&old);
-                }
-            }
+        if !self.spend(choice.nonce) {
+            return Err(FeedbackError::Spent {
+                model: model.to_owned(),
+            });
         }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let k = state.arms.len() as f64;
         let policy = state.policy;
         let a = &mut state.arms[arm];
@@ -343,19 +422,110 @@ impl Bandit {
             "policy": state.policy,
             "variants": variants,
             "rewards_remembered": self.spent.lock().unwrap_or_else(|e| e.into_inner()).order.len(),
-            "state_file": self.state_path,
+            "state_file": match &self.store {
+                BanditStore::File(path) => Some(path.display().to_string()),
+                _ => None,
+            },
+            "shared_state": match &self.store {
+                BanditStore::Shared { state, .. } => Some(state.shown()),
+                _ => None,
+            },
         })
     }
 
-    /// Writes the state if it changed since the last write (a temporary file, then a rename,
-    /// so a crash never leaves half a file).
-    fn save(&self) {
+    /// Marks the feedback id with `nonce` spent: false when it was already, here or, with a
+    /// shared store, on any replica (when the store cannot be reached, this replica's memory
+    /// decides).
+    fn spend(&self, nonce: [u8; 12]) -> bool {
+        if let BanditStore::Shared { state, key } = &self.store {
+            let ttl = Duration::from_secs(FEEDBACK_TTL_SECS + 60);
+            match state.spend(&format!("{key}:spent:{}", hex(&nonce)), ttl) {
+                Ok(first) => return first,
+                Err(error) => {
+                    tracing::warn!(%error, store = state.shown(), "cannot reach the shared state; feedback ids are checked by this replica alone")
+                }
+            }
+        }
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if !spent.nonces.insert(nonce) {
+            return false;
+        }
+        spent.order.push_back(nonce);
+        while spent.order.len() > SPENT_CAPACITY {
+            if let Some(old) = spent.order.pop_front() {
+                spent.nonces.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Saves the state to its file, or shares it through the store.
+    fn persist(&self) {
+        match &self.store {
+            BanditStore::Memory => {}
+            BanditStore::File(path) => self.save(path),
+            BanditStore::Shared { state, key } => self.share(state, key),
+        }
+    }
+
+    /// Adds what this replica learnt since its last visit to the store, and takes the
+    /// totals, which hold every replica's learning, as its own (plus what it learnt in the
+    /// meantime). When the store cannot be reached, the learning waits for the next visit.
+    fn share(&self, store: &SharedState, key: &str) {
+        // One visit at a time: `synced` is the store's totals (on the prior) as last read, so
+        // what this replica learnt since is its view minus them.
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        let view = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arms
+            .clone();
+        let mut amounts = Vec::new();
+        for (now, then) in view.iter().zip(synced.iter()) {
+            let (now_values, then_values) = (now.values(), then.values());
+            for (i, field) in Arm::FIELDS.iter().enumerate() {
+                let amount = now_values[i] - then_values[i];
+                if amount != 0.0 {
+                    amounts.push((format!("{}|{field}", now.target), amount));
+                }
+            }
+        }
+        let totals = match store.add_and_read(key, &amounts) {
+            Ok(totals) => totals,
+            Err(error) => {
+                tracing::warn!(%error, store = store.shown(), "cannot reach the shared state; this bandit learns alone until it can");
+                return;
+            }
+        };
+        let base: Vec<Arm> = self
+            .prior
+            .iter()
+            .map(|prior| {
+                let p = prior.values();
+                prior.with_values(std::array::from_fn(|i| {
+                    let field = format!("{}|{}", prior.target, Arm::FIELDS[i]);
+                    p[i] + totals.get(&field).copied().unwrap_or(0.0)
+                }))
+            })
+            .collect();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.arms = state
+            .arms
+            .iter()
+            .zip(&view)
+            .zip(&base)
+            .map(|((now, sent), base)| rebased(now, sent, base))
+            .collect();
+        *synced = base;
+    }
+
+    /// Writes the state to `path` if it changed since the last write (a temporary file, then
+    /// a rename, so a crash never leaves half a file).
+    fn save(&self, path: &Path) {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return;
         }
-        let Some(path) = &self.state_path else {
-            return;
-        };
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let tmp = path.with_extension("json.tmp");
         let written = path
@@ -372,16 +542,16 @@ impl Bandit {
 
 impl Drop for Bandit {
     fn drop(&mut self) {
-        self.save();
+        self.persist();
     }
 }
 
-/// Saves the bandit's state every [`SAVE_INTERVAL`] while it lives.
-fn save_loop(bandit: &Weak<Bandit>) {
+/// Saves or shares the bandit's state every `interval` while it lives.
+fn save_loop(bandit: &Weak<Bandit>, interval: Duration) {
     loop {
-        std::thread::sleep(SAVE_INTERVAL);
+        std::thread::sleep(interval);
         match bandit.upgrade() {
-            Some(b) => b.save(),
+            Some(b) => b.persist(),
             None => return,
         }
     }
@@ -415,13 +585,14 @@ fn exp3_probabilities(arms: &[Arm], gamma: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::composite::shared_state::SharedStateUrl;
 
     fn bandit(policy: PolicyKind, path: PathBuf) -> Arc<Bandit> {
         Bandit::new(
             vec![Target::parse("m@1").unwrap(), Target::parse("m@2").unwrap()],
             policy,
             0.1,
-            Some(path),
+            BanditStore::File(path),
             Arc::new(FeedbackKey::random()),
         )
     }
@@ -488,7 +659,7 @@ mod tests {
                 variants.clone(),
                 PolicyKind::Exp3,
                 0.1,
-                None,
+                BanditStore::Memory,
                 Arc::clone(key),
             )
         };
@@ -531,9 +702,118 @@ mod tests {
             vec![Target::parse("x").unwrap(), Target::parse("y").unwrap()],
             PolicyKind::Thompson,
             0.1,
-            Some(path),
+            BanditStore::File(path),
             Arc::new(FeedbackKey::random()),
         );
         assert_eq!(other.describe()["variants"][0]["chosen"], 0);
+    }
+
+    /// A process killed when dropped, even when a test fails.
+    struct Killed(std::process::Child);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A `redis-server` on a free loopback port, for as long as the guard lives; `None` (and a
+    /// note) where Debian's redis-server is not installed (`.ci/run` installs it).
+    fn redis() -> Option<(Killed, SharedStateUrl)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            if std::env::var_os("FERROSERVE_REQUIRE_REDIS").is_some() {
+                panic!("redis-server is not installed and FERROSERVE_REQUIRE_REDIS is set");
+            }
+            eprintln!("redis-server not installed: the shared-state test is skipped");
+            return None;
+        };
+        let url = SharedStateUrl::new(format!("redis://127.0.0.1:{port}"));
+        for _ in 0..200 {
+            if SharedState::open(&url).is_ok() {
+                return Some((Killed(child), url));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not answer");
+    }
+
+    #[test]
+    fn replicas_sharing_a_store_learn_together_and_spend_ids_once() {
+        let Some((_server, url)) = redis() else {
+            return;
+        };
+        let key = Arc::new(FeedbackKey::random());
+        let variants = vec![Target::parse("m@1").unwrap(), Target::parse("m@2").unwrap()];
+        let state = Arc::new(SharedState::open(&url).unwrap());
+        let replica = || {
+            Bandit::new(
+                variants.clone(),
+                PolicyKind::Thompson,
+                0.1,
+                BanditStore::Shared {
+                    state: Arc::clone(&state),
+                    key: "ferroserve:bandit:m:thompson".into(),
+                },
+                Arc::clone(&key),
+            )
+        };
+        let (a, b) = (replica(), replica());
+        // Ten rewards of 1 to variant 2 through replica a, whoever chose.
+        let mut given = 0;
+        while given < 10 {
+            let (arm, _, id) = b.choose("m");
+            if arm == 1 {
+                a.reward("m", &id, 1.0).unwrap();
+                given += 1;
+            }
+        }
+        // A reward of 0 to variant 2, spent on a: refused on b too.
+        let id = loop {
+            match a.choose("m") {
+                (1, _, id) => break id,
+                _ => continue,
+            }
+        };
+        a.reward("m", &id, 0.0).unwrap();
+        let again = b.reward("m", &id, 1.0).unwrap_err().to_string();
+        assert!(again.contains("rewarded already"), "{again}");
+        a.persist();
+        b.persist();
+        a.persist();
+        let view = |bandit: &Bandit| bandit.describe()["variants"][1].clone();
+        assert_eq!(view(&a)["beta"], json!([11.0, 2.0]), "{}", a.describe());
+        assert_eq!(view(&b)["beta"], view(&a)["beta"]);
+        let chosen = |bandit: &Bandit| {
+            bandit.describe()["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["chosen"].as_u64().unwrap())
+                .sum::<u64>()
+        };
+        assert_eq!(chosen(&a), chosen(&b));
+        // A replica joining later starts from the totals.
+        let c = replica();
+        assert_eq!(view(&c)["beta"], view(&a)["beta"]);
     }
 }

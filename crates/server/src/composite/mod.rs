@@ -17,10 +17,10 @@ pub(crate) mod bandit;
 pub(crate) mod ensemble;
 pub(crate) mod feedback_id;
 pub(crate) mod shadow;
+pub(crate) mod shared_state;
 pub(crate) mod split;
 mod target;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -42,11 +42,11 @@ pub enum Composite {
 }
 
 impl Composite {
-    /// Builds the composite `spec` describes; `state_file` is where a bandit keeps its state
-    /// (`None`: in memory only), `feedback_key` what signs its feedback ids.
+    /// Builds the composite `spec` describes; `store` is where a bandit keeps its state,
+    /// `feedback_key` what signs its feedback ids.
     pub fn build(
         spec: &CompositeSpec,
-        state_file: Option<PathBuf>,
+        store: bandit::BanditStore,
         feedback_key: &Arc<feedback_id::FeedbackKey>,
     ) -> Result<Composite, String> {
         let parse = |t: &str| Target::parse(t);
@@ -87,7 +87,7 @@ impl Composite {
                     .collect::<Result<_, _>>()?,
                 policy.unwrap_or_default(),
                 gamma.unwrap_or(0.1),
-                state_file,
+                store,
                 Arc::clone(feedback_key),
             )),
             CompositeSpec::Ensemble { .. } => {

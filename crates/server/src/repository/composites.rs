@@ -2,7 +2,7 @@
 //! targets resolved to ready plain models that take the same inputs, served as version 1
 //! with the first target's signature.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use ferroserve_core::Signature;
@@ -11,22 +11,23 @@ use ferroserve_loader::config::ModelToml;
 use super::config::{self, ModelConfig, ModelSettings};
 use super::fingerprint::ModelFingerprint;
 use super::{Executor, LoadedVersion, Repository};
+use crate::composite::bandit::BanditStore;
 use crate::composite::ensemble::Ensemble;
 use crate::composite::{Composite, CompositeSpec, Target};
 use crate::stats::VersionStats;
 
 impl Repository {
-    /// Where the bandit `name` keeps its state: `<state dir>/<name>/<state_file>` (default
-    /// `bandit-state.json`), never in the model repository; `None` without a state directory,
-    /// or for another kind. `state_file` must be a plain file name, so that a `model.toml`
-    /// cannot make the server write anywhere else.
-    fn bandit_state_file(
-        &self,
-        name: &str,
-        spec: &CompositeSpec,
-    ) -> Result<Option<PathBuf>, String> {
-        let CompositeSpec::Bandit { state_file, .. } = spec else {
-            return Ok(None);
+    /// Where the bandit `name` keeps its state: the shared store (key
+    /// `ferroserve:bandit:<name>:<policy>`) when there is one, else
+    /// `<state dir>/<name>/<state_file>` (default `bandit-state.json`), never in the model
+    /// repository; memory without a state directory, or for another kind. `state_file` must
+    /// be a plain file name, so that a `model.toml` cannot make the server write anywhere else.
+    fn bandit_store(&self, name: &str, spec: &CompositeSpec) -> Result<BanditStore, String> {
+        let CompositeSpec::Bandit {
+            state_file, policy, ..
+        } = spec
+        else {
+            return Ok(BanditStore::Memory);
         };
         let file = state_file.as_deref().unwrap_or("bandit-state.json");
         let plain = !file.is_empty()
@@ -40,7 +41,20 @@ impl Repository {
                  server's state directory (--state-dir), under the model's name"
             ));
         }
-        Ok(self.state_dir.as_ref().map(|dir| dir.join(name).join(file)))
+        if let Some(state) = &self.shared_state {
+            let policy = serde_json::to_value(policy.unwrap_or_default())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return Ok(BanditStore::Shared {
+                state: Arc::clone(state),
+                key: format!("ferroserve:bandit:{name}:{policy}"),
+            });
+        }
+        Ok(match &self.state_dir {
+            Some(dir) => BanditStore::File(dir.join(name).join(file)),
+            None => BanditStore::Memory,
+        })
     }
 
     /// Whether `name`'s `model.toml` names a composite `kind`.
@@ -95,11 +109,7 @@ impl Repository {
             }
         }
         let first = first.ok_or("a composite needs at least one target")?;
-        let composite = Composite::build(
-            spec,
-            self.bandit_state_file(name, spec)?,
-            &self.feedback_key,
-        )?;
+        let composite = Composite::build(spec, self.bandit_store(name, spec)?, &self.feedback_key)?;
         Ok(self.composite_version(
             name,
             dir,

@@ -28,6 +28,7 @@ use ferroserve_core::RuntimeRegistry;
 
 use crate::composite::Target;
 use crate::composite::feedback_id::FeedbackKey;
+use crate::composite::shared_state::SharedState;
 use crate::error::{InferError, RepositoryError};
 pub use build::{OpenedModel, open_model};
 pub(crate) use config::VersionPolicy;
@@ -56,6 +57,8 @@ pub struct Repository {
     state_dir: Option<PathBuf>,
     /// Signs and checks bandits' feedback ids.
     feedback_key: Arc<FeedbackKey>,
+    /// Where bandits share what they learn with other replicas; `None`: each learns alone.
+    shared_state: Option<Arc<SharedState>>,
 }
 
 impl Repository {
@@ -70,7 +73,15 @@ impl Repository {
             load_failures: Mutex::default(),
             state_dir: None,
             feedback_key: Arc::new(FeedbackKey::random()),
+            shared_state: None,
         }
+    }
+
+    /// Shares bandits' learning and spent feedback ids with the other replicas through
+    /// `state` (instead of a file per bandit in the state directory).
+    pub(crate) fn with_shared_state(mut self, state: Option<Arc<SharedState>>) -> Repository {
+        self.shared_state = state;
+        self
     }
 
     /// Signs bandits' feedback ids with `key` (shared by replicas, so each takes the others'

@@ -38,6 +38,15 @@ pub(super) async fn feedback(
     let Some(Composite::Bandit(bandit)) = version.executor.composite().map(AsRef::as_ref) else {
         return Err(FeedbackError::NotABandit { model: path.model }.into());
     };
-    let variant = bandit.reward(&path.model, &feedback.id, feedback.reward)?;
-    Ok(Json(json!({ "id": feedback.id, "variant": variant })))
+    let bandit = std::sync::Arc::clone(bandit);
+    let (model, id) = (path.model, feedback.id);
+    // On the blocking pool: with a shared store, spending the id is a round trip to it.
+    let (variant, id) = tokio::task::spawn_blocking(move || {
+        bandit
+            .reward(&model, &id, feedback.reward)
+            .map(|variant| (variant, id))
+    })
+    .await
+    .map_err(|e| crate::error::RepositoryError::Io(std::io::Error::other(e)))??;
+    Ok(Json(json!({ "id": id, "variant": variant })))
 }
