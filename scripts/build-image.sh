@@ -38,11 +38,7 @@ if [[ -z "$tag" ]]; then
     [[ $with_ort == 1 ]] && tag=localhost/ferroserve:onnxruntime
 fi
 
-if ! command -v buildah >/dev/null; then
-    echo "build-image: installing Debian's buildah" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >/dev/null \
-        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q buildah >/dev/null; }
-fi
+command -v buildah >/dev/null || bash scripts/install-debian-packages.sh
 
 if [[ -z "$binary" ]]; then
     cargo build --profile image -p ferroserve --quiet

@@ -294,19 +294,25 @@ impl Repository {
     }
 
     /// The version of `model` that a request names: a number, a label, or the highest ready
-    /// version when `version` is `None`.
+    /// version when `version` is `None`. Before the start-up load has finished, a model not
+    /// seen yet is not ready (503, which load balancers retry elsewhere) rather than unknown.
     pub fn resolve(
         &self,
         model: &str,
         version: Option<&str>,
     ) -> Result<Arc<LoadedVersion>, InferError> {
-        let entry = self
-            .read()
-            .get(model)
-            .cloned()
-            .ok_or_else(|| InferError::ModelNotFound {
-                model: model.to_owned(),
-            })?;
+        let entry = self.read().get(model).cloned().ok_or_else(|| {
+            if self.started() {
+                InferError::ModelNotFound {
+                    model: model.to_owned(),
+                }
+            } else {
+                InferError::ModelNotReady {
+                    model: model.to_owned(),
+                    reason: "the server is still loading its model repository".to_owned(),
+                }
+            }
+        })?;
         let not_ready = || InferError::ModelNotReady {
             model: model.to_owned(),
             reason: entry.not_ready_reason(),

@@ -177,3 +177,22 @@ fn labels_move_only_to_ready_versions() {
         .to_string();
     assert!(error.contains("no label 'canary'"), "{error}");
 }
+
+#[test]
+fn a_model_asked_for_before_the_start_up_load_ends_is_not_ready_rather_than_unknown() {
+    let repo = temp_repository();
+    let repository = Repository::new(repo.path(), runtime_registry());
+    // Not loaded yet: a load balancer should try another replica (503), not give up (404).
+    let early = repository
+        .resolve("iris_logreg", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        early.contains("still loading its model repository"),
+        "{early}"
+    );
+    repository.load_all().unwrap();
+    assert!(repository.resolve("iris_logreg", None).is_ok());
+    let unknown = repository.resolve("nope", None).unwrap_err().to_string();
+    assert_eq!(unknown, "unknown model 'nope'");
+}
