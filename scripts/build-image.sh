@@ -41,7 +41,8 @@ fi
 command -v buildah >/dev/null || bash scripts/install-debian-packages.sh
 
 if [[ -z "$binary" ]]; then
-    cargo build --profile image -p ferroserve --quiet
+    # Without `files` (batch, profile, export): the server needs none of them.
+    cargo build --profile image -p ferroserve --no-default-features --quiet
     binary="${CARGO_TARGET_DIR:-target}/image/ferroserve"
 fi
 

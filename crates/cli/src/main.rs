@@ -11,13 +11,16 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "files")]
 mod batch;
+#[cfg(feature = "files")]
 mod export;
 mod health;
 mod keys;
 mod lambda;
 mod model_path;
 mod predict;
+#[cfg(feature = "files")]
 mod profile;
 mod serve;
 
@@ -41,10 +44,13 @@ enum Command {
     /// Run one V2 inference request body (JSON) through a model and print the response.
     Predict(predict::PredictArgs),
     /// Score Parquet, CSV or JSON-lines files through a model, on every core.
+    #[cfg(feature = "files")]
     Batch(batch::BatchArgs),
     /// Write a model's reference data profile (for drift monitoring) from a training sample.
+    #[cfg(feature = "files")]
     Profile(profile::ProfileArgs),
     /// Copy a model version and its manifest into a folder for the browser/Node build.
+    #[cfg(feature = "files")]
     Export(export::ExportArgs),
     /// Add, list or remove API keys in a key file (`serve --api-keys`).
     #[command(subcommand)]
@@ -61,8 +67,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Predict(args) => predict::run(&args),
+        #[cfg(feature = "files")]
         Command::Profile(args) => profile::run(&args),
+        #[cfg(feature = "files")]
         Command::Batch(args) => batch::run_batch(&args),
+        #[cfg(feature = "files")]
         Command::Export(args) => export::run(&args),
         Command::Keys(command) => keys::run(&command),
         Command::Lambda(args) => lambda::run(&args),
