@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use ferroserve_loader::runtimes;
 use ferroserve_server::lambda::LambdaSettings;
@@ -50,11 +49,7 @@ pub(crate) struct LambdaArgs {
 
 /// Answers invocations until Lambda ends the process.
 pub(crate) fn run(args: &LambdaArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    crate::init_logging(&args.log, false)?;
     anyhow::ensure!(
         args.model_repository.is_dir(),
         "--model-repository {}: not a directory",

@@ -62,6 +62,18 @@ enum Command {
     Health(health::HealthArgs),
 }
 
+/// Log lines to stderr, filtered by `filter` (`--log`, tracing's EnvFilter syntax), with
+/// colours only when `ansi` and stderr is a terminal.
+fn init_logging(filter: &str, ansi: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).context("--log")?)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

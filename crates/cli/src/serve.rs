@@ -247,11 +247,7 @@ pub(crate) struct ServeArgs {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    crate::init_logging(&args.log, true)?;
     anyhow::ensure!(
         args.model_repository.is_dir(),
         "--model-repository {}: not a directory",

@@ -68,16 +68,21 @@ async fn response(
     StatusCode::ACCEPTED
 }
 
+/// The error type the function declared in its header.
+fn error_type(headers: &HeaderMap) -> String {
+    headers
+        .get("lambda-runtime-function-error-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
 async fn error(
     State(emulator): State<Arc<Emulator>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
-    let kind = headers
-        .get("lambda-runtime-function-error-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let kind = error_type(&headers);
     let report = serde_json::from_slice(&body).unwrap();
     emulator
         .outcomes
@@ -93,10 +98,7 @@ async fn init_error(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> StatusCode {
-    let kind = headers
-        .get("lambda-runtime-function-error-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let kind = error_type(&headers);
     *emulator.init_error.lock().unwrap() = Some((kind, serde_json::from_slice(&body).unwrap()));
     emulator.arrived.notify_waiters();
     StatusCode::ACCEPTED
