@@ -62,10 +62,10 @@ started="$(date +%s%N)"
 
 base="http://127.0.0.1:$http_port"
 ready=0
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
     if curl -fsS "$base/v2/health/ready" >/dev/null 2>&1; then ready=1; break; fi
     kill -0 "$server" 2>/dev/null || break
-    sleep 0.05
+    sleep 0.1
 done
 if [[ $ready != 1 ]]; then
     cat "$log" >&2
