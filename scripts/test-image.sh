@@ -89,7 +89,9 @@ env -i "${environment[@]}" FERROSERVE_HTTP_PORT="$http_port" \
     "$(command -v chroot)" --userspec="$user" "$mnt" /usr/local/bin/ferroserve health \
     || fail "\`ferroserve health\` in the image did not report the server ready"
 
-curl -fsS "http://127.0.0.1:$metrics_port/metrics" | grep -q '^ferroserve_request_duration_seconds_bucket' \
+# Read whole, then searched: `curl | grep -q` fails under pipefail when grep stops reading.
+metrics="$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")" || fail "no answer on the metrics port"
+grep -q '^ferroserve_request_duration_seconds_bucket' <<<"$metrics" \
     || fail "no request latency histogram on the metrics port"
 
 kill -TERM "$server"
