@@ -341,10 +341,11 @@ impl Bandit {
             id: id.chars().take(100).collect(),
             reason,
         })?;
+        // The arms' names, as the state keeps them, without taking its lock.
         let arm = self
-            .variants
+            .prior
             .iter()
-            .position(|t| t.to_string() == choice.variant)
+            .position(|a| a.target == choice.variant)
             .filter(|_| choice.model == model)
             .ok_or_else(|| FeedbackError::OtherChoice {
                 model: model.to_owned(),
