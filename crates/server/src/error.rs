@@ -150,6 +150,58 @@ pub enum RepositoryError {
     /// Reading the repository failed.
     #[error("cannot read the model repository: {0}")]
     Io(#[from] std::io::Error),
+    /// Copying a remote repository (object storage, HTTP) to the local cache failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// Why a remote model repository could not be read or copied to its local cache.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// The repository URL cannot be used.
+    #[error("model repository URL '{url}': {reason}")]
+    Url {
+        /// The URL as given (credentials never appear in these URLs).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store refused or failed a request (listing, or reading one object).
+    #[error("model repository {url}: cannot read '{path}': {source}")]
+    Store {
+        /// The repository.
+        url: String,
+        /// The object (or prefix, for a listing).
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// The index of an HTTP(S) repository is not what the publish protocol describes.
+    #[error("model repository {url}: index.json: {reason}")]
+    Index {
+        /// The repository.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A downloaded object does not match what the listing or index said.
+    #[error("model repository {url}: '{path}' {problem}")]
+    Mismatch {
+        /// The repository.
+        url: String,
+        /// The object.
+        path: String,
+        /// How it differs (size, hash).
+        problem: String,
+    },
+    /// Reading or writing the local cache failed.
+    #[error("model cache {}: {source}", path.display())]
+    Cache {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
 }
 
 impl RepositoryError {

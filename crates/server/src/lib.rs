@@ -41,6 +41,7 @@ pub(crate) mod metrics;
 pub(crate) mod monitor;
 pub(crate) mod payload;
 pub mod protocol;
+pub mod remote;
 pub mod repository;
 pub(crate) mod router;
 pub(crate) mod scheduler;
@@ -68,8 +69,8 @@ use crate::repository::Repository;
 /// How the server runs: plain data, filled from flags, environment or tests.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// The model repository's directory.
-    pub model_repository: PathBuf,
+    /// Where the models are: a directory, or a remote repository served from a local copy.
+    pub model_repository: ModelSource,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
     /// Most elements one tensor may have.
@@ -122,10 +123,15 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Defaults for serving `model_repository`.
+    /// Defaults for serving the directory `model_repository`.
     pub fn new(model_repository: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig::serving(ModelSource::Local(model_repository.into()))
+    }
+
+    /// Defaults for serving the repository `source`.
+    pub fn serving(source: ModelSource) -> ServerConfig {
         ServerConfig {
-            model_repository: model_repository.into(),
+            model_repository: source,
             max_request_bytes: 64 * 1024 * 1024,
             max_tensor_elements: 16 * 1024 * 1024,
             max_inflight_bytes: 1024 * 1024 * 1024,
@@ -147,6 +153,15 @@ impl ServerConfig {
             shared_state: None,
         }
     }
+}
+
+/// Where the model repository is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A local directory, served as it is.
+    Local(PathBuf),
+    /// Object storage or an HTTP(S) tree, copied to a local cache and served from there.
+    Remote(remote::RemoteSettings),
 }
 
 /// Who changes what is loaded after start-up.
@@ -356,7 +371,18 @@ fn start(config: &ServerConfig, runtimes: RuntimeRegistry) -> std::io::Result<St
     // Before any model loads, so the repository's schedulers get a pool of this size.
     let pool = scheduler::ComputePool::global(config.compute_threads)?;
     tracing::info!(threads = pool.threads(), "compute pool started");
-    let repository = Repository::new(&config.model_repository, runtimes);
+    let repository = match &config.model_repository {
+        ModelSource::Local(dir) => Repository::new(dir, runtimes),
+        ModelSource::Remote(settings) => {
+            let remote = remote::RemoteRepository::open(settings).map_err(std::io::Error::other)?;
+            tracing::info!(
+                repository = %remote.url(),
+                cache = %remote.models_dir().display(),
+                "serving a remote model repository from its local copy"
+            );
+            Repository::remote(Arc::new(remote), runtimes)
+        }
+    };
     let feedback_key = match (&config.feedback_key, &config.state_dir) {
         (Some(path), _) => FeedbackKey::from_file(path)?,
         (None, Some(dir)) => FeedbackKey::from_file_or_create(&dir.join("feedback.key"))?,

@@ -63,6 +63,8 @@ pub fn http_status(error: &ApiError) -> StatusCode {
                 StatusCode::BAD_REQUEST
             }
             RepositoryError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The store is unreachable or refused: the cached copy keeps serving; retry later.
+            RepositoryError::Remote(_) => StatusCode::SERVICE_UNAVAILABLE,
         },
         ApiError::Feedback(e) => match e {
             FeedbackError::Spent { .. } => StatusCode::CONFLICT,

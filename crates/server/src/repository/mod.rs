@@ -10,7 +10,9 @@
 //! versions that are ready ([`VersionPolicy::build`]): a failing newer version never retires a
 //! ready older one. A label whose version fails keeps its last ready target. One model's
 //! failure never stops the others. [`Repository::poll`] reloads what changed on disk since the
-//! last look, and retries a failed version when its files change.
+//! last look, and retries a failed version when its files change. A repository in object
+//! storage is served from its local copy ([`crate::remote`]), brought in line before the
+//! start-up load, each poll and each API load.
 
 mod build;
 mod composites;
@@ -30,6 +32,7 @@ use crate::composite::Target;
 use crate::composite::feedback_id::FeedbackKey;
 use crate::composite::shared_state::SharedState;
 use crate::error::{InferError, RepositoryError};
+use crate::remote::RemoteRepository;
 pub use build::{OpenedModel, open_model};
 pub(crate) use config::VersionPolicy;
 use fingerprint::ModelFingerprint;
@@ -59,6 +62,9 @@ pub struct Repository {
     feedback_key: Arc<FeedbackKey>,
     /// Where bandits share what they learn with other replicas; `None`: each learns alone.
     shared_state: Option<Arc<SharedState>>,
+    /// The remote repository `root` is a local copy of, brought in line before each load
+    /// and poll; `None`: `root` is the repository itself.
+    remote: Option<Arc<RemoteRepository>>,
 }
 
 impl Repository {
@@ -74,6 +80,16 @@ impl Repository {
             state_dir: None,
             feedback_key: Arc::new(FeedbackKey::random()),
             shared_state: None,
+            remote: None,
+        }
+    }
+
+    /// A repository serving the local copy of `remote`, with nothing loaded yet.
+    pub fn remote(remote: Arc<RemoteRepository>, registry: RuntimeRegistry) -> Repository {
+        let root = remote.models_dir();
+        Repository {
+            remote: Some(remote),
+            ..Repository::new(root, registry)
         }
     }
 
@@ -137,13 +153,18 @@ impl Repository {
     /// Loads every model directory under the root; failures are logged and kept in the index.
     /// Blocking: call from a blocking thread.
     pub fn load_all(&self) -> Result<(), RepositoryError> {
+        if let Some(remote) = &self.remote
+            && let Err(error) = remote.sync()
+        {
+            tracing::error!(%error, "cannot copy the remote model repository; serving what the cache holds");
+        }
         // Composites after the models they route to, so those are ready when they load.
         let (composites, models): (Vec<String>, Vec<String>) = self
             .model_names_on_disk()?
             .into_iter()
             .partition(|name| self.is_composite(name));
         for name in models.iter().chain(&composites) {
-            if let Err(error) = self.load(name) {
+            if let Err(error) = self.load_model(name, true) {
                 tracing::error!(model = %name, %error, "model failed to load");
             }
         }
@@ -155,6 +176,7 @@ impl Repository {
     /// retries those that failed), keeps the rest, then swaps the entry in. An error when the
     /// model has no ready version afterwards. Blocking: call from a blocking thread.
     pub fn load(&self, name: &str) -> Result<(), RepositoryError> {
+        self.sync_remote()?;
         self.load_model(name, true)
     }
 
@@ -212,6 +234,7 @@ impl Repository {
     /// changed since they were last loaded (only the versions that changed are rebuilt) and
     /// drops the models whose directory is gone. Blocking: call from a blocking thread.
     pub fn poll(&self) -> Result<(), RepositoryError> {
+        self.sync_remote()?;
         let on_disk = self.model_names_on_disk()?;
         let (composites, models): (Vec<&String>, Vec<&String>) =
             on_disk.iter().partition(|name| self.is_composite(name));
@@ -433,6 +456,14 @@ impl Repository {
             }
         }
         Ok(rows)
+    }
+
+    /// Brings the local copy of a remote repository in line with the store.
+    fn sync_remote(&self) -> Result<(), RepositoryError> {
+        if let Some(remote) = &self.remote {
+            remote.sync()?;
+        }
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ModelEntry>>> {
