@@ -15,9 +15,18 @@ use ferroserve_server::{ModelControl, ServerConfig, serve_lambda};
 #[derive(Debug, Args)]
 pub(crate) struct LambdaArgs {
     /// The model repository, as for `serve`. Lambda runs the function in its task root
-    /// (`/var/task`), so the default is the `models` folder packaged beside `bootstrap`.
-    #[arg(long, env = "FERROSERVE_MODEL_REPOSITORY", default_value = "models")]
-    model_repository: PathBuf,
+    /// (`/var/task`), so the default is the `models` folder packaged beside `bootstrap`. A
+    /// remote one (`s3://...`) is cached in /tmp unless --model-cache-dir says otherwise.
+    #[arg(
+        long,
+        env = "FERROSERVE_MODEL_REPOSITORY",
+        default_value = "models",
+        value_name = "DIR|URL"
+    )]
+    model_repository: String,
+
+    #[command(flatten)]
+    model_cache: crate::model_source::ModelCacheArgs,
 
     /// The model a direct invocation goes to when its event has no `model_name`; by default
     /// the repository's only model.
@@ -50,11 +59,12 @@ pub(crate) struct LambdaArgs {
 /// Answers invocations until Lambda ends the process.
 pub(crate) fn run(args: &LambdaArgs) -> anyhow::Result<()> {
     crate::init_logging(&args.log, false)?;
-    anyhow::ensure!(
-        args.model_repository.is_dir(),
-        "--model-repository {}: not a directory",
-        args.model_repository.display()
-    );
+    let model_repository = crate::model_source::model_source(
+        &args.model_repository,
+        &args.model_cache,
+        // The only writable folder in a Lambda execution environment.
+        std::path::Path::new("/tmp/ferroserve-model-cache"),
+    )?;
     let config = ServerConfig {
         max_request_bytes: args.max_request_bytes,
         compute_threads: args.compute_threads,
@@ -62,7 +72,7 @@ pub(crate) fn run(args: &LambdaArgs) -> anyhow::Result<()> {
         // Lambda's file system is read-only but for /tmp, and an execution environment is
         // short-lived: a bandit learns in memory.
         state_dir: None,
-        ..ServerConfig::new(&args.model_repository)
+        ..ServerConfig::serving(model_repository)
     };
     crate::serve::choose_onnxruntime(args.onnxruntime_lib.as_deref())?;
     let settings = LambdaSettings {

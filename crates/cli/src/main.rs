@@ -8,6 +8,7 @@
 //! - `ferroserve keys`: add, list and remove the API keys `serve --api-keys` accepts.
 //! - `ferroserve lambda`: serve a model repository as an AWS Lambda function.
 //! - `ferroserve health`: whether the server on this machine is ready, for container checks.
+//! - `ferroserve index`: the `index.json` that lets a repository be served over HTTP(S).
 
 #![forbid(unsafe_code)]
 
@@ -16,9 +17,11 @@ mod batch;
 #[cfg(feature = "files")]
 mod export;
 mod health;
+mod index;
 mod keys;
 mod lambda;
 mod model_path;
+mod model_source;
 mod predict;
 #[cfg(feature = "files")]
 mod profile;
@@ -60,6 +63,9 @@ enum Command {
     /// Exit 0 when the server on this machine is ready (or live), 1 when not: a container
     /// health check for images without a shell.
     Health(health::HealthArgs),
+    /// Write `index.json` at a model repository's root, so the folder can be served as a
+    /// read-only `--model-repository https://...` (every file's size and SHA-256).
+    Index(index::IndexArgs),
 }
 
 /// Log lines to stderr, filtered by `filter` (`--log`, tracing's EnvFilter syntax), with
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(&args),
         Command::Keys(command) => keys::run(&command),
         Command::Lambda(args) => lambda::run(&args),
+        Command::Index(args) => index::run(&args),
         Command::Health(args) => match health::run(&args) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::FAILURE,

@@ -50,13 +50,21 @@ pub(crate) enum IoScheduling {
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// The model repository: one directory per model, holding numbered version directories
-    /// (`<model>/1/model.onnx`) and an optional `<model>/model.toml`.
+    /// (`<model>/1/model.onnx`) and an optional `<model>/model.toml`. A local directory, or
+    /// the same tree in object storage (`s3://bucket/prefix`, `gs://`, `az://`) or on an
+    /// HTTP(S) server (`https://host/path`, with an `index.json`), copied to
+    /// --model-cache-dir; credentials come from the store's usual environment variables and
+    /// instance credentials.
     #[arg(
         long,
         env = "FERROSERVE_MODEL_REPOSITORY",
-        default_value = "examples/models"
+        default_value = "examples/models",
+        value_name = "DIR|URL"
     )]
-    model_repository: PathBuf,
+    model_repository: String,
+
+    #[command(flatten)]
+    model_cache: crate::model_source::ModelCacheArgs,
 
     /// Port of the HTTP (KServe V2) endpoint; 0 picks a free port (logged at start-up).
     #[arg(long, env = "FERROSERVE_HTTP_PORT", default_value_t = 8000)]
@@ -248,16 +256,16 @@ pub(crate) struct ServeArgs {
 /// Runs the server until SIGTERM or Ctrl-C.
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     crate::init_logging(&args.log, true)?;
-    anyhow::ensure!(
-        args.model_repository.is_dir(),
-        "--model-repository {}: not a directory",
-        args.model_repository.display()
-    );
+    let model_repository = crate::model_source::model_source(
+        &args.model_repository,
+        &args.model_cache,
+        &args.state_dir.join("model-cache"),
+    )?;
     if let Some(dir) = &args.static_dir {
         anyhow::ensure!(dir.is_dir(), "--static {}: not a directory", dir.display());
     }
     let config = ServerConfig {
-        model_repository: args.model_repository.clone(),
+        model_repository,
         max_request_bytes: args.max_request_bytes,
         max_tensor_elements: args.max_tensor_elements,
         max_inflight_bytes: args.max_inflight_bytes,

@@ -6,6 +6,8 @@ use std::process::Command;
 mod common;
 // `ferroserve lambda` against an emulated runtime API (tests/lambda/mod.rs).
 mod lambda;
+// Remote model repositories: S3 (moto) and an HTTP tree (tests/object_store/mod.rs).
+mod object_store;
 
 use common::{Server, block_on, ferroserve, ferroserve_fails, ferroserve_ok, root, start_server};
 

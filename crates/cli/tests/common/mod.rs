@@ -76,6 +76,11 @@ pub(crate) struct Server {
 /// Starts `ferroserve serve` from the repository root (the example repository unless `extra`
 /// names another) on free ports, and waits for its "listening on" line.
 pub(crate) fn start_server(extra: &[&str]) -> Server {
+    start_server_with_env(extra, &[])
+}
+
+/// [`start_server`] with `env` added to its environment.
+pub(crate) fn start_server_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferroserve"))
         .args([
             "serve",
@@ -87,6 +92,7 @@ pub(crate) fn start_server(extra: &[&str]) -> Server {
             "0",
         ])
         .args(extra)
+        .envs(env.iter().copied())
         .current_dir(root())
         .stderr(Stdio::piped())
         .spawn()
