@@ -1,5 +1,5 @@
-"""An S3-compatible server for the object-store tests: moto's S3 backend, on 127.0.0.1 at a
-port the OS picks. Prints `PORT <n>` once listening, then one line per request
+"""An S3-compatible server for the object-store tests: moto's S3 backend, on 127.0.0.1 at the
+port given as the only argument, or one the OS picks. Prints `PORT <n>` once listening, then one line per request
 (`GET /bucket/key 200`): the request log the tests read to see what was downloaded."""
 
 import sys
@@ -20,7 +20,8 @@ class RequestLog(WSGIRequestHandler):
 
 def main():
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=RequestLog)
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=RequestLog)
     print(f"PORT {server.server_port}", flush=True)
     try:
         server.serve_forever()

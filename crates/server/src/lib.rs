@@ -411,6 +411,7 @@ fn start(config: &ServerConfig, runtimes: RuntimeRegistry) -> std::io::Result<St
     let drift = tokio::spawn(watch(Arc::clone(&repository), Arc::clone(&history)));
     let (done, loaded) = tokio::sync::watch::channel(false);
     let poller = tokio::spawn(async move {
+        first_copy(&loading).await;
         let first = Arc::clone(&loading);
         let load = tokio::task::spawn_blocking(move || {
             if let Err(error) = first.load_all() {
@@ -509,6 +510,31 @@ async fn watch(repository: Arc<Repository>, history: Arc<dashboard::history::His
             }
         })
         .await;
+    }
+}
+
+/// Brings a remote repository's local copy in line before the start-up load. While that
+/// fails and the cache holds no model, tries again every second (readiness stays 503 until
+/// then); with models cached, logs the failure and lets the cache serve. Nothing for a local
+/// repository.
+async fn first_copy(repository: &Arc<Repository>) {
+    loop {
+        let trying = Arc::clone(repository);
+        let synced =
+            tokio::task::spawn_blocking(move || (trying.sync_remote(), trying.remote_copy_empty()))
+                .await;
+        match synced {
+            Ok((Ok(()), _)) | Err(_) => return,
+            Ok((Err(error), false)) => {
+                tracing::error!(%error, "cannot copy the remote model repository; serving what the cache holds");
+                return;
+            }
+            Ok((Err(error), true)) => tracing::error!(
+                %error,
+                "cannot copy the remote model repository and the cache holds no model: not ready; trying again"
+            ),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -51,9 +51,9 @@ impl Drop for Moto {
 }
 
 impl Moto {
-    /// Starts moto from `.venv` (`scripts/python-env.sh`); `None` (the test is skipped) when
-    /// it is not installed, unless `FERROSERVE_REQUIRE_MOTO` is set (CI).
-    fn start() -> Option<Moto> {
+    /// Whether moto is in `.venv` (`scripts/python-env.sh`); when not, the test is skipped,
+    /// unless `FERROSERVE_REQUIRE_MOTO` is set (CI).
+    fn installed() -> bool {
         let python = root().join(".venv/bin/python");
         let installed = python.exists()
             && Command::new(&python)
@@ -67,10 +67,21 @@ impl Moto {
                 "FERROSERVE_REQUIRE_MOTO is set but .venv has no moto: run scripts/python-env.sh"
             );
             eprintln!("skipped: no moto in .venv (scripts/python-env.sh installs it)");
-            return None;
         }
+        installed
+    }
+
+    /// Starts moto on a free port, with the bucket `models`; `None` when not installed.
+    fn start() -> Option<Moto> {
+        Moto::installed().then(|| Moto::start_on(None))
+    }
+
+    /// Starts moto on `port` (a free one when `None`), with the bucket `models`.
+    fn start_on(port: Option<u16>) -> Moto {
+        let python = root().join(".venv/bin/python");
         let mut child = Command::new(&python)
             .arg(root().join("tests/object_store/moto_s3.py"))
+            .args(port.map(|p| p.to_string()))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -94,7 +105,7 @@ impl Moto {
             log,
         };
         moto.request(reqwest::Method::PUT, "models", Vec::new());
-        Some(moto)
+        moto
     }
 
     fn request(&self, method: reqwest::Method, path: &str, body: Vec<u8>) {
@@ -339,6 +350,49 @@ fn an_unreachable_store_leaves_the_cache_serving() {
         ],
         &env,
     ));
+    wait_for(&server, "/v2/health/ready", 200);
+    infer(&server, 1);
+}
+
+/// No store and nothing cached: the server is not ready, and keeps trying; once the store
+/// answers, it copies the repository and turns ready.
+#[test]
+fn a_server_waits_for_its_first_copy() {
+    if !Moto::installed() {
+        return;
+    }
+    let port = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let server = Running::new(start_server_with_env(
+        &[
+            "--model-repository",
+            "s3://models/repo",
+            "--model-cache-dir",
+            dir.path().join("cache").to_str().unwrap(),
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+            "--model-store-retry-secs",
+            "0.2",
+            "--no-grpc",
+        ],
+        &env,
+    ));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(get(&server, "/v2/health/ready"), 503);
+    let moto = Moto::start_on(Some(port));
+    moto.put("repo/iris/1/model.onnx", iris_model());
+    moto.put("repo/iris/1/_SUCCESS", "");
     wait_for(&server, "/v2/health/ready", 200);
     infer(&server, 1);
 }

@@ -151,13 +151,10 @@ impl Repository {
     }
 
     /// Loads every model directory under the root; failures are logged and kept in the index.
-    /// Blocking: call from a blocking thread.
+    /// A remote repository's copy is not synced first: the caller does
+    /// ([`Repository::sync_remote`]), and decides what a failure means. Blocking: call from a
+    /// blocking thread.
     pub fn load_all(&self) -> Result<(), RepositoryError> {
-        if let Some(remote) = &self.remote
-            && let Err(error) = remote.sync()
-        {
-            tracing::error!(%error, "cannot copy the remote model repository; serving what the cache holds");
-        }
         // Composites after the models they route to, so those are ready when they load.
         let (composites, models): (Vec<String>, Vec<String>) = self
             .model_names_on_disk()?
@@ -458,12 +455,21 @@ impl Repository {
         Ok(rows)
     }
 
-    /// Brings the local copy of a remote repository in line with the store.
-    fn sync_remote(&self) -> Result<(), RepositoryError> {
+    /// Brings the local copy of a remote repository in line with the store (nothing for a
+    /// local one). Blocking: call from a blocking thread.
+    pub fn sync_remote(&self) -> Result<(), RepositoryError> {
         if let Some(remote) = &self.remote {
             remote.sync()?;
         }
         Ok(())
+    }
+
+    /// Whether this is a remote repository whose local copy holds no model yet.
+    pub fn remote_copy_empty(&self) -> bool {
+        self.remote.is_some()
+            && self
+                .model_names_on_disk()
+                .is_ok_and(|names| names.is_empty())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<ModelEntry>>> {
