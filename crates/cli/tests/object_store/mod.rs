@@ -152,17 +152,6 @@ impl Moto {
             .cloned()
             .collect()
     }
-
-    /// The environment a server needs to reach this store (as it would reach S3).
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT", self.endpoint.clone()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-            ("AWS_ACCESS_KEY_ID", "test".into()),
-            ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("AWS_DEFAULT_REGION", "us-east-1".into()),
-        ]
-    }
 }
 
 fn iris_model() -> Vec<u8> {
@@ -212,25 +201,33 @@ fn infer(server: &Running, version: u64) {
     assert_eq!(answer["model_version"], version.to_string(), "{answer}");
 }
 
+/// `ferroserve serve` on the repository `s3://models/repo` of the store at `endpoint`, with
+/// `extra` flags, reaching the store as it would reach S3: through the environment.
+fn serve_s3(endpoint: &str, cache: &Path, state: &Path, extra: &[&str]) -> Running {
+    let env = [
+        ("AWS_ENDPOINT", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ];
+    let mut args = vec![
+        "--model-repository",
+        "s3://models/repo",
+        "--model-cache-dir",
+        cache.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--no-grpc",
+    ];
+    args.extend_from_slice(extra);
+    Running::new(start_server_with_env(&args, &env))
+}
+
+/// [`serve_s3`] on `moto`, polling the store every 0.2 s.
 fn serve(moto: &Moto, cache: &Path, state: &Path) -> Running {
-    let env = moto.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Running::new(start_server_with_env(
-        &[
-            "--model-repository",
-            "s3://models/repo",
-            "--model-control",
-            "poll",
-            "--repository-poll-secs",
-            "0.2",
-            "--model-cache-dir",
-            cache.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--no-grpc",
-        ],
-        &env,
-    ))
+    let poll = ["--model-control", "poll", "--repository-poll-secs", "0.2"];
+    serve_s3(&moto.endpoint, cache, state, &poll)
 }
 
 /// Publish by upload, half-uploaded versions, removal, and a restart on the cache.
@@ -327,29 +324,14 @@ fn an_unreachable_store_leaves_the_cache_serving() {
     let endpoint = moto.endpoint.clone();
     drop(moto);
 
-    // The same environment, with the store gone.
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ];
-    let server = Running::new(start_server_with_env(
-        &[
-            "--model-repository",
-            "s3://models/repo",
-            "--model-cache-dir",
-            cache.to_str().unwrap(),
-            "--state-dir",
-            state.to_str().unwrap(),
-            // Give up on the store at once rather than retry for the default 30 s.
-            "--model-store-retry-secs",
-            "0.5",
-            "--no-grpc",
-        ],
-        &env,
-    ));
+    // The same environment, with the store gone; give up on it at once rather than retry
+    // for the default 30 s.
+    let server = serve_s3(
+        &endpoint,
+        &cache,
+        &state,
+        &["--model-store-retry-secs", "0.5"],
+    );
     wait_for(&server, "/v2/health/ready", 200);
     infer(&server, 1);
 }
@@ -367,31 +349,19 @@ fn a_server_waits_for_its_first_copy() {
     };
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let env = [
-        ("AWS_ENDPOINT", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ];
-    let server = Running::new(start_server_with_env(
+    let server = serve_s3(
+        &endpoint,
+        &dir.path().join("cache"),
+        &dir.path().join("state"),
         &[
-            "--model-repository",
-            "s3://models/repo",
-            "--model-cache-dir",
-            dir.path().join("cache").to_str().unwrap(),
-            "--state-dir",
-            dir.path().join("state").to_str().unwrap(),
             "--model-store-retry-secs",
             "0.2",
             "--model-control",
             "poll",
             "--repository-poll-secs",
             "0.2",
-            "--no-grpc",
         ],
-        &env,
-    ));
+    );
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(get(&server, "/v2/health/ready"), 503);
     let moto = Moto::start_on(Some(port));
