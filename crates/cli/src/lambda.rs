@@ -50,7 +50,7 @@ pub(crate) struct LambdaArgs {
     #[arg(long, env = "FERROSERVE_ONNXRUNTIME_LIB", value_name = "PATH|off")]
     onnxruntime_lib: Option<PathBuf>,
 
-    /// Log filter (tracing's EnvFilter syntax); lines go to stderr, and from there to
+    /// Log filter (a level, and `target=level` pairs); lines go to stderr, and from there to
     /// CloudWatch.
     #[arg(long, env = "FERROSERVE_LOG", default_value = "info")]
     log: String,
