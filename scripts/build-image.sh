@@ -6,8 +6,9 @@
 # entrypoint), which builds the same image with docker.
 #
 # Usage: scripts/build-image.sh [--onnxruntime] [--binary PATH] [--tag NAME] [--archive FILE]
-#   --onnxruntime   put ONNX Runtime in the image (scripts/fetch-onnxruntime.sh fetches it);
-#                   without it, ONNX models run on tract, ferroserve's built-in engine
+#   --onnxruntime   put ONNX Runtime in the image (scripts/fetch-onnxruntime.sh fetches it), as
+#                   the binary's only ONNX engine; without it, the binary's only ONNX engine is
+#                   tract, built in (each image carries one engine: neither needs the other)
 #   --binary PATH   use this ferroserve binary instead of building one
 #   --tag NAME      the local image name (default: localhost/ferroserve:latest,
 #                   localhost/ferroserve:onnxruntime with --onnxruntime)
@@ -41,8 +42,10 @@ fi
 command -v buildah >/dev/null || bash scripts/install-debian-packages.sh
 
 if [[ -z "$binary" ]]; then
-    # Without `files` (batch, profile, export): the server needs none of them.
-    cargo build --profile image -p ferroserve --no-default-features --quiet
+    # One ONNX engine, and without `files` (batch, profile, export): the server needs none.
+    engine=tract
+    [[ $with_ort == 1 ]] && engine=onnxruntime
+    cargo build --profile image -p ferroserve --no-default-features --features "$engine" --quiet
     binary="${CARGO_TARGET_DIR:-target}/image/ferroserve"
 fi
 

@@ -428,7 +428,8 @@ fn set_io_scheduling(policy: IoScheduling) {
 }
 
 /// Loads the ONNX Runtime library before any model: a library the user named must load;
-/// one looked for may be missing (ONNX models then run on tract).
+/// one looked for may be missing (ONNX models then run on tract, when the build has it).
+#[cfg(feature = "onnxruntime")]
 pub(crate) fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
     use ferroserve_onnx::onnxruntime::{LibraryChoice, library};
     let choice = match flag {
@@ -444,9 +445,27 @@ pub(crate) fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Resu
             info.version
         ),
         Err(reason) if named => anyhow::bail!("--onnxruntime-lib: {reason}"),
-        Err(reason) => tracing::info!(%reason, "ONNX models run on tract"),
+        Err(reason) if cfg!(feature = "tract") => {
+            tracing::info!(%reason, "ONNX models run on tract");
+        }
+        Err(reason) => tracing::warn!(
+            %reason,
+            "no ONNX Runtime, and this build has no tract: ONNX networks will not load \
+             (tree ensembles and ONNX-ML models still do)"
+        ),
     }
     Ok(())
+}
+
+/// A build without ONNX Runtime: `--onnxruntime-lib` may only be `off`.
+#[cfg(not(feature = "onnxruntime"))]
+pub(crate) fn choose_onnxruntime(flag: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match flag {
+        Some(path) if path.as_os_str() != "off" => {
+            anyhow::bail!("--onnxruntime-lib: this build of ferroserve has no ONNX Runtime support")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A future that completes on SIGTERM or Ctrl-C (SIGINT). The handlers are installed here,

@@ -22,8 +22,9 @@
 //! # Features
 //! - `tract` (default): non-ML ONNX graphs (neural networks) on tract. Without it, tree
 //!   ensembles and linear models only, for the small WebAssembly build.
-//! - `onnxruntime`: ONNX Runtime beside tract in [`runtimes()`], its library loaded at run
-//!   time (the server, batch, the command, the Python extension).
+//! - `onnxruntime`: ONNX Runtime in [`runtimes()`], its library loaded at run time: beside
+//!   tract in the server, batch, the command and the Python extension; alone in the image that
+//!   ships ONNX Runtime.
 //!
 //! # Example
 //! ```no_run

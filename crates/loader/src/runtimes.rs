@@ -4,12 +4,12 @@ use ferroserve_core::RuntimeRegistry;
 
 /// Every runtime this build has, in the order they are tried: the tree runtimes first, since
 /// their ONNX-ML interpreter claims the `model.onnx` files that import `ai.onnx.ml`; then, with
-/// the `tract` feature, the ONNX runtime (`onnx`, `onnxruntime`, `tract`), which takes every
-/// other `model.onnx`. ONNX Runtime is among its engines with the `onnxruntime` feature.
+/// the `tract` or `onnxruntime` feature, the ONNX runtime (`onnx`, `onnxruntime`, `tract`),
+/// which takes every other `model.onnx` on the engines the features include.
 pub fn runtimes() -> RuntimeRegistry {
     let mut registry = RuntimeRegistry::new();
     ferroserve_trees::register(&mut registry);
-    #[cfg(feature = "tract")]
+    #[cfg(any(feature = "tract", feature = "onnxruntime"))]
     ferroserve_onnx::register(&mut registry);
     registry
 }
@@ -31,7 +31,7 @@ mod tests {
     fn trees_come_before_onnx() {
         let names = runtimes().names();
         assert_eq!(names[..2], ["trees", "onnx-ml"]);
-        #[cfg(feature = "tract")]
+        #[cfg(any(feature = "tract", feature = "onnxruntime"))]
         assert_eq!(names[2..], ["onnx", "onnxruntime", "tract"]);
     }
 

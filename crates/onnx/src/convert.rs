@@ -3,8 +3,10 @@
 //! BYTES elements become tract `String`s (ONNX string tensors), which must be UTF-8. BF16 has no
 //! tract counterpart and is rejected with a typed error.
 
-use ferroserve_core::{ByteStrings, ModelError, Tensor, TensorData};
+use ferroserve_core::{ModelError, Tensor, TensorData};
 use tract_onnx::prelude::{DatumType, Tensor as TractTensor, tract_ndarray};
+
+use crate::strings::utf8_strings;
 
 /// The name this runtime reports in errors.
 pub(crate) const RUNTIME: &str = "onnx";
@@ -42,19 +44,6 @@ pub(crate) fn to_tract(tensor: &Tensor) -> Result<TractTensor, ModelError> {
             runtime: RUNTIME,
         }),
     }
-}
-
-/// BYTES elements of input `name` as the UTF-8 strings ONNX string tensors hold (both engines).
-pub(crate) fn utf8_strings(name: &str, elements: &ByteStrings) -> Result<Vec<String>, ModelError> {
-    elements
-        .iter()
-        .map(|b| String::from_utf8(b.to_vec()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ModelError::Execution {
-            message: format!(
-                "input '{name}': BYTES element is not UTF-8 ({e}); ONNX string tensors must be"
-            ),
-        })
 }
 
 /// Copies a tract tensor into a ferroserve tensor called `name`.

@@ -67,7 +67,7 @@ pub(crate) fn to_ort(tensor: &Tensor) -> Result<(Cow<'_, str>, SessionInputValue
         TensorData::F32(v) => view(shape, v)?,
         TensorData::F64(v) => view(shape, v)?,
         TensorData::Bytes(v) => {
-            let strings = crate::convert::utf8_strings(&tensor.name, v)?;
+            let strings = crate::strings::utf8_strings(&tensor.name, v)?;
             ort::value::Tensor::from_string_array((shape, strings.as_slice()))
                 .map(SessionInputValue::from)
                 .map_err(execution)?
