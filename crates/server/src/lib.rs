@@ -476,6 +476,12 @@ pub(crate) async fn every<T: Send + Sync + 'static>(
     }
 }
 
+/// The version a folder of a model names, as the repository reads it: a positive number
+/// (`"02"` is version 2; `"0"` is none).
+pub(crate) fn version_number(folder: &str) -> Option<u64> {
+    folder.parse::<u64>().ok().filter(|&v| v > 0)
+}
+
 /// A file's modification time and length, `None` when it cannot be read.
 pub(crate) fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;

@@ -195,10 +195,8 @@ impl RemoteRepository {
                 continue;
             };
             for version in subfolders(&models_dir.join(&model))? {
-                let keep = version
-                    .parse::<u64>()
-                    .is_ok_and(|n| n.to_string() == version && want.versions.contains_key(&n));
-                if !keep && is_version(&version) {
+                let keep = want.versions.keys().any(|n| n.to_string() == version);
+                if !keep && crate::version_number(&version).is_some() {
                     let folder = format!("{model}/{version}");
                     cache::remove(&models_dir.join(&folder))?;
                     index.forget_under(&folder);
@@ -247,10 +245,8 @@ impl RemoteRepository {
             .under(model)
             .filter(|path| !listed.contains(path))
             .filter(|path| {
-                !path[model.len() + 1..]
-                    .split('/')
-                    .next()
-                    .is_some_and(is_version)
+                let folder = path[model.len() + 1..].split('/').next();
+                folder.and_then(crate::version_number).is_none()
             })
             .map(str::to_owned)
             .collect();
@@ -394,7 +390,7 @@ impl RemoteRepository {
             )));
         }
         if let (Some(hasher), Some(want)) = (hasher, file.sha256()) {
-            let got = hex(&hasher.finalize());
+            let got = crate::access::keys::hex(&hasher.finalize());
             if !got.eq_ignore_ascii_case(want) {
                 return Err(mismatch(format!(
                     "has SHA-256 {got}, the index said {want}"
@@ -507,11 +503,6 @@ enum Take {
     Keep(u64),
 }
 
-/// Whether a folder name is a version's (a number, spelled as one).
-fn is_version(name: &str) -> bool {
-    name.parse::<u64>().is_ok_and(|n| n.to_string() == name)
-}
-
 /// The names of the folders in `dir`, hidden ones skipped.
 fn subfolders(dir: &Path) -> Result<Vec<String>, RemoteError> {
     let io = |source| RemoteError::Cache {
@@ -548,9 +539,4 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), RemoteError> {
             path: from.to_path_buf(),
             source,
         })
-}
-
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -42,8 +42,9 @@ pub(crate) struct ListedVersion {
     pub marker: Option<RemoteFile>,
 }
 
-/// Groups a listing by model and version. Files at the root, and hidden files and folders
-/// (a leading `.`), are not part of any model.
+/// Groups a listing by model and version. Files at the root, hidden files and folders (a
+/// leading `.`), and version folders spelled other than as their number (`02`) are not part
+/// of any model.
 pub(crate) fn group(files: Vec<RemoteFile>) -> Listed {
     let mut listed = Listed::default();
     for file in files {
@@ -52,8 +53,8 @@ pub(crate) fn group(files: Vec<RemoteFile>) -> Listed {
             continue;
         }
         let model = listed.models.entry(parts[0].to_owned()).or_default();
-        match parts[1].parse::<u64>() {
-            Ok(number) if parts.len() > 2 && parts[1] == number.to_string() => {
+        match crate::version_number(parts[1]) {
+            Some(number) if parts.len() > 2 && parts[1] == number.to_string() => {
                 let version = model.versions.entry(number).or_default();
                 let inside = parts[2..].join("/");
                 if inside == MARKER {
@@ -62,6 +63,9 @@ pub(crate) fn group(files: Vec<RemoteFile>) -> Listed {
                     version.files.insert(inside, file);
                 }
             }
+            // Another spelling of a number (`02`): the repository would read the folder as a
+            // version, so it is never copied outside the marker protocol.
+            Some(_) if parts.len() > 2 => {}
             _ => model.files.push(file),
         }
     }
@@ -175,15 +179,9 @@ mod tests {
         );
         let iris = &listed.models["iris"];
         let model_files: Vec<&str> = iris.files.iter().map(|f| f.path.as_str()).collect();
-        // `02` is not a version directory: versions are spelled as numbers.
-        assert_eq!(
-            model_files,
-            [
-                "iris/model.toml",
-                "iris/02/model.onnx",
-                "iris/assets/labels.txt"
-            ]
-        );
+        // `02` is neither a version (versions are spelled as their numbers) nor model files:
+        // the repository would load it as version 2, without its marker.
+        assert_eq!(model_files, ["iris/model.toml", "iris/assets/labels.txt"]);
         assert_eq!(iris.versions.keys().collect::<Vec<_>>(), [&1, &2]);
         assert!(iris.versions[&1].marker.is_some());
         assert_eq!(

@@ -128,11 +128,7 @@ impl ModelFingerprint {
         let mut versions = BTreeMap::new();
         if let Ok(entries) = std::fs::read_dir(model_dir) {
             for entry in entries.flatten() {
-                let Some(version) = entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .filter(|&v| v > 0)
+                let Some(version) = entry.file_name().to_str().and_then(crate::version_number)
                 else {
                     continue;
                 };
