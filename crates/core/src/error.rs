@@ -203,3 +203,13 @@ pub enum LoadError {
         message: String,
     },
 }
+
+/// The text of a panic payload (`catch_unwind`'s error), for the error that replaces the
+/// panic: a model that panics fails its own call or load, never the process.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
+}

@@ -40,7 +40,10 @@ pub fn load_tract_bytes(bytes: &[u8]) -> Result<OnnxModel, String> {
 fn guarded(load: impl FnOnce() -> TractResult<OnnxModel>) -> Result<OnnxModel, String> {
     match catch_unwind(AssertUnwindSafe(load)) {
         Ok(result) => result.map_err(|e| format!("{e:#}")),
-        Err(panic) => Err(format!("tract panicked: {}", panic_message(panic.as_ref()))),
+        Err(panic) => Err(format!(
+            "tract panicked: {}",
+            ferroserve_core::error::panic_message(panic.as_ref())
+        )),
     }
 }
 
@@ -122,13 +125,4 @@ fn prepare(mut model: InferenceModel) -> TractResult<OnnxModel> {
     };
     let plan = typed.into_runnable()?;
     Ok(OnnxModel::new(plan, signature))
-}
-
-/// The text of a panic payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }

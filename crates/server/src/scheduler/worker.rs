@@ -90,7 +90,7 @@ impl Worker {
         let result = inputs.and_then(|inputs| {
             catch_unwind(AssertUnwindSafe(|| self.model.predict(&inputs))).unwrap_or_else(|panic| {
                 Err(ModelError::Panicked {
-                    message: panic_message(panic.as_ref()),
+                    message: ferroserve_core::error::panic_message(panic.as_ref()),
                 })
             })
         });
@@ -182,13 +182,4 @@ fn batch_error(e: &ferroserve_core::ValidationError) -> ModelError {
 fn placeholder() -> Tensor {
     Tensor::new("", vec![0], ferroserve_core::TensorData::F32(Vec::new()))
         .expect("an empty tensor is valid")
-}
-
-/// The text of a panic payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".to_owned())
 }
